@@ -1,0 +1,41 @@
+"""The ``vocalis`` command line."""
+
+from __future__ import annotations
+
+import click
+
+from vocalis import __version__
+from vocalis.cli.plugins_cmd import plugins_command
+from vocalis.log import configure_logging, level_from_verbosity
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vocalis")
+@click.option(
+    "--log-level",
+    default=None,
+    metavar="LEVEL",
+    help="Minimum log level (TRACE, DEBUG, INFO, WARNING, ERROR); default from "
+    "VOCALIS_LOG_LEVEL or INFO.",
+)
+@click.option("-v", "--verbose", count=True, help="More log output; repeat for more.")
+@click.pass_context
+def cli(ctx: click.Context, log_level: str | None, verbose: int) -> None:
+    """Vocalis: real-time voice AI agents."""
+    from vocalis.settings import VocalisSettings
+
+    settings = VocalisSettings()
+    ctx.obj = settings
+    configure_logging(level_from_verbosity(log_level or settings.log_level, verbose))
+
+
+cli.add_command(plugins_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="vocalis")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,78 @@
+"""``vocalis plugins``: what is installed and whether it loaded."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from vocalis.plugins import PluginRecord, make_plugin_manager
+
+COLUMNS = ("kind", "name", "plugin", "distribution", "version", "status", "error")
+
+
+def plugin_rows(records: list[PluginRecord]) -> list[dict[str, Any]]:
+    """One row per registered provider, plus one per failure.
+
+    A plugin that failed before registering anything gets a single row with
+    ``kind`` and ``name`` null; a hook that raised gets a row with its kind.
+    """
+    rows: list[dict[str, Any]] = []
+    for record in records:
+        base = {
+            "plugin": record.name,
+            "distribution": record.origin.distribution,
+            "version": record.origin.version,
+        }
+        for entry in record.providers:
+            rows.append(
+                {"kind": entry.kind.value, "name": entry.name, **base, "status": "ok", "error": None}
+            )
+        failed_kinds = {kind.value for kind in record.kinds_failed}
+        for kind in sorted(failed_kinds):
+            messages = [m for m in record.errors if m.startswith(f"vocalis_register_{kind} ")]
+            rows.append(
+                {"kind": kind, "name": None, **base, "status": "error", "error": "; ".join(messages)}
+            )
+        other_errors = [
+            m for m in record.errors if not any(m.startswith(f"vocalis_register_{k} ") for k in failed_kinds)
+        ]
+        if other_errors or (not record.providers and not failed_kinds):
+            rows.append(
+                {
+                    "kind": None,
+                    "name": None,
+                    **base,
+                    "status": "error" if other_errors else "ok",
+                    "error": "; ".join(other_errors) or None,
+                }
+            )
+    return rows
+
+
+def render_table(rows: list[dict[str, Any]]) -> str:
+    """Plain-text table with aligned columns; errors are shown last in full."""
+    headers = COLUMNS[:-1]
+    cells = [[str(row[c]) if row[c] is not None else "-" for c in headers] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row, cell in zip(rows, cells, strict=True):
+        line = "  ".join(v.ljust(w) for v, w in zip(cell, widths, strict=True)).rstrip()
+        if row["error"]:
+            line += f"  {row['error']}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.pass_obj
+def plugins_command(settings: Any, as_json: bool) -> None:
+    """List installed plugins and the providers they register."""
+    pm = make_plugin_manager(settings)
+    rows = plugin_rows(list(pm.records.values()))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(render_table(rows))

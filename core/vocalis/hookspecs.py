@@ -1,0 +1,112 @@
+"""The hooks a Vocalis plugin can implement.
+
+A plugin is a module (usually ``vocalis_<name>.plugin``) exposed through the
+``vocalis`` entry-point group. It implements one or more of the hooks below,
+each of which receives a typed ``register`` object and registers provider
+*classes* with it::
+
+    from vocalis import hookimpl
+
+    @hookimpl
+    def vocalis_register_stt(register):
+        register(MySTT, aliases=["my-stt"])
+
+Hooks are synchronous and called once per plugin manager. They must not do
+slow work (load models, open connections): that belongs in the provider's
+async methods or its ``prewarm``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from vocalis.registry import ProviderRegister
+
+PROJECT_NAME = "vocalis"
+"""The pluggy project name, also the entry-point group plugins declare."""
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def vocalis_register_stt(register: ProviderRegister) -> None:
+    """Register speech-to-text provider classes.
+
+    Args:
+        register: Call ``register(cls, name=None, aliases=())`` once per
+            subclass of :class:`vocalis.providers.stt.STT`.
+    """
+
+
+@hookspec
+def vocalis_register_llm(register: ProviderRegister) -> None:
+    """Register large-language-model provider classes.
+
+    Args:
+        register: Call ``register(cls, name=None, aliases=())`` once per
+            subclass of :class:`vocalis.providers.llm.LLM`.
+    """
+
+
+@hookspec
+def vocalis_register_tts(register: ProviderRegister) -> None:
+    """Register text-to-speech provider classes.
+
+    Args:
+        register: Call ``register(cls, name=None, aliases=())`` once per
+            subclass of :class:`vocalis.providers.tts.TTS`.
+    """
+
+
+@hookspec
+def vocalis_register_vad(register: ProviderRegister) -> None:
+    """Register voice-activity-detection provider classes.
+
+    Args:
+        register: Call ``register(cls, name=None, aliases=())`` once per
+            subclass of :class:`vocalis.providers.vad.VAD`.
+    """
+
+
+@hookspec
+def vocalis_register_eou(register: ProviderRegister) -> None:
+    """Register end-of-utterance (turn detection) provider classes.
+
+    Args:
+        register: Call ``register(cls, name=None, aliases=())`` once per
+            subclass of :class:`vocalis.providers.eou.EOU`.
+    """
+
+
+@hookspec
+def vocalis_register_tools(register: ProviderRegister) -> None:
+    """Register tool-source classes (MCP servers and other tool providers).
+
+    Args:
+        register: Call ``register(cls, name=None, aliases=())`` once per
+            subclass of :class:`vocalis.providers.tools.ToolSource`.
+    """
+
+
+@hookspec
+def vocalis_register_realtime(register: ProviderRegister) -> None:
+    """Register speech-to-speech (realtime) model classes.
+
+    Args:
+        register: Call ``register(cls, name=None, aliases=())`` once per
+            subclass of :class:`vocalis.providers.realtime.RealtimeModel`.
+    """
+
+
+@hookspec
+def vocalis_register_transport(register: ProviderRegister) -> None:
+    """Register transport classes (audio in and out of a session).
+
+    Args:
+        register: Call ``register(cls, name=None, aliases=())`` once per
+            subclass of :class:`vocalis.providers.transport.Transport`.
+    """

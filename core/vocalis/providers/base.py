@@ -1,0 +1,94 @@
+"""What every provider class shares: its kind, name, settings and lifecycle."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from vocalis.settings import ProviderSettings
+
+
+class ProviderKind(StrEnum):
+    """The kinds of provider a plugin can register."""
+
+    STT = "stt"
+    LLM = "llm"
+    TTS = "tts"
+    VAD = "vad"
+    EOU = "eou"
+    TOOLS = "tools"
+    REALTIME = "realtime"
+    TRANSPORT = "transport"
+
+    @property
+    def hook_name(self) -> str:
+        """The hookspec through which providers of this kind are registered."""
+        return f"vocalis_register_{self.value}"
+
+
+class ProviderError(Exception):
+    """A provider failed; carries which provider so the session can report it.
+
+    Attributes:
+        provider: The provider's label, e.g. ``"stt:whisper"``.
+        recoverable: Whether the session may retry or fall back.
+    """
+
+    def __init__(self, message: str, *, provider: str = "", recoverable: bool = True) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.recoverable = recoverable
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{self.provider}: {text}" if self.provider else text
+
+
+class Provider:
+    """Base class of every provider.
+
+    Subclasses set ``kind`` (done by the per-kind base classes), ``name`` and a
+    nested ``Settings`` class built with
+    :func:`vocalis.settings.provider_settings_config`.
+
+    Args:
+        settings: A ready settings object; when omitted one is built from the
+            environment, ``.env`` and ``overrides``.
+        **overrides: Values for fields of ``Settings`` that win over the
+            environment.
+    """
+
+    kind: ClassVar[ProviderKind]
+    name: ClassVar[str] = ""
+    Settings: ClassVar[type[ProviderSettings]] = ProviderSettings
+
+    def __init__(self, *, settings: ProviderSettings | None = None, **overrides: Any) -> None:
+        if settings is None:
+            settings = self.Settings(**overrides)
+        elif overrides:
+            settings = type(settings)(**{**settings.model_dump(), **overrides})
+        self.settings = settings
+
+    @property
+    def label(self) -> str:
+        """``"<kind>:<name>"``, used in logs, errors and metrics."""
+        return f"{self.kind.value}:{self.name or type(self).__name__}"
+
+    @property
+    def model_name(self) -> str | None:
+        """The model this provider runs, if its settings name one."""
+        value = getattr(self.settings, "model", None)
+        return str(value) if value is not None else None
+
+    async def prewarm(self) -> None:
+        """Load models or open connections ahead of the first use."""
+
+    async def aclose(self) -> None:
+        """Release everything the provider holds. Must be idempotent."""
+
+    def error(self, message: str, *, recoverable: bool = True) -> ProviderError:
+        """Build a :class:`ProviderError` labelled with this provider."""
+        return ProviderError(message, provider=self.label, recoverable=recoverable)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.label} settings={self.settings!r}>"

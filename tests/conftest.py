@@ -1,0 +1,16 @@
+"""Shared fixtures: a clean environment for settings and plugin discovery."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _clean_vocalis_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No VOCALIS_* variable or stray .env leaks into a test."""
+    for key in list(os.environ):
+        if key.startswith("VOCALIS_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
