@@ -11,6 +11,27 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
+    "Agent": "vocalis.agent",
+    "AgentSession": "vocalis.session",
+    "AgentState": "vocalis.session",
+    "UserState": "vocalis.session",
+    "CascadingPipeline": "vocalis.pipeline.cascading",
+    "RealTimePipeline": "vocalis.pipeline.realtime",
+    "ConversationFlow": "vocalis.flow",
+    "SpeechHandle": "vocalis.speech",
+    "EOUConfig": "vocalis.turn",
+    "EOUMode": "vocalis.turn",
+    "InterruptConfig": "vocalis.turn",
+    "InterruptMode": "vocalis.turn",
+    "function_tool": "vocalis.tools",
+    "FunctionTool": "vocalis.tools",
+    "ToolContext": "vocalis.tools",
+    "ToolError": "vocalis.tools",
+    "ChatContext": "vocalis.chat",
+    "ChatMessage": "vocalis.chat",
+    "ChatRole": "vocalis.chat",
+    "AudioFrame": "vocalis.audio",
+    "AudioFormatError": "vocalis.audio",
     "hookimpl": "vocalis.hookspecs",
     "hookspec": "vocalis.hookspecs",
     "make_plugin_manager": "vocalis.plugins",
@@ -26,6 +47,16 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
+    from vocalis.agent import Agent
+    from vocalis.audio import AudioFormatError, AudioFrame
+    from vocalis.chat import ChatContext, ChatMessage, ChatRole
+    from vocalis.flow import ConversationFlow
+    from vocalis.pipeline.cascading import CascadingPipeline
+    from vocalis.pipeline.realtime import RealTimePipeline
+    from vocalis.session import AgentSession, AgentState, UserState
+    from vocalis.speech import SpeechHandle
+    from vocalis.tools import FunctionTool, ToolContext, ToolError, function_tool
+    from vocalis.turn import EOUConfig, EOUMode, InterruptConfig, InterruptMode
     from vocalis.hookspecs import hookimpl, hookspec
     from vocalis.plugins import make_plugin_manager
     from vocalis.providers.base import Provider, ProviderError, ProviderKind

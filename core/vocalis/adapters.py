@@ -1,0 +1,178 @@
+"""Adapters that give non-streaming providers a streaming face.
+
+- :class:`SentenceTTSStream` turns a one-shot TTS into a streaming one: text
+  is chunked into sentences as it arrives and each is synthesised in order.
+- :class:`SegmentedSTTStream` turns a one-shot STT into a streaming one,
+  segmented by the pipeline's VAD: audio is buffered while the user speaks,
+  interim results come from periodic partial recognitions, and the final
+  result from the whole segment when the VAD says speech ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING
+
+from vocalis.audio import AudioFrame
+from vocalis.providers.stt import SpeechEvent, SpeechEventType, STTStream
+from vocalis.providers.tts import SynthesizedAudio, TTSStream
+from vocalis.text import SentenceChunker, speakable
+
+if TYPE_CHECKING:
+    from vocalis.providers.stt import STT
+    from vocalis.providers.tts import TTS
+
+
+class SentenceTTSStream(TTSStream):
+    """Streaming synthesis over :meth:`TTS.synthesize`, one sentence at a time."""
+
+    def __init__(self, tts: TTS, *, chunker: SentenceChunker | None = None) -> None:
+        super().__init__(tts.label)
+        self._tts = tts
+        self._chunker = chunker or SentenceChunker()
+        self._pending: deque[str] = deque()
+        self._wake = asyncio.Event()
+        self.start_task(self._run())
+
+    def push_text(self, text: str) -> None:
+        if self.input_ended:
+            raise RuntimeError("push_text() after end_input()")
+        self._pending.extend(self._chunker.push(text))
+        if self._pending:
+            self._wake.set()
+
+    def flush(self) -> None:
+        self._pending.extend(self._chunker.flush())
+        self._wake.set()
+
+    def _on_end_input(self) -> None:
+        self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            while not self._pending:
+                if self.input_ended:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+            sentence = self._pending.popleft()
+            if not speakable(sentence):
+                continue
+            first = True
+            last: AudioFrame | None = None
+            async for frame in self._tts.synthesize(sentence):
+                if last is not None:
+                    self.send(SynthesizedAudio(last, sentence if first else ""))
+                    first = False
+                last = frame
+            if last is not None:
+                self.send(SynthesizedAudio(last, sentence if first else "", segment_end=True))
+
+
+class SegmentedSTTStream(STTStream):
+    """Streaming recognition over :meth:`STT.recognize`, segmented by VAD.
+
+    The pipeline calls :meth:`start_segment` on VAD start of speech and
+    :meth:`flush` on VAD end of speech.
+
+    Args:
+        stt: The one-shot recogniser.
+        language: Passed to ``recognize``.
+        interim_interval: Seconds of new speech between interim recognitions
+            (0 disables interims).
+        preroll: Seconds of audio before the VAD start to include, since VADs
+            trigger a little after speech begins.
+    """
+
+    def __init__(
+        self,
+        stt: STT,
+        *,
+        language: str | None = None,
+        interim_interval: float = 1.0,
+        preroll: float = 0.3,
+    ) -> None:
+        super().__init__(stt.label)
+        self._stt = stt
+        self._language = language
+        self._interim_interval = interim_interval
+        self._preroll = preroll
+        self._history: deque[AudioFrame] = deque()
+        self._history_seconds = 0.0
+        self._segment: list[AudioFrame] | None = None
+        self._since_interim = 0.0
+        self._jobs: deque[tuple[list[AudioFrame], bool]] = deque()
+        self._wake = asyncio.Event()
+        self._interim_busy = False
+        self.start_task(self._run())
+
+    def start_segment(self) -> None:
+        """Speech started: begin a segment with the pre-roll audio."""
+        self._segment = list(self._history)
+        self._since_interim = 0.0
+
+    def push_frame(self, frame: AudioFrame) -> None:
+        if self._segment is not None:
+            self._segment.append(frame)
+            self._since_interim += frame.duration
+            if (
+                self._interim_interval
+                and self._since_interim >= self._interim_interval
+                and not self._interim_busy
+            ):
+                self._since_interim = 0.0
+                self._queue_job(list(self._segment), final=False)
+        self._history.append(frame)
+        self._history_seconds += frame.duration
+        while self._history and self._history_seconds - self._history[0].duration >= self._preroll:
+            self._history_seconds -= self._history.popleft().duration
+
+    def flush(self) -> None:
+        if self._segment is None:
+            return
+        segment, self._segment = self._segment, None
+        self._queue_job(segment, final=True)
+
+    def _queue_job(self, frames: list[AudioFrame], *, final: bool) -> None:
+        if not final:
+            self._interim_busy = True
+        self._jobs.append((frames, final))
+        self._wake.set()
+
+    def _on_end_input(self) -> None:
+        self.flush()
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            while not self._jobs:
+                if self.input_ended:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+            frames, final = self._jobs.popleft()
+            if not final and any(f for _, f in self._jobs):
+                self._interim_busy = False
+                continue  # a final for this segment is queued: skip the stale interim
+            result = await self._stt.recognize(frames, language=self._language)
+            if final:
+                self.send(
+                    SpeechEvent(
+                        SpeechEventType.FINAL_TRANSCRIPT,
+                        text=result.text.strip(),
+                        confidence=result.confidence,
+                        language=result.language,
+                    )
+                )
+            else:
+                self._interim_busy = False
+                if result.text.strip():
+                    self.send(
+                        SpeechEvent(
+                            SpeechEventType.INTERIM_TRANSCRIPT,
+                            text=result.text.strip(),
+                            confidence=result.confidence,
+                            language=result.language,
+                        )
+                    )

@@ -1,0 +1,215 @@
+"""The canonical audio frame and format conversion.
+
+Every provider and transport exchanges :class:`AudioFrame` objects: signed
+16-bit little-endian PCM, interleaved when there is more than one channel.
+Resampling goes through soxr; nothing here hand-rolls a resampler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+MIN_SAMPLE_RATE = 8_000
+MAX_SAMPLE_RATE = 192_000
+MAX_CHANNELS = 8
+MAX_FRAME_SECONDS = 30.0
+"""Frames longer than this are rejected: real-time transports send 10–100 ms."""
+
+
+class AudioFormatError(ValueError):
+    """Audio that cannot be used as given: odd byte counts, bad rates, NaNs."""
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFrame:
+    """A chunk of int16 PCM audio.
+
+    Attributes:
+        data: Little-endian int16 samples, channels interleaved.
+        sample_rate: Samples per second per channel.
+        channels: Number of interleaved channels.
+    """
+
+    data: bytes
+    sample_rate: int
+    channels: int = 1
+    samples_per_channel: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, bytes):
+            object.__setattr__(self, "data", bytes(self.data))
+        if not isinstance(self.sample_rate, int) or not (
+            MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE
+        ):
+            raise AudioFormatError(
+                f"sample rate {self.sample_rate!r} Hz is outside "
+                f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz"
+            )
+        if not isinstance(self.channels, int) or not 1 <= self.channels <= MAX_CHANNELS:
+            raise AudioFormatError(f"channel count {self.channels!r} is outside 1..{MAX_CHANNELS}")
+        bytes_per_block = 2 * self.channels
+        if len(self.data) % bytes_per_block:
+            raise AudioFormatError(
+                f"{len(self.data)} bytes of PCM is not a whole number of int16 samples "
+                f"for {self.channels} channel(s)"
+            )
+        samples = len(self.data) // bytes_per_block
+        if samples > MAX_FRAME_SECONDS * self.sample_rate:
+            raise AudioFormatError(
+                f"frame of {samples / self.sample_rate:.1f} s exceeds the "
+                f"{MAX_FRAME_SECONDS:.0f} s limit; split it into smaller frames"
+            )
+        object.__setattr__(self, "samples_per_channel", samples)
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.samples_per_channel / self.sample_rate
+
+    @classmethod
+    def silence(cls, duration: float, sample_rate: int = 16_000, channels: int = 1) -> AudioFrame:
+        """A frame of digital silence."""
+        samples = round(duration * sample_rate)
+        return cls(bytes(2 * samples * channels), sample_rate, channels)
+
+    @classmethod
+    def from_numpy(
+        cls, samples: npt.ArrayLike, sample_rate: int, channels: int | None = None
+    ) -> AudioFrame:
+        """Build a frame from an int16 or float array.
+
+        Float input is taken as -1.0..1.0 and clipped; NaN or infinite values
+        are rejected. A 2-D array is ``(samples, channels)``.
+
+        Raises:
+            AudioFormatError: NaN/inf values or an unsupported dtype.
+        """
+        import numpy as np
+
+        array = np.asarray(samples)
+        if array.ndim == 2:
+            channels = array.shape[1] if channels is None else channels
+        elif array.ndim != 1:
+            raise AudioFormatError(f"expected 1-D or 2-D samples, got {array.ndim}-D")
+        if array.dtype.kind == "f":
+            if not np.isfinite(array).all():
+                raise AudioFormatError("audio contains NaN or infinite samples")
+            array = (np.clip(array, -1.0, 1.0) * 32767.0).round().astype("<i2")
+        elif array.dtype.kind in "iu":
+            array = np.clip(array, -32768, 32767).astype("<i2", copy=False)
+        else:
+            raise AudioFormatError(f"unsupported sample dtype {array.dtype}")
+        return cls(array.tobytes(), sample_rate, channels or 1)
+
+    def to_numpy(self) -> np.ndarray[Any, np.dtype[np.int16]]:
+        """Samples as int16, shape ``(samples,)`` or ``(samples, channels)``."""
+        import numpy as np
+
+        array = np.frombuffer(self.data, dtype="<i2")
+        return array.reshape(-1, self.channels) if self.channels > 1 else array
+
+    def to_mono(self) -> AudioFrame:
+        """Average the channels into one."""
+        if self.channels == 1:
+            return self
+        mixed = self.to_numpy().mean(axis=1)
+        return AudioFrame.from_numpy(mixed.round().astype("int16"), self.sample_rate)
+
+    def __repr__(self) -> str:
+        return (
+            f"AudioFrame({self.duration * 1000:.1f} ms, {self.sample_rate} Hz, "
+            f"{self.channels} ch)"
+        )
+
+
+def resample(frame: AudioFrame, sample_rate: int) -> AudioFrame:
+    """Resample a whole frame with soxr (for one-off conversions).
+
+    For a continuous stream use :class:`AudioResampler`, which keeps filter
+    state across frames and so avoids clicks at frame edges.
+    """
+    if frame.sample_rate == sample_rate:
+        return frame
+    import soxr
+
+    out = soxr.resample(frame.to_numpy(), frame.sample_rate, sample_rate, quality="HQ")
+    return AudioFrame.from_numpy(out, sample_rate, frame.channels)
+
+
+class AudioResampler:
+    """Streaming conversion to one rate and channel count, created lazily.
+
+    Frames already in the target format pass through untouched and cost
+    nothing; a soxr stream is created for the first frame that needs one and
+    re-created if the input rate changes mid-stream.
+
+    Args:
+        sample_rate: The output rate.
+        channels: The output channel count (1 mixes down; more is not
+            upmixed).
+    """
+
+    def __init__(self, sample_rate: int, channels: int = 1) -> None:
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self._stream: Any = None
+        self._input_rate: int | None = None
+
+    def push(self, frame: AudioFrame) -> AudioFrame | None:
+        """Convert one frame; returns None while the filter is still filling."""
+        if self.channels == 1 and frame.channels != 1:
+            frame = frame.to_mono()
+        if frame.sample_rate == self.sample_rate:
+            return frame
+        if self._stream is None or self._input_rate != frame.sample_rate:
+            import soxr
+
+            self._stream = soxr.ResampleStream(
+                frame.sample_rate, self.sample_rate, frame.channels, dtype="int16", quality="HQ"
+            )
+            self._input_rate = frame.sample_rate
+        out = self._stream.resample_chunk(frame.to_numpy())
+        if len(out) == 0:
+            return None
+        return AudioFrame(out.astype("<i2", copy=False).tobytes(), self.sample_rate, frame.channels)
+
+    def flush(self) -> AudioFrame | None:
+        """Drain what the filter still holds at the end of a stream."""
+        if self._stream is None:
+            return None
+        out = self._stream.resample_chunk(_empty(self.channels), last=True)
+        self._stream = None
+        if len(out) == 0:
+            return None
+        return AudioFrame(out.astype("<i2", copy=False).tobytes(), self.sample_rate, self.channels)
+
+
+def _empty(channels: int) -> Any:
+    import numpy as np
+
+    return np.zeros((0, channels) if channels > 1 else 0, dtype="int16")
+
+
+def pcm_from_bytes(data: bytes | bytearray | memoryview, sample_rate: int, channels: int = 1) -> AudioFrame:
+    """Wrap raw PCM from a transport, with a clear error on bad input."""
+    return AudioFrame(bytes(data), sample_rate, channels)
+
+
+def concat(frames: list[AudioFrame]) -> AudioFrame | None:
+    """Join frames of one format into one frame (None for an empty list).
+
+    Raises:
+        AudioFormatError: The frames differ in rate or channel count.
+    """
+    if not frames:
+        return None
+    first = frames[0]
+    for frame in frames:
+        if (frame.sample_rate, frame.channels) != (first.sample_rate, first.channels):
+            raise AudioFormatError("cannot join frames of different formats")
+    return AudioFrame(b"".join(f.data for f in frames), first.sample_rate, first.channels)

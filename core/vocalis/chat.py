@@ -1,0 +1,337 @@
+"""The conversation record: messages, tool calls and tool results.
+
+A :class:`ChatContext` is an ordered list of items. It is provider-neutral;
+:meth:`ChatContext.to_openai` and :meth:`ChatContext.to_anthropic` render it
+into the two wire formats that most LLM providers speak.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+ANTHROPIC_CONVERSATION_START = "(The conversation begins.)"
+"""Placeholder user turn for Anthropic when the assistant would speak first.
+
+Voice agents often greet the caller before the caller says anything, but the
+Anthropic Messages API requires the first message to come from the user.
+"""
+
+
+class ChatRole(StrEnum):
+    """Who authored a :class:`ChatMessage`."""
+
+    SYSTEM = "system"
+    DEVELOPER = "developer"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+_INSTRUCTION_ROLES = frozenset({ChatRole.SYSTEM, ChatRole.DEVELOPER})
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+@dataclass(slots=True)
+class ChatMessage:
+    """A text message.
+
+    Attributes:
+        role: Who wrote it.
+        content: The text.
+        interrupted: True on an assistant message the user cut off; ``content``
+            then holds only what was actually spoken.
+        id: A short unique id.
+        created_at: Creation time (seconds, caller-defined clock).
+    """
+
+    role: ChatRole
+    content: str
+    interrupted: bool = False
+    id: str = field(default_factory=lambda: _new_id("msg"))
+    created_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        # Accept plain strings so callers can write ChatMessage("user", ...).
+        self.role = ChatRole(self.role)
+
+
+@dataclass(slots=True)
+class FunctionCall:
+    """A tool call requested by the LLM.
+
+    Attributes:
+        call_id: The provider's id for the call; links it to its output.
+        name: The tool name.
+        arguments: Raw JSON text exactly as the LLM produced it (may be malformed).
+        id: A short unique id.
+        created_at: Creation time.
+    """
+
+    call_id: str
+    name: str
+    arguments: str
+    id: str = field(default_factory=lambda: _new_id("fc"))
+    created_at: float = 0.0
+
+
+@dataclass(slots=True)
+class FunctionCallOutput:
+    """The result of a tool call, as handed back to the LLM.
+
+    Attributes:
+        call_id: The ``call_id`` of the :class:`FunctionCall` it answers.
+        name: The tool name.
+        output: The result (or error message) as text.
+        is_error: True if ``output`` describes a failure.
+        id: A short unique id.
+        created_at: Creation time.
+    """
+
+    call_id: str
+    name: str
+    output: str
+    is_error: bool = False
+    id: str = field(default_factory=lambda: _new_id("fco"))
+    created_at: float = 0.0
+
+
+ChatItem = ChatMessage | FunctionCall | FunctionCallOutput
+
+
+def _is_instruction(item: ChatItem) -> bool:
+    return isinstance(item, ChatMessage) and item.role in _INSTRUCTION_ROLES
+
+
+class ChatContext:
+    """An ordered conversation: messages, function calls and their outputs.
+
+    Args:
+        items: Initial items, kept as given (not copied).
+    """
+
+    def __init__(self, items: Iterable[ChatItem] | None = None) -> None:
+        self.items: list[ChatItem] = list(items) if items is not None else []
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[ChatItem]:
+        return iter(self.items)
+
+    def __repr__(self) -> str:
+        return f"ChatContext({len(self.items)} items)"
+
+    def append(self, item: ChatItem) -> None:
+        """Append an item."""
+        if not isinstance(item, ChatMessage | FunctionCall | FunctionCallOutput):
+            raise TypeError(f"not a chat item: {item!r}")
+        self.items.append(item)
+
+    def add_message(
+        self,
+        role: ChatRole | str,
+        content: str,
+        *,
+        interrupted: bool = False,
+        created_at: float = 0.0,
+    ) -> ChatMessage:
+        """Append a text message and return it.
+
+        Raises:
+            ValueError: ``role`` is not a valid :class:`ChatRole`.
+        """
+        msg = ChatMessage(ChatRole(role), content, interrupted=interrupted, created_at=created_at)
+        self.items.append(msg)
+        return msg
+
+    def add_function_call(
+        self, call_id: str, name: str, arguments: str, *, created_at: float = 0.0
+    ) -> FunctionCall:
+        """Append a function call and return it."""
+        call = FunctionCall(call_id, name, arguments, created_at=created_at)
+        self.items.append(call)
+        return call
+
+    def add_function_output(
+        self,
+        call_id: str,
+        name: str,
+        output: str,
+        *,
+        is_error: bool = False,
+        created_at: float = 0.0,
+    ) -> FunctionCallOutput:
+        """Append a function call output and return it."""
+        out = FunctionCallOutput(call_id, name, output, is_error=is_error, created_at=created_at)
+        self.items.append(out)
+        return out
+
+    def messages(self, role: ChatRole | str | None = None) -> list[ChatMessage]:
+        """The text messages, optionally only those of one role, in order."""
+        wanted = ChatRole(role) if role is not None else None
+        return [
+            it
+            for it in self.items
+            if isinstance(it, ChatMessage) and (wanted is None or it.role == wanted)
+        ]
+
+    def last_message(self, role: ChatRole | str | None = None) -> ChatMessage | None:
+        """The newest text message (of ``role``, if given), or None."""
+        msgs = self.messages(role)
+        return msgs[-1] if msgs else None
+
+    def copy(
+        self, *, exclude_instructions: bool = False, exclude_function_calls: bool = False
+    ) -> ChatContext:
+        """A copy whose items can be mutated without touching this context.
+
+        Args:
+            exclude_instructions: Drop SYSTEM and DEVELOPER messages.
+            exclude_function_calls: Drop function calls and their outputs.
+        """
+        kept: list[ChatItem] = []
+        for it in self.items:
+            if exclude_instructions and _is_instruction(it):
+                continue
+            if exclude_function_calls and isinstance(it, FunctionCall | FunctionCallOutput):
+                continue
+            kept.append(dataclasses.replace(it))
+        return ChatContext(kept)
+
+    def set_instructions(self, text: str) -> None:
+        """Replace the first SYSTEM message's text, or insert one at the start."""
+        for it in self.items:
+            if isinstance(it, ChatMessage) and it.role == ChatRole.SYSTEM:
+                it.content = text
+                return
+        self.items.insert(0, ChatMessage(ChatRole.SYSTEM, text))
+
+    def truncate(self, max_items: int) -> None:
+        """Keep the leading instructions plus the newest ``max_items`` other items.
+
+        The run of SYSTEM/DEVELOPER messages at the start is always kept and
+        does not count towards ``max_items``. A function output whose call was
+        dropped is dropped too, since providers reject a result for a call they
+        never saw; the context may therefore end up shorter than the limit.
+
+        Raises:
+            ValueError: ``max_items`` is negative.
+        """
+        if max_items < 0:
+            raise ValueError(f"max_items must be >= 0, got {max_items}")
+        n_head = 0
+        while n_head < len(self.items) and _is_instruction(self.items[n_head]):
+            n_head += 1
+        head, rest = self.items[:n_head], self.items[n_head:]
+        tail = rest[-max_items:] if max_items else []
+        calls = {it.call_id for it in tail if isinstance(it, FunctionCall)}
+        self.items = head + [
+            it for it in tail if not isinstance(it, FunctionCallOutput) or it.call_id in calls
+        ]
+
+    def to_openai(self, *, developer_role: str = "developer") -> list[dict[str, Any]]:
+        """Render as OpenAI Chat Completions ``messages``.
+
+        Consecutive function calls become one assistant message with
+        ``tool_calls``; an assistant text message directly before them supplies
+        its ``content``. Items are rendered faithfully: calls without outputs
+        (or outputs without calls) are not repaired here.
+
+        Args:
+            developer_role: Role used for DEVELOPER messages; pass ``"system"``
+                for servers that do not know the ``developer`` role.
+        """
+        out: list[dict[str, Any]] = []
+        prev: ChatItem | None = None
+        for it in self.items:
+            if isinstance(it, ChatMessage):
+                role = developer_role if it.role == ChatRole.DEVELOPER else it.role.value
+                out.append({"role": role, "content": it.content})
+            elif isinstance(it, FunctionCall):
+                tool_call = {
+                    "id": it.call_id,
+                    "type": "function",
+                    "function": {"name": it.name, "arguments": it.arguments},
+                }
+                # Attach to the assistant message just emitted if it is the
+                # assistant's text or an earlier call of the same batch.
+                joins = isinstance(prev, FunctionCall) or (
+                    isinstance(prev, ChatMessage) and prev.role == ChatRole.ASSISTANT
+                )
+                if joins:
+                    out[-1].setdefault("tool_calls", []).append(tool_call)
+                else:
+                    out.append({"role": "assistant", "content": None, "tool_calls": [tool_call]})
+            else:
+                out.append({"role": "tool", "tool_call_id": it.call_id, "content": it.output})
+            prev = it
+        return out
+
+    def to_anthropic(self) -> tuple[str, list[dict[str, Any]]]:
+        """Render as Anthropic Messages ``(system, messages)``.
+
+        SYSTEM and DEVELOPER texts are joined with blank lines into ``system``.
+        Consecutive same-role items merge into one message, since the API wants
+        strictly alternating roles; within a user message ``tool_result`` blocks
+        come first, as the API requires. Empty or whitespace-only text is
+        skipped. If the first message would be the assistant's, or there is no
+        message at all, a user message reading
+        :data:`ANTHROPIC_CONVERSATION_START` is prepended. Tool arguments that
+        are not a JSON object become ``{}`` rather than raising.
+        """
+        system_parts: list[str] = []
+        messages: list[dict[str, Any]] = []
+
+        def add(role: str, block: dict[str, Any]) -> None:
+            if messages and messages[-1]["role"] == role:
+                messages[-1]["content"].append(block)
+            else:
+                messages.append({"role": role, "content": [block]})
+
+        for it in self.items:
+            if isinstance(it, ChatMessage):
+                if not it.content.strip():
+                    continue
+                if it.role in _INSTRUCTION_ROLES:
+                    system_parts.append(it.content)
+                else:
+                    add(it.role.value, {"type": "text", "text": it.content})
+            elif isinstance(it, FunctionCall):
+                block = {"type": "tool_use", "id": it.call_id, "name": it.name}
+                add("assistant", {**block, "input": _parse_arguments(it.arguments)})
+            else:
+                add(
+                    "user",
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": it.call_id,
+                        "content": it.output,
+                        "is_error": it.is_error,
+                    },
+                )
+        for msg in messages:
+            if msg["role"] == "user":
+                # list.sort is stable, so results and texts keep their own order.
+                msg["content"].sort(key=lambda b: b["type"] != "tool_result")
+        if not messages or messages[0]["role"] != "user":
+            start = {"type": "text", "text": ANTHROPIC_CONVERSATION_START}
+            messages.insert(0, {"role": "user", "content": [start]})
+        return "\n\n".join(system_parts), messages
+
+
+def _parse_arguments(arguments: str) -> dict[str, Any]:
+    # The LLM may emit broken JSON; the record must still render so the
+    # conversation (and the tool's error output) can be sent back.
+    try:
+        value = json.loads(arguments) if arguments.strip() else {}
+    except (ValueError, TypeError):
+        return {}
+    return value if isinstance(value, dict) else {}

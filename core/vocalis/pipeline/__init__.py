@@ -1,0 +1,1 @@
+"""Pipelines turn the user's audio into the agent's audio."""

@@ -1,0 +1,52 @@
+"""What the session needs from a pipeline."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from vocalis.audio import AudioFrame
+
+if TYPE_CHECKING:
+    from vocalis.session import AgentSession
+    from vocalis.speech import SpeechHandle
+
+
+class Pipeline:
+    """Base class of :class:`CascadingPipeline` and :class:`RealTimePipeline`.
+
+    A pipeline serves one session: :meth:`attach` binds it and opens the
+    per-session streams; the providers themselves may be shared.
+    """
+
+    def __init__(self) -> None:
+        self.session: AgentSession | None = None
+
+    async def attach(self, session: AgentSession) -> None:
+        """Bind to ``session`` and open per-session streams."""
+        if self.session is not None and self.session is not session:
+            raise RuntimeError("a pipeline serves one session; create one per session")
+        self.session = session
+
+    def push_audio(self, frame: AudioFrame) -> None:
+        """Take one frame of user audio."""
+        raise NotImplementedError
+
+    async def speak(self, handle: SpeechHandle, text: str) -> None:
+        """Speak fixed text (``session.say``)."""
+        raise NotImplementedError
+
+    async def generate_reply(
+        self,
+        handle: SpeechHandle,
+        *,
+        instructions: str | None = None,
+        user_text: str | None = None,
+    ) -> None:
+        """Answer with the model: after a user turn, or on ``session.reply``."""
+        raise NotImplementedError
+
+    async def on_agent_changed(self) -> None:
+        """The session handed over to another agent (update instructions, tools)."""
+
+    async def aclose(self) -> None:
+        """Close per-session streams and providers the pipeline created."""

@@ -1,0 +1,355 @@
+"""CascadingPipeline: VAD → STT → end of turn → LLM (+tools) → TTS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from vocalis.adapters import SegmentedSTTStream
+from vocalis.audio import AudioFrame, AudioResampler, concat
+from vocalis.chat import ChatRole
+from vocalis.pipeline.base import Pipeline
+from vocalis.pipeline.generation import Utterance, llm_text, speak
+from vocalis.providers.base import Provider, ProviderKind
+from vocalis.providers.eou import EOU
+from vocalis.providers.llm import LLM
+from vocalis.providers.stt import STT, SpeechEventType, STTStream
+from vocalis.providers.tts import TTS
+from vocalis.providers.vad import VAD, VADEventType, VADStream
+from vocalis.session import AgentState
+from vocalis.turn import EOUConfig, InterruptConfig, InterruptMode
+
+if TYPE_CHECKING:
+    from vocalis.registry import Registry
+    from vocalis.session import AgentSession
+    from vocalis.speech import SpeechHandle
+
+_KIND_BASES: dict[ProviderKind, type[Provider]] = {
+    ProviderKind.STT: STT,
+    ProviderKind.LLM: LLM,
+    ProviderKind.TTS: TTS,
+    ProviderKind.VAD: VAD,
+    ProviderKind.EOU: EOU,
+}
+
+
+class CascadingPipeline(Pipeline):
+    """Speech in, speech out, through separate STT, LLM and TTS providers.
+
+    Each provider argument is an instance or a registered name (``"whisper"``).
+    A missing one is taken from the settings (``VOCALIS_STT`` ...) or, when
+    exactly one provider of that kind is installed, that one. STT and LLM and
+    TTS are required; VAD and turn detector are optional but recommended.
+
+    Args:
+        stt: Speech-to-text provider or name.
+        llm: LLM provider or name.
+        tts: Text-to-speech provider or name.
+        vad: Voice-activity detector or name.
+        turn_detector: End-of-utterance model or name.
+        eou_config: When a pause ends the user's turn.
+        interrupt_config: When user speech interrupts the agent.
+        registry: Where names are looked up (default: installed plugins).
+    """
+
+    def __init__(
+        self,
+        stt: STT | str | None = None,
+        llm: LLM | str | None = None,
+        tts: TTS | str | None = None,
+        vad: VAD | str | None = None,
+        turn_detector: EOU | str | None = None,
+        *,
+        eou_config: EOUConfig | None = None,
+        interrupt_config: InterruptConfig | None = None,
+        registry: Registry | None = None,
+    ) -> None:
+        super().__init__()
+        self.eou_config = eou_config or EOUConfig()
+        self.interrupt_config = interrupt_config or InterruptConfig()
+        self._registry = registry
+        self._owned: list[Provider] = []
+        self.stt: STT = self._resolve(ProviderKind.STT, stt, required=True)  # type: ignore[assignment]
+        self.llm: LLM = self._resolve(ProviderKind.LLM, llm, required=True)  # type: ignore[assignment]
+        self.tts: TTS = self._resolve(ProviderKind.TTS, tts, required=True)  # type: ignore[assignment]
+        self.vad: VAD | None = self._resolve(ProviderKind.VAD, vad, required=False)  # type: ignore[assignment]
+        self.turn_detector: EOU | None = self._resolve(ProviderKind.EOU, turn_detector, required=False)  # type: ignore[assignment]
+        self._vad_stream: VADStream | None = None
+        self._stt_stream: STTStream | None = None
+        self._vad_resampler: AudioResampler | None = None
+        self._stt_resampler = AudioResampler(self.stt.sample_rate)
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._user_speaking = False
+        self._speech_started_at = 0.0
+        self._finals: list[str] = []
+        self._interim = ""
+        self._turn_audio: list[AudioFrame] = []
+        self._eou_task: asyncio.Task[None] | None = None
+        self._interrupt_timer: asyncio.TimerHandle | None = None
+        self._awaiting_final = False
+        self._speech_ended_at = 0.0
+
+    # -- providers ----------------------------------------------------------
+    def _resolve(self, kind: ProviderKind, value: Provider | str | None, *, required: bool) -> Provider | None:
+        base = _KIND_BASES[kind]
+        if isinstance(value, Provider):
+            if not isinstance(value, base):
+                raise TypeError(f"{kind.value}= expects a {base.__name__}, got {type(value).__name__}")
+            return value
+        if value is None:
+            from vocalis.settings import VocalisSettings
+
+            value = VocalisSettings().provider_for(kind.value)
+            if value is None:
+                names = self._get_registry().names(kind)
+                if len(names) == 1:
+                    value = names[0]
+                elif not required:
+                    return None
+                else:
+                    available = ", ".join(names) or "none installed"
+                    raise ValueError(
+                        f"no {kind.value} provider given and none configured "
+                        f"(set VOCALIS_{kind.value.upper()}; installed: {available})"
+                    )
+        provider = self._get_registry().create(kind, value)
+        self._owned.append(provider)
+        return provider
+
+    def _get_registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = _default_registry()
+        return self._registry
+
+    # -- lifecycle ----------------------------------------------------------
+    async def attach(self, session: AgentSession) -> None:
+        await super().attach(session)
+        loop = asyncio.get_running_loop()
+        if self.vad is not None:
+            self._vad_resampler = AudioResampler(self.vad.sample_rate)
+            self._vad_stream = self.vad.stream()
+            self._tasks.append(loop.create_task(self._read_vad(self._vad_stream)))
+        if self.stt.streaming:
+            self._stt_stream = self.stt.stream()
+        else:
+            if self.vad is None:
+                raise ValueError(f"{self.stt.label} does not stream: the pipeline needs a vad= to segment speech")
+            self._stt_stream = SegmentedSTTStream(self.stt)
+        self._tasks.append(loop.create_task(self._read_stt(self._stt_stream)))
+
+    async def aclose(self) -> None:
+        self._cancel_turn_timers()
+        for stream in (self._vad_stream, self._stt_stream):
+            if stream is not None:
+                with contextlib.suppress(Exception):
+                    await stream.aclose()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for provider in self._owned:
+            try:
+                await provider.aclose()
+            except Exception as exc:
+                if self.session is not None:
+                    self.session.report_error(provider.label, exc)
+
+    # -- audio in -----------------------------------------------------------
+    def push_audio(self, frame: AudioFrame) -> None:
+        if self._vad_stream is not None and self._vad_resampler is not None:
+            vad_frame = self._vad_resampler.push(frame)
+            if vad_frame is not None:
+                self._vad_stream.push_frame(vad_frame)
+        if self._stt_stream is not None:
+            stt_frame = self._stt_resampler.push(frame)
+            if stt_frame is not None:
+                self._stt_stream.push_frame(stt_frame)
+                if self._user_speaking and self.turn_detector is not None and self.turn_detector.uses_audio:
+                    self._turn_audio.append(stt_frame)
+
+    async def _read_vad(self, stream: VADStream) -> None:
+        assert self.session is not None
+        try:
+            async for event in stream:
+                if event.type is VADEventType.START_OF_SPEECH:
+                    self._on_speech_start()
+                elif event.type is VADEventType.END_OF_SPEECH:
+                    self._on_speech_end()
+        except Exception as exc:
+            self.session.report_error(self.vad.label if self.vad else "vad", exc)
+
+    async def _read_stt(self, stream: STTStream) -> None:
+        assert self.session is not None
+        session = self.session
+        try:
+            async for event in stream:
+                if event.type is SpeechEventType.INTERIM_TRANSCRIPT:
+                    self._interim = event.text
+                    session.emit("on_speech_in", {"text": event.text, "is_final": False, "language": event.language})
+                    self._check_word_interruption(" ".join([*self._finals, event.text]))
+                elif event.type is SpeechEventType.FINAL_TRANSCRIPT:
+                    self._on_final(event.text, event.language)
+                elif event.type is SpeechEventType.START_OF_SPEECH and self.vad is None:
+                    self._on_speech_start()
+                elif event.type is SpeechEventType.END_OF_SPEECH and self.vad is None:
+                    self._on_speech_end()
+        except Exception as exc:
+            session.report_error(self.stt.label, exc)
+
+    # -- turn detection -------------------------------------------------------
+    def _on_speech_start(self) -> None:
+        assert self.session is not None
+        self._user_speaking = True
+        self._speech_started_at = asyncio.get_running_loop().time()
+        if self._eou_task is not None:
+            self._eou_task.cancel()
+            self._eou_task = None
+        if isinstance(self._stt_stream, SegmentedSTTStream):
+            self._stt_stream.start_segment()
+        self.session._on_user_speech_started()
+        config = self.interrupt_config
+        if config.enabled and config.mode in (InterruptMode.VAD, InterruptMode.HYBRID):
+            self._interrupt_timer = asyncio.get_running_loop().call_later(
+                config.min_duration, self._interrupt_agent, "vad"
+            )
+
+    def _on_speech_end(self) -> None:
+        assert self.session is not None
+        self._user_speaking = False
+        if self._interrupt_timer is not None:
+            self._interrupt_timer.cancel()
+            self._interrupt_timer = None
+        self._speech_ended_at = asyncio.get_running_loop().time()
+        self._awaiting_final = True
+        if self._stt_stream is not None:
+            self._stt_stream.flush()
+        self.session._on_user_speech_stopped()
+        self._schedule_end_of_turn()
+
+    def _on_final(self, text: str, language: str | None) -> None:
+        assert self.session is not None
+        self._awaiting_final = False
+        text = text.strip()
+        if text:
+            self._finals.append(text)
+            self._interim = ""
+            self.session._mark_user_activity()
+            self.session.emit("on_speech_in", {"text": text, "is_final": True, "language": language})
+            self._check_word_interruption(" ".join(self._finals))
+        if not self._user_speaking:
+            self._schedule_end_of_turn()
+
+    def _check_word_interruption(self, transcript: str) -> None:
+        config = self.interrupt_config
+        if config.enabled and config.mode in (InterruptMode.STT, InterruptMode.HYBRID):
+            if len(transcript.split()) >= config.min_words:
+                self._interrupt_agent("stt")
+
+    def _interrupt_agent(self, reason: str) -> None:
+        self._interrupt_timer = None
+        session = self.session
+        if session is None or session.current_speech is None:
+            return
+        if session.current_speech.interrupt():
+            logger.debug("user interrupted the agent ({})", reason)
+
+    def _schedule_end_of_turn(self) -> None:
+        if self._eou_task is not None:
+            self._eou_task.cancel()
+        self._eou_task = asyncio.get_running_loop().create_task(self._end_of_turn())
+
+    async def _end_of_turn(self) -> None:
+        assert self.session is not None
+        session = self.session
+        config = self.eou_config
+        if self._awaiting_final and not self._finals:
+            await asyncio.sleep(config.stt_timeout)  # cancelled when the final arrives
+        transcript = " ".join(self._finals).strip() or self._interim.strip()
+        if not transcript:
+            return
+        probability: float | None = None
+        if self.turn_detector is not None:
+            pending = session.agent.chat_context.copy()
+            pending.add_message(ChatRole.USER, transcript)
+            audio = concat(self._turn_audio) if self.turn_detector.uses_audio else None
+            try:
+                probability = await self.turn_detector.predict(pending, audio=audio)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                session.report_error(self.turn_detector.label, exc)
+        # The wait counts from the end of speech, not from the transcript, so
+        # a slow recogniser does not add its latency twice.
+        loop = asyncio.get_running_loop()
+        remaining = self._speech_ended_at + config.delay_for(probability) - loop.time()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        if self._user_speaking:
+            return
+        self._eou_task = None
+        self._finals.clear()
+        self._interim = ""
+        self._turn_audio.clear()
+        current = session.current_speech
+        if current is not None and not current.done():
+            current.interrupt()
+        session._start_user_turn(transcript)
+
+    def _cancel_turn_timers(self) -> None:
+        if self._eou_task is not None:
+            self._eou_task.cancel()
+            self._tasks.append(self._eou_task)
+            self._eou_task = None
+        if self._interrupt_timer is not None:
+            self._interrupt_timer.cancel()
+            self._interrupt_timer = None
+
+    # -- agent speech ---------------------------------------------------------
+    async def speak(self, handle: SpeechHandle, text: str) -> None:
+        assert self.session is not None
+        utterance = Utterance(self.session.agent.chat_context)
+
+        async def one() -> AsyncIterator[str]:
+            yield text
+
+        await speak(self.session, handle, self.tts, one(), utterance)
+
+    async def generate_reply(
+        self,
+        handle: SpeechHandle,
+        *,
+        instructions: str | None = None,
+        user_text: str | None = None,
+    ) -> None:
+        assert self.session is not None
+        session = self.session
+        loop = asyncio.get_running_loop()
+        chat_ctx = session.agent.chat_context
+        flow = session.conversation_flow
+        if user_text is not None:
+            chat_ctx.add_message(ChatRole.USER, user_text, created_at=loop.time())
+            session.emit("user_turn", {"text": user_text})
+            if flow is not None:
+                await session._guarded(flow.on_turn_start(user_text), "conversation_flow.on_turn_start")
+        session._set_agent_state(AgentState.THINKING)
+        utterance = Utterance(chat_ctx)
+        text_source = llm_text(session, self.llm, utterance, instructions=instructions)
+        if flow is not None and user_text is not None:
+            flow._llm_stream = lambda: text_source
+            text_source = flow.run(user_text)
+        try:
+            await speak(session, handle, self.tts, text_source, utterance)
+        finally:
+            if flow is not None and user_text is not None:
+                flow._llm_stream = None
+                await session._guarded(flow.on_turn_end(), "conversation_flow.on_turn_end")
+
+
+def _default_registry() -> Registry:
+    from vocalis.plugins import make_plugin_manager
+
+    return make_plugin_manager().registry

@@ -1,0 +1,212 @@
+"""The agent's side of a cascading turn: LLM text with tools → TTS → audio out.
+
+Text reaches the TTS as soon as the LLM produces it, and audio reaches the
+transport as soon as the TTS produces it. An interruption clears the
+transport's buffer and cancels generation synchronously, then the assistant
+message is cut down to what the user actually heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+from vocalis.chat import ChatContext, ChatMessage, ChatRole
+from vocalis.providers.llm import LLM, ToolCallRequest
+from vocalis.session import AgentState
+
+if TYPE_CHECKING:
+    from vocalis.providers.tts import TTS, TTSStream
+    from vocalis.session import AgentSession
+    from vocalis.speech import SpeechHandle
+
+
+class Utterance:
+    """Book-keeping for one spoken reply: its messages and its audio timeline."""
+
+    def __init__(self, chat_ctx: ChatContext) -> None:
+        self.chat_ctx = chat_ctx
+        self.messages: list[ChatMessage] = []
+        self._open: ChatMessage | None = None
+        self.segments: list[tuple[float, str]] = []  # (audio offset, sentence)
+        self.pushed = 0.0
+        self.heard: float | None = None  # set when interrupted
+        self.first_audio_at: float | None = None
+        self.flush_tts: Callable[[], None] | None = None
+
+    def add_text(self, text: str, now: float) -> str:
+        """Text sent to the TTS joins the open assistant message.
+
+        Returns:
+            The text to push to the TTS (with a separating space when a new
+            message follows an earlier one of the same reply).
+        """
+        if self._open is None:
+            self._open = self.chat_ctx.add_message(ChatRole.ASSISTANT, "", created_at=now)
+            if self.messages and not text[:1].isspace():
+                text = " " + text
+            self.messages.append(self._open)
+        self._open.content += text
+        return text
+
+    def close_message(self) -> None:
+        """Tool calls follow: speak what is pending now, and put later text
+        into a new message after the calls."""
+        self._open = None
+        if self.flush_tts is not None:
+            self.flush_tts()
+
+    def heard_text(self) -> str:
+        """The sentences the user heard, the last one cut proportionally."""
+        if self.heard is None:
+            return " ".join(text for _, text in self.segments)
+        parts: list[str] = []
+        for index, (start, text) in enumerate(self.segments):
+            if start >= self.heard:
+                break
+            end = self.segments[index + 1][0] if index + 1 < len(self.segments) else self.pushed
+            if end <= self.heard or end <= start:
+                parts.append(text)
+            else:
+                words = text.split()
+                keep = int(len(words) * (self.heard - start) / (end - start))
+                if keep:
+                    parts.append(" ".join(words[:keep]))
+        return " ".join(parts)
+
+    def finish(self, interrupted: bool) -> str:
+        """Cut the recorded messages to what was heard; returns that text."""
+        heard = self.heard_text()
+        for message in self.messages:
+            message.content = message.content.strip()
+        if not interrupted:
+            return heard or " ".join(m.content for m in self.messages)
+        budget = len(heard)
+        for message in self.messages:
+            if budget >= len(message.content):
+                budget -= len(message.content) + 1
+                continue
+            cut = message.content[: max(budget, 0)]
+            message.content = cut.rsplit(" ", 1)[0] if cut and not heard.endswith(cut) else cut
+            message.interrupted = True
+            budget = 0
+        for message in self.messages:
+            if not message.content and message in self.chat_ctx.items:
+                self.chat_ctx.items.remove(message)
+        if self.messages and self.messages[-1].content and not any(m.interrupted for m in self.messages):
+            self.messages[-1].interrupted = True
+        return heard
+
+
+async def speak(
+    session: AgentSession,
+    handle: SpeechHandle,
+    tts: TTS,
+    text_source: AsyncIterator[str],
+    utterance: Utterance,
+) -> None:
+    """Speak a text stream; returns when played out, interrupted or failed."""
+    loop = asyncio.get_running_loop()
+    output = session.audio_output
+    work = loop.create_task(_generate(session, tts, text_source, utterance))
+
+    def on_interrupt() -> None:
+        utterance.heard = output.clear_buffer() if output.speaking else utterance.pushed
+        work.cancel()
+
+    handle.add_interrupt_callback(on_interrupt)
+    if handle.interrupted:
+        on_interrupt()
+    await asyncio.wait([work])
+    if not work.cancelled() and work.exception() is not None:
+        session.report_error("speech", work.exception())  # type: ignore[arg-type]
+    text = utterance.finish(handle.interrupted)
+    handle.text = text
+    session.emit(
+        "agent_turn",
+        {"speech_id": handle.id, "text": text, "interrupted": handle.interrupted, "source": handle.source},
+    )
+
+
+async def _generate(
+    session: AgentSession, tts: TTS, text_source: AsyncIterator[str], utterance: Utterance
+) -> None:
+    loop = asyncio.get_running_loop()
+    output = session.audio_output
+    stream = tts.stream()
+    utterance.flush_tts = stream.flush
+    forward = loop.create_task(_forward_audio(session, stream, utterance))
+    try:
+        try:
+            async for text in text_source:
+                if text:
+                    stream.push_text(utterance.add_text(text, loop.time()))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # LLM, flow or tool failure: keep what was said
+            session.report_error(getattr(exc, "provider", "") or "llm", exc)
+        stream.end_input()
+        await asyncio.wait([forward])
+        if not forward.cancelled() and forward.exception() is not None:
+            session.report_error(tts.label, forward.exception())  # type: ignore[arg-type]
+        output.flush()
+        await output.wait_for_playout()
+    finally:
+        forward.cancel()
+        with contextlib.suppress(BaseException):
+            await forward
+        await stream.aclose()
+        aclose = getattr(text_source, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(BaseException):
+                await aclose()
+
+
+async def _forward_audio(session: AgentSession, stream: TTSStream, utterance: Utterance) -> None:
+    output = session.audio_output
+    async for audio in stream:
+        if audio.text:
+            utterance.segments.append((utterance.pushed, audio.text))
+            session.emit("on_speech_out", {"text": audio.text})
+        await output.capture_frame(audio.frame)
+        utterance.pushed += audio.frame.duration
+        if utterance.first_audio_at is None:
+            utterance.first_audio_at = asyncio.get_running_loop().time()
+            session._on_agent_audio_started()
+
+
+async def llm_text(
+    session: AgentSession,
+    llm: LLM,
+    utterance: Utterance,
+    *,
+    instructions: str | None = None,
+) -> AsyncIterator[str]:
+    """Stream the LLM's text, running tool calls between rounds."""
+    runner = session.tools
+    calls_made = 0
+    for step in range(runner.max_steps + 1):
+        agent = session.agent
+        chat_ctx = agent.chat_context
+        request_ctx = chat_ctx
+        if instructions:
+            request_ctx = chat_ctx.copy()
+            request_ctx.add_message(ChatRole.DEVELOPER, instructions)
+        tools = list(runner.tools_for(agent).values()) if step < runner.max_steps else []
+        calls: list[ToolCallRequest] = []
+        session._set_agent_state(
+            AgentState.SPEAKING if session.audio_output.speaking else AgentState.THINKING
+        )
+        async for chunk in llm.chat(request_ctx, tools=tools):
+            if chunk.text:
+                yield chunk.text
+            calls.extend(chunk.tool_calls)
+        if not calls:
+            return
+        utterance.close_message()
+        results = await runner.run(calls, agent, chat_ctx, calls_so_far=calls_made)
+        calls_made += len(calls)
+        if any(result.handoff is not None for result in results):
+            return

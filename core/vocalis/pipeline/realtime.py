@@ -1,0 +1,243 @@
+"""RealTimePipeline: a speech-to-speech model hears the user and answers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from vocalis.audio import AudioFrame, AudioResampler
+from vocalis.chat import ChatRole
+from vocalis.pipeline.base import Pipeline
+from vocalis.providers.llm import ToolCallRequest
+from vocalis.providers.realtime import RealtimeEvent, RealtimeEventType, RealtimeModel, RealtimeSession
+from vocalis.session import AgentState
+from vocalis.speech import SpeechHandle
+
+if TYPE_CHECKING:
+    from vocalis.registry import Registry
+    from vocalis.session import AgentSession
+
+_END = None
+
+
+class _Response:
+    """Audio and transcript of one model response, as they arrive."""
+
+    def __init__(self, response_id: str) -> None:
+        self.id = response_id
+        self.frames: asyncio.Queue[AudioFrame | None] = asyncio.Queue()
+        self.text = ""
+        self.tool_calls: list[ToolCallRequest] = []
+        self.done = False
+
+
+class RealTimePipeline(Pipeline):
+    """Runs a session on a :class:`RealtimeModel` (speech in, speech out).
+
+    The model detects the user's turns itself; the pipeline plays its audio,
+    records transcripts in the agent's chat context, runs its tool calls and
+    relays interruptions (cancel, truncated to what the user heard).
+
+    Args:
+        model: A realtime model instance or registered name.
+        registry: Where a name is looked up (default: installed plugins).
+    """
+
+    def __init__(self, model: RealtimeModel | str, *, registry: Registry | None = None) -> None:
+        super().__init__()
+        self._owned = False
+        if isinstance(model, str):
+            if registry is None:
+                from vocalis.plugins import make_plugin_manager
+
+                registry = make_plugin_manager().registry
+            model = registry.create("realtime", model)  # type: ignore[assignment]
+            self._owned = True
+        if not isinstance(model, RealtimeModel):
+            raise TypeError(f"model= expects a RealtimeModel, got {type(model).__name__}")
+        self.model: RealtimeModel = model
+        self._rt: RealtimeSession | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._resampler = AudioResampler(model.sample_rate)
+        self._response: _Response | None = None
+        self._awaiting: asyncio.Future[_Response] | None = None
+
+    async def attach(self, session: AgentSession) -> None:
+        await super().attach(session)
+        await self._connect()
+
+    async def _connect(self) -> None:
+        assert self.session is not None
+        agent = self.session.agent
+        tools = list(self.session.tools.tools_for(agent).values())
+        self._rt = await self.model.connect(
+            instructions=agent.instructions, tools=tools, chat_ctx=agent.chat_context
+        )
+        self._reader = asyncio.get_running_loop().create_task(self._read(self._rt))
+
+    async def on_agent_changed(self) -> None:
+        assert self.session is not None
+        if self._rt is not None:
+            await self._rt.update_instructions(self.session.agent.instructions)
+
+    async def aclose(self) -> None:
+        if self._rt is not None:
+            await self._rt.aclose()
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        if self._owned:
+            await self.model.aclose()
+
+    def push_audio(self, frame: AudioFrame) -> None:
+        converted = self._resampler.push(frame)
+        if converted is not None and self._rt is not None:
+            self._rt.push_audio(converted)
+
+    # -- model events ----------------------------------------------------------
+    async def _read(self, rt: RealtimeSession) -> None:
+        assert self.session is not None
+        session = self.session
+        try:
+            async for event in rt:
+                self._on_event(event)
+        except Exception as exc:
+            session.report_error(self.model.label, exc, recoverable=False)
+        finally:
+            if self._response is not None:
+                self._end_response()
+
+    def _on_event(self, event: RealtimeEvent) -> None:
+        session = self.session
+        assert session is not None
+        kind = event.type
+        if kind is RealtimeEventType.SPEECH_STARTED:
+            session._on_user_speech_started()
+            current = session.current_speech
+            if current is not None and current.interrupt():
+                logger.debug("user interrupted the realtime response")
+        elif kind is RealtimeEventType.SPEECH_STOPPED:
+            session._on_user_speech_stopped()
+        elif kind is RealtimeEventType.INPUT_TRANSCRIPT:
+            session.emit("on_speech_in", {"text": event.text, "is_final": event.is_final, "language": None})
+            if event.is_final and event.text.strip():
+                loop = asyncio.get_running_loop()
+                session.agent.chat_context.add_message(ChatRole.USER, event.text.strip(), created_at=loop.time())
+                session._mark_user_activity()
+                session.emit("user_turn", {"text": event.text.strip()})
+        elif kind is RealtimeEventType.RESPONSE_STARTED:
+            response = _Response(event.response_id)
+            self._response = response
+            if self._awaiting is not None and not self._awaiting.done():
+                self._awaiting.set_result(response)
+            else:
+                handle = SpeechHandle("user_turn")
+                session._enqueue(handle, lambda: self._play(handle, response), front=True)
+            session._set_agent_state(AgentState.THINKING)
+        elif kind is RealtimeEventType.AUDIO and self._response is not None and event.frame is not None:
+            self._response.frames.put_nowait(event.frame)
+        elif kind is RealtimeEventType.OUTPUT_TRANSCRIPT and self._response is not None:
+            self._response.text += event.text
+        elif kind is RealtimeEventType.FUNCTION_CALL and self._response is not None:
+            self._response.tool_calls.extend(event.tool_calls)
+        elif kind is RealtimeEventType.RESPONSE_DONE:
+            self._end_response()
+
+    def _end_response(self) -> None:
+        response, self._response = self._response, None
+        if response is not None and not response.done:
+            response.done = True
+            response.frames.put_nowait(_END)
+
+    # -- speaking ----------------------------------------------------------------
+    async def speak(self, handle: SpeechHandle, text: str) -> None:
+        await self._respond(handle, f"Say exactly this, and nothing else: {text}")
+
+    async def generate_reply(
+        self,
+        handle: SpeechHandle,
+        *,
+        instructions: str | None = None,
+        user_text: str | None = None,
+    ) -> None:
+        assert self._rt is not None and self.session is not None
+        if user_text is not None:
+            self.session.agent.chat_context.add_message(ChatRole.USER, user_text)
+            self.session.emit("user_turn", {"text": user_text})
+            await self._rt.send_text(user_text)
+        await self._respond(handle, instructions)
+
+    async def _respond(self, handle: SpeechHandle, instructions: str | None) -> None:
+        assert self._rt is not None and self.session is not None
+        loop = asyncio.get_running_loop()
+        self._awaiting = loop.create_future()
+        try:
+            await self._rt.create_response(instructions)
+            response = await asyncio.wait_for(asyncio.shield(self._awaiting), timeout=30.0)
+        except Exception as exc:
+            self.session.report_error(self.model.label, exc)
+            return
+        finally:
+            self._awaiting = None
+        await self._play(handle, response)
+
+    async def _play(self, handle: SpeechHandle, response: _Response) -> None:
+        session = self.session
+        assert session is not None and self._rt is not None
+        output = session.audio_output
+        pushed = 0.0
+        heard: list[float] = []
+
+        def on_interrupt() -> None:
+            heard.append(output.clear_buffer() if output.speaking else pushed)
+            play.cancel()
+
+        async def consume() -> None:
+            nonlocal pushed
+            while (frame := await response.frames.get()) is not None:
+                if pushed == 0.0:
+                    session._on_agent_audio_started()
+                await output.capture_frame(frame)
+                pushed += frame.duration
+            output.flush()
+            await output.wait_for_playout()
+
+        play = asyncio.get_running_loop().create_task(consume())
+        handle.add_interrupt_callback(on_interrupt)
+        await asyncio.wait([play])
+        if handle.interrupted:
+            with contextlib.suppress(Exception):
+                await self._rt.cancel_response(played_seconds=heard[0] if heard else 0.0)
+        text = response.text.strip()
+        if handle.interrupted and heard and pushed > 0:
+            words = text.split()
+            text = " ".join(words[: int(len(words) * min(1.0, heard[0] / pushed))])
+        if text:
+            session.agent.chat_context.add_message(
+                ChatRole.ASSISTANT, text, interrupted=handle.interrupted, created_at=asyncio.get_running_loop().time()
+            )
+            session.emit("on_speech_out", {"text": text})
+        handle.text = text
+        session.emit(
+            "agent_turn",
+            {"speech_id": handle.id, "text": text, "interrupted": handle.interrupted, "source": handle.source},
+        )
+        if response.tool_calls and not handle.interrupted:
+            await self._run_tools(response.tool_calls)
+
+    async def _run_tools(self, calls: list[ToolCallRequest]) -> None:
+        session = self.session
+        assert session is not None and self._rt is not None
+        results = await session.tools.run(calls, session.agent, session.agent.chat_context)
+        for result in results:
+            await self._rt.send_tool_output(result.call_id, result.output, is_error=result.is_error)
+        if not any(result.handoff for result in results):
+            handle = SpeechHandle("reply")
+            session._enqueue(handle, lambda: self._respond(handle, None), front=True)
+
+    def describe(self) -> dict[str, Any]:
+        """Provider info for logs and metrics."""
+        return {"realtime": self.model.label, "model": self.model.model_name}

@@ -1,0 +1,475 @@
+"""AgentSession: one conversation between a user and an agent."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+from collections import deque
+from collections.abc import Callable
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from vocalis.audio import AudioFormatError, AudioFrame
+from vocalis.events import EventEmitter
+from vocalis.log import session_context
+from vocalis.providers.base import ProviderError
+from vocalis.providers.transport import AudioOutput, Transport
+from vocalis.speech import SpeechHandle, SpeechSource
+from vocalis.tool_runner import ToolRunner
+
+if TYPE_CHECKING:
+    from vocalis.agent import Agent
+    from vocalis.flow import ConversationFlow
+    from vocalis.pipeline.base import Pipeline
+
+_session_ids = itertools.count(1)
+
+
+class UserState(StrEnum):
+    """What the user is doing."""
+
+    IDLE = "idle"
+    SPEAKING = "speaking"
+    LISTENING = "listening"
+
+
+class AgentState(StrEnum):
+    """What the agent is doing."""
+
+    STARTING = "starting"
+    IDLE = "idle"
+    LISTENING = "listening"
+    THINKING = "thinking"
+    SPEAKING = "speaking"
+    CLOSING = "closing"
+
+
+class AgentSession(EventEmitter):
+    """Runs one conversation: an agent on a pipeline, over a transport.
+
+    Events (handlers get one ``dict`` payload): ``user_state_changed`` and
+    ``agent_state_changed`` (``{"state", "old_state"}``, only on change),
+    ``on_speech_in`` (user transcripts: ``{"text", "is_final", "language"}``),
+    ``on_speech_out`` (agent text as it starts playing: ``{"text",
+    "speech_id"}``), ``user_turn`` and ``agent_turn`` (committed turns),
+    ``function_call`` (``{"call_id", "name", "arguments", "output",
+    "is_error"}``), ``agent_handoff``, ``on_wake_up``, ``error`` (``{"source",
+    "message", "recoverable"}``) and ``close``.
+
+    Args:
+        agent: The agent to run.
+        pipeline: A :class:`CascadingPipeline` or :class:`RealTimePipeline`.
+        conversation_flow: Hooks into each user turn (cascading only).
+        wake_up: Seconds without user speech after which ``on_wake_up`` fires.
+        background_audio: Ambient and "thinking" sound configuration.
+        session_id: An id for logs; generated when omitted.
+        tool_timeout: Seconds a tool call may take before it fails.
+        max_tool_steps: LLM rounds with tool calls per reply.
+        max_parallel_tools: Tool calls one LLM round may run at once.
+    """
+
+    def __init__(
+        self,
+        agent: Agent,
+        pipeline: Pipeline,
+        conversation_flow: ConversationFlow | None = None,
+        wake_up: float | None = None,
+        background_audio: Any = None,
+        *,
+        session_id: str | None = None,
+        tool_timeout: float = 10.0,
+        max_tool_steps: int = 5,
+        max_parallel_tools: int = 8,
+    ) -> None:
+        super().__init__()
+        if wake_up is not None and wake_up <= 0:
+            raise ValueError("wake_up must be a positive number of seconds")
+        self.id = session_id or f"session_{next(_session_ids)}"
+        self.agent = agent
+        self.pipeline = pipeline
+        self.conversation_flow = conversation_flow
+        self.wake_up = wake_up
+        self.background_audio = background_audio
+        self.on_wake_up: Callable[[], Any] | None = None
+        self.transport: Transport | None = None
+        self.audio_output: AudioOutput = AudioOutput()
+        self.tools = ToolRunner(
+            self, timeout=tool_timeout, max_steps=max_tool_steps, max_parallel=max_parallel_tools
+        )
+        self._user_state = UserState.IDLE
+        self._agent_state = AgentState.STARTING
+        self._queue: deque[SpeechHandle] = deque()
+        self._queue_wake: asyncio.Event | None = None
+        self._current: SpeechHandle | None = None
+        self._pending_handoff: Agent | None = None
+        self._scheduler: asyncio.Task[None] | None = None
+        self._wake_timer: asyncio.TimerHandle | None = None
+        self._wake_fired = False
+        self._started = False
+        self._closed = False
+        self._close_task: asyncio.Task[None] | None = None
+        agent.session = self
+        if conversation_flow is not None and conversation_flow.agent is None:
+            conversation_flow.agent = agent
+
+    # -- state ---------------------------------------------------------------
+    @property
+    def user_state(self) -> UserState:
+        """What the user is doing now."""
+        return self._user_state
+
+    @property
+    def agent_state(self) -> AgentState:
+        """What the agent is doing now."""
+        return self._agent_state
+
+    @property
+    def current_speech(self) -> SpeechHandle | None:
+        """The utterance being generated or played, if any."""
+        return self._current
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has run (or is running)."""
+        return self._closed
+
+    def _set_user_state(self, state: UserState) -> None:
+        if state is self._user_state:
+            return
+        old, self._user_state = self._user_state, state
+        self.emit("user_state_changed", {"state": state, "old_state": old})
+
+    def _set_agent_state(self, state: AgentState) -> None:
+        if state is self._agent_state or self._agent_state is AgentState.CLOSING:
+            return
+        old, self._agent_state = self._agent_state, state
+        self.emit("agent_state_changed", {"state": state, "old_state": old})
+
+    def _settle_states(self) -> None:
+        """After speech ends: listening if the user talks, else idle."""
+        if self._user_state is UserState.SPEAKING:
+            self._set_agent_state(AgentState.LISTENING)
+        else:
+            self._set_agent_state(AgentState.IDLE)
+            self._set_user_state(UserState.IDLE)
+
+    # -- lifecycle -------------------------------------------------------------
+    async def start(self, transport: Transport | None = None) -> None:
+        """Start the session: providers, tool sources, transport, ``on_enter``.
+
+        Args:
+            transport: Where audio comes from and goes to. Without one the
+                session still runs text turns, and agent audio is only timed.
+        """
+        if self._started:
+            raise RuntimeError("session already started")
+        self._started = True
+        with session_context(self.id):
+            self._queue_wake = asyncio.Event()
+            if transport is not None:
+                self.transport = transport
+                self.audio_output = transport.audio_output
+            await self.pipeline.attach(self)
+            await self.tools.start_sources(self.agent)
+            self._scheduler = asyncio.get_running_loop().create_task(
+                self._run_scheduler(), name=f"{self.id}-speech"
+            )
+            if self.transport is not None:
+                await self.transport.start(self)
+            self._set_agent_state(AgentState.IDLE)
+            self._arm_wake_up()
+            logger.info("session started with agent {!r}", self.agent.name)
+            await self._guarded(self.agent.on_enter(), "agent.on_enter")
+
+    async def leave(self) -> None:
+        """Leave the conversation (closes the session)."""
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop everything and release resources. Safe to call many times.
+
+        Runs ``agent.on_exit()``, pipeline and flow cleanup, agent cleanup
+        and transport close once each; a failure in one does not skip the
+        others.
+        """
+        if self._close_task is None:
+            self._close_task = asyncio.get_running_loop().create_task(self._close())
+        await asyncio.shield(self._close_task)
+
+    async def _close(self) -> None:
+        with session_context(self.id):
+            self._closed = True
+            self._set_agent_state(AgentState.CLOSING)
+            self._cancel_wake_up()
+            for handle in [self._current, *self._queue]:
+                if handle is not None:
+                    handle.interrupt(force=True)
+            self.audio_output.clear_buffer()
+            if self._scheduler is not None:
+                self._scheduler.cancel()
+                await asyncio.gather(self._scheduler, return_exceptions=True)
+            for handle in self._queue:
+                handle._discard()
+            self._queue.clear()
+            await self._guarded(self.tools.aclose(), "tool calls")
+            await self._guarded(self.agent.on_exit(), "agent.on_exit")
+            await self._guarded(self.pipeline.aclose(), "pipeline")
+            if self.conversation_flow is not None:
+                await self._guarded(self.conversation_flow.cleanup(), "conversation_flow.cleanup")
+            await self._guarded(self.agent.cleanup(), "agent.cleanup")
+            if self.transport is not None:
+                await self._guarded(self.transport.aclose(), self.transport.label)
+            self.emit("close", {"session_id": self.id})
+            await self.aclose_handlers()
+            logger.info("session closed")
+
+    async def _guarded(self, awaitable: Any, source: str) -> None:
+        try:
+            await awaitable
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.report_error(source, exc)
+
+    # -- errors --------------------------------------------------------------------
+    def report_error(self, source: str, error: BaseException | str, *, recoverable: bool = True) -> None:
+        """Emit an ``error`` event and log it; the session keeps running.
+
+        Args:
+            source: What failed: a provider label (``"stt:whisper"``), a tool,
+                a hook.
+            error: The exception or a message.
+            recoverable: Whether the session could continue.
+        """
+        if isinstance(error, ProviderError) and error.provider:
+            source = error.provider
+            message = str(error).removeprefix(f"{error.provider}: ")
+        elif isinstance(error, BaseException):
+            message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        else:
+            message = error
+        logger.error("{} failed: {}", source, message)
+        self.emit("error", {"source": source, "message": message, "recoverable": recoverable})
+
+    # -- audio in --------------------------------------------------------------------
+    def push_audio(self, frame: AudioFrame) -> None:
+        """Feed one frame of user audio (called by transports)."""
+        if self._closed:
+            return
+        try:
+            self.pipeline.push_audio(frame)
+        except AudioFormatError as exc:
+            self.report_error("audio input", exc)
+
+    def push_pcm(self, data: bytes, sample_rate: int, channels: int = 1) -> None:
+        """Feed raw int16 PCM; malformed input is reported, not raised."""
+        try:
+            frame = AudioFrame(bytes(data), sample_rate, channels)
+        except AudioFormatError as exc:
+            self.report_error("audio input", exc)
+            return
+        self.push_audio(frame)
+
+    # -- speaking --------------------------------------------------------------------
+    async def say(self, message: str, *, interruptible: bool = True) -> SpeechHandle:
+        """Speak ``message`` as is (queued after the current utterance).
+
+        Returns:
+            The utterance's handle; ``await`` it to wait for playout.
+        """
+        handle = SpeechHandle("say", allow_interruptions=interruptible)
+        if not message or not message.strip():
+            self.report_error("say", "empty message: nothing to say")
+            handle._discard()
+            return handle
+        return self._enqueue(handle, lambda: self.pipeline.speak(handle, message))
+
+    async def reply(
+        self, instructions: str, wait_for_playback: bool = True, *, interruptible: bool = True
+    ) -> SpeechHandle:
+        """Have the LLM answer now, guided by extra ``instructions``.
+
+        A call while another reply is pending or running is discarded, as is
+        one with empty instructions.
+
+        Args:
+            instructions: Guidance for this reply only (not stored).
+            wait_for_playback: Return only when the reply has played out.
+            interruptible: Whether user speech may cut the reply off.
+        """
+        handle = SpeechHandle("reply", allow_interruptions=interruptible)
+        if not instructions or not instructions.strip() or self._reply_pending():
+            handle._discard()
+            return handle
+        self._enqueue(handle, lambda: self.pipeline.generate_reply(handle, instructions=instructions))
+        if wait_for_playback:
+            await handle
+        return handle
+
+    def interrupt(self, *, force: bool = False) -> bool:
+        """Stop the agent's current utterance now.
+
+        Args:
+            force: Also stop non-interruptible utterances.
+
+        Returns:
+            Whether something was interrupted.
+        """
+        handle = self._current
+        return handle.interrupt(force=force) if handle is not None else False
+
+    def _reply_pending(self) -> bool:
+        handles = [self._current, *self._queue]
+        return any(h is not None and h.source in ("reply", "user_turn") and not h.done() for h in handles)
+
+    def _enqueue(self, handle: SpeechHandle, factory: Callable[[], Any], *, front: bool = False) -> SpeechHandle:
+        if self._closed or not self._started:
+            if not self._started:
+                self.report_error("session", "the session is not started")
+            handle._discard()
+            return handle
+        handle._factory = factory  # type: ignore[attr-defined]
+        if front:
+            self._queue.appendleft(handle)
+        else:
+            self._queue.append(handle)
+        assert self._queue_wake is not None
+        self._queue_wake.set()
+        return handle
+
+    def _start_user_turn(self, transcript: str, source: SpeechSource = "user_turn") -> SpeechHandle:
+        """Called by the pipeline when the user's turn is committed."""
+        self._mark_user_activity()
+        handle = SpeechHandle(source)
+        for queued in list(self._queue):
+            if queued.source in ("reply", "user_turn"):
+                self._queue.remove(queued)
+                queued._discard()
+        return self._enqueue(
+            handle, lambda: self.pipeline.generate_reply(handle, user_text=transcript), front=True
+        )
+
+    async def _run_scheduler(self) -> None:
+        assert self._queue_wake is not None
+        with session_context(self.id):
+            while True:
+                while not self._queue:
+                    self._queue_wake.clear()
+                    await self._queue_wake.wait()
+                handle = self._queue.popleft()
+                if handle.done():
+                    continue
+                self._current = handle
+                self._cancel_wake_up()
+                try:
+                    await handle._factory()  # type: ignore[attr-defined]
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self.report_error("speech", exc)
+                finally:
+                    self._current = None
+                    handle._mark_done()
+                    if not self._closed:
+                        self._settle_states()
+                if self._pending_handoff is not None:
+                    await self._do_handoff()
+                if not self._queue:
+                    self._arm_wake_up()
+
+    # -- handoff ---------------------------------------------------------------------
+    def request_handoff(self, agent: Agent) -> None:
+        """Switch to ``agent`` once the current utterance ends."""
+        self._pending_handoff = agent
+
+    async def _do_handoff(self) -> None:
+        new, self._pending_handoff = self._pending_handoff, None
+        if new is None or new is self.agent:
+            return
+        old = self.agent
+        await self._guarded(old.on_exit(), "agent.on_exit")
+        if new.inherit_context:
+            new.inherit_from(old)
+        new.session = self
+        self.agent = new
+        if self.conversation_flow is not None:
+            self.conversation_flow.agent = new
+        await self._guarded(self.tools.start_sources(new), "tool sources")
+        await self._guarded(self.pipeline.on_agent_changed(), "pipeline")
+        logger.info("handoff from {!r} to {!r}", old.name, new.name)
+        self.emit("agent_handoff", {"from": old.name, "to": new.name})
+        await self._guarded(new.on_enter(), "agent.on_enter")
+
+    # -- wake-up ---------------------------------------------------------------------
+    def _mark_user_activity(self) -> None:
+        """User speech or transcript: a new idle period begins later."""
+        self._wake_fired = False
+        self._cancel_wake_up()
+
+    def _arm_wake_up(self) -> None:
+        if self.wake_up is None or self._closed or self._wake_fired:
+            return
+        if self._current is not None or self._user_state is UserState.SPEAKING:
+            return
+        self._cancel_wake_up()
+        self._wake_timer = asyncio.get_running_loop().call_later(self.wake_up, self._fire_wake_up)
+
+    def _cancel_wake_up(self) -> None:
+        if self._wake_timer is not None:
+            self._wake_timer.cancel()
+            self._wake_timer = None
+
+    def _fire_wake_up(self) -> None:
+        self._wake_timer = None
+        if self._closed or self._current is not None:
+            return
+        self._wake_fired = True
+        self.emit("on_wake_up", {"idle_seconds": self.wake_up})
+        callback = self.on_wake_up
+        if callback is None:
+            return
+        try:
+            result = callback()
+        except Exception as exc:
+            self.report_error("on_wake_up", exc)
+            return
+        if inspect.isawaitable(result):
+            self.emit_task(result, "on_wake_up")
+
+    def emit_task(self, awaitable: Any, source: str) -> None:
+        """Run a user callback's coroutine as a tracked task; report failures."""
+
+        async def runner() -> None:
+            with session_context(self.id):
+                await self._guarded(awaitable, source)
+
+        task = asyncio.ensure_future(runner())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- called by pipelines ----------------------------------------------------------
+    def _on_user_speech_started(self) -> None:
+        self._mark_user_activity()
+        self._set_user_state(UserState.SPEAKING)
+        if self._current is None:
+            self._set_agent_state(AgentState.LISTENING)
+
+    def _on_user_speech_stopped(self) -> None:
+        if self._current is not None and self.audio_output.speaking:
+            self._set_user_state(UserState.LISTENING)
+        else:
+            self._set_user_state(UserState.IDLE)
+            if self._current is None:
+                self._set_agent_state(AgentState.IDLE)
+        self._arm_wake_up()
+
+    def _on_agent_audio_started(self) -> None:
+        self._set_agent_state(AgentState.SPEAKING)
+        if self._user_state is not UserState.SPEAKING:
+            self._set_user_state(UserState.LISTENING)
+
+    def __repr__(self) -> str:
+        return f"<AgentSession {self.id} agent={self.agent.name!r} state={self._agent_state.value}>"

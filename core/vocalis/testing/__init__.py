@@ -1,0 +1,48 @@
+"""The Vocalis test kit: fake providers, a virtual clock, a conversation driver.
+
+Everything here is for tests of agents and plugins; none of it is a default
+provider.
+"""
+
+from vocalis.testing.clock import VirtualTimeLimitExceeded, VirtualTimeLoop, run_virtual
+from vocalis.testing.conversation import Conversation, RecordedEvent
+from vocalis.testing.realtime import FakeRealtimeModel, FakeRealtimeSession, RealtimeTurn
+from vocalis.testing.fakes import (
+    FakeEOU,
+    FakeLLM,
+    FakeResponse,
+    FakeSTT,
+    FakeToolSource,
+    FakeTransport,
+    FakeTTS,
+    FakeVAD,
+    LLMRequest,
+    PlayedFrame,
+    RecordingAudioOutput,
+    is_speech,
+    tone,
+)
+
+__all__ = [
+    "Conversation",
+    "FakeEOU",
+    "FakeLLM",
+    "FakeRealtimeModel",
+    "FakeRealtimeSession",
+    "FakeResponse",
+    "RealtimeTurn",
+    "FakeSTT",
+    "FakeToolSource",
+    "FakeTTS",
+    "FakeTransport",
+    "FakeVAD",
+    "LLMRequest",
+    "PlayedFrame",
+    "RecordedEvent",
+    "RecordingAudioOutput",
+    "VirtualTimeLimitExceeded",
+    "VirtualTimeLoop",
+    "is_speech",
+    "run_virtual",
+    "tone",
+]

@@ -1,0 +1,438 @@
+"""Scriptable fake providers for tests of agents, pipelines and plugins.
+
+They behave like real providers (streams, latencies on the event loop's
+clock, cancellation) but compute nothing: under
+:func:`vocalis.testing.run_virtual` their latencies cost no wall time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from vocalis.audio import AudioFrame
+from vocalis.chat import ChatContext
+from vocalis.providers.eou import EOU
+from vocalis.providers.llm import LLM, ChatChunk, ToolCallRequest, ToolSpec, Usage
+from vocalis.providers.stt import STT, SpeechEvent, SpeechEventType, STTStream
+from vocalis.providers.tools import Tool, ToolSource
+from vocalis.providers.transport import AudioOutput, AudioSink, Transport
+from vocalis.providers.tts import TTS
+from vocalis.providers.vad import VAD, VADEvent, VADEventType, VADStream
+from vocalis.settings import ProviderSettings, provider_settings_config
+
+_call_ids = itertools.count(1)
+
+
+def tone(duration: float, sample_rate: int = 16_000, *, frequency: float = 220.0, amplitude: float = 0.3) -> AudioFrame:
+    """A sine tone: what the fakes treat as speech."""
+    import numpy as np
+
+    t = np.arange(round(duration * sample_rate)) / sample_rate
+    return AudioFrame.from_numpy(amplitude * np.sin(2 * math.pi * frequency * t), sample_rate)
+
+
+def is_speech(frame: AudioFrame, threshold: int = 500) -> bool:
+    """Energy test the fake VAD and STT use (peak amplitude above ``threshold``)."""
+    samples = frame.to_numpy()
+    return bool(len(samples)) and int(abs(samples.astype("int32")).max()) > threshold
+
+
+# -- VAD ---------------------------------------------------------------------
+class FakeVAD(VAD):
+    """Energy VAD: loud frames are speech, silent frames are not.
+
+    Settings ``min_speech`` and ``min_silence`` (seconds) debounce the
+    boundaries like a real VAD does.
+    """
+
+    name: ClassVar[str] = "fake"
+
+    class Settings(ProviderSettings):
+        model_config = provider_settings_config("vad", "fake")
+        min_speech: float = 0.06
+        min_silence: float = 0.3
+        threshold: int = 500
+
+    def stream(self) -> VADStream:
+        return _FakeVADStream(self)
+
+
+class _FakeVADStream(VADStream):
+    def __init__(self, vad: FakeVAD) -> None:
+        super().__init__(vad.label)
+        self._settings = vad.settings
+        self._speaking = False
+        self._run = 0.0  # seconds of the opposite state so far
+        self._speech = 0.0
+        self._time = 0.0
+
+    def push_frame(self, frame: AudioFrame) -> None:
+        settings = self._settings
+        self._time += frame.duration
+        loud = is_speech(frame, settings.threshold)  # type: ignore[attr-defined]
+        if loud != self._speaking:
+            self._run += frame.duration
+            limit = settings.min_speech if loud else settings.min_silence  # type: ignore[attr-defined]
+            if self._run + 1e-9 >= limit:
+                self._speaking = loud
+                self._run = 0.0
+                kind = VADEventType.START_OF_SPEECH if loud else VADEventType.END_OF_SPEECH
+                self.send(VADEvent(kind, self._time, 1.0 if loud else 0.0, self._speech))
+                self._speech = 0.0
+        else:
+            self._run = 0.0
+        if self._speaking:
+            self._speech += frame.duration
+
+
+# -- STT ---------------------------------------------------------------------
+class FakeSTT(STT):
+    """Scripted recogniser: the n-th speech segment is heard as ``transcripts[n]``.
+
+    Streaming by default: interim results reveal the words as speech goes on
+    (one per ``word_seconds``), and the final comes ``final_delay`` after the
+    pipeline flushes the segment. With ``streaming=False`` only
+    :meth:`recognize` works (the pipeline then segments by VAD).
+
+    Args:
+        transcripts: Texts for consecutive segments ("" for noise).
+        final_delay: Seconds from flush to the final result.
+        word_seconds: Seconds of speech per revealed interim word (0: none).
+        streaming: Whether :meth:`stream` is available.
+    """
+
+    name: ClassVar[str] = "fake"
+    streaming: ClassVar[bool] = True
+
+    class Settings(ProviderSettings):
+        model_config = provider_settings_config("stt", "fake")
+
+    def __init__(
+        self,
+        transcripts: Sequence[str] = (),
+        *,
+        final_delay: float = 0.1,
+        word_seconds: float = 0.0,
+        streaming: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.transcripts = list(transcripts)
+        self.final_delay = final_delay
+        self.word_seconds = word_seconds
+        self.streaming = streaming  # type: ignore[misc]
+        self.recognized: list[str] = []
+
+    def next_transcript(self) -> str:
+        text = self.transcripts.pop(0) if self.transcripts else ""
+        self.recognized.append(text)
+        return text
+
+    async def recognize(self, frames: Sequence[AudioFrame], *, language: str | None = None) -> SpeechEvent:
+        await asyncio.sleep(self.final_delay)
+        return SpeechEvent(SpeechEventType.FINAL_TRANSCRIPT, self.next_transcript(), language=language)
+
+    def stream(self, *, language: str | None = None) -> STTStream:
+        if not self.streaming:
+            raise NotImplementedError(f"{self.label} is configured as non-streaming")
+        return _FakeSTTStream(self, language)
+
+
+class _FakeSTTStream(STTStream):
+    def __init__(self, stt: FakeSTT, language: str | None) -> None:
+        super().__init__(stt.label)
+        self._stt = stt
+        self._language = language
+        self._speech = 0.0
+        self._revealed = 0
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def end_input(self) -> None:
+        self.flush()
+        self._input_ended = True
+        if not self._pending:
+            self._finish()
+
+    def push_frame(self, frame: AudioFrame) -> None:
+        stt = self._stt
+        if not is_speech(frame):
+            return
+        self._speech += frame.duration
+        if stt.word_seconds and stt.transcripts:
+            words = stt.transcripts[0].split()
+            shown = min(len(words), int(self._speech / stt.word_seconds))
+            if shown > self._revealed:
+                self._revealed = shown
+                self.send(SpeechEvent(SpeechEventType.INTERIM_TRANSCRIPT, " ".join(words[:shown]), language=self._language))
+
+    def flush(self) -> None:
+        if self._speech == 0.0:
+            return
+        self._speech = 0.0
+        self._revealed = 0
+        text = self._stt.next_transcript()
+        task = asyncio.get_running_loop().create_task(self._final(text))
+        self._pending.add(task)
+
+    async def _final(self, text: str) -> None:
+        try:
+            await asyncio.sleep(self._stt.final_delay)
+            self.send(SpeechEvent(SpeechEventType.FINAL_TRANSCRIPT, text, language=self._language))
+        finally:
+            self._pending.discard(asyncio.current_task())  # type: ignore[arg-type]
+            if self.input_ended and not self._pending:
+                self._finish()
+
+    async def aclose(self) -> None:
+        for task in list(self._pending):
+            task.cancel()
+        await asyncio.gather(*self._pending, return_exceptions=True)
+        await super().aclose()
+
+
+# -- LLM ---------------------------------------------------------------------
+@dataclass
+class FakeResponse:
+    """One scripted LLM completion.
+
+    Attributes:
+        text: Streamed word by word.
+        tool_calls: ``(name, arguments_json)`` pairs or full requests.
+        ttft: Seconds before the first chunk.
+        token_interval: Seconds between chunks.
+        error: Raised after the text was streamed (a mid-stream failure).
+    """
+
+    text: str = ""
+    tool_calls: list[tuple[str, str] | ToolCallRequest] = field(default_factory=list)
+    ttft: float = 0.0
+    token_interval: float = 0.0
+    error: Exception | None = None
+
+
+@dataclass
+class LLMRequest:
+    """What the fake LLM was asked: a snapshot of the context and tool names."""
+
+    chat_ctx: ChatContext
+    tools: list[str]
+
+
+Script = FakeResponse | str | Callable[[ChatContext, Sequence[ToolSpec]], "FakeResponse | str"]
+
+
+class FakeLLM(LLM):
+    """Streams scripted responses in order; the last one repeats when the script runs out.
+
+    Args:
+        responses: ``FakeResponse`` objects, plain strings, or callables that
+            build a response from the request.
+    """
+
+    name: ClassVar[str] = "fake"
+
+    class Settings(ProviderSettings):
+        model_config = provider_settings_config("llm", "fake")
+
+    def __init__(self, responses: Sequence[Script] = (), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.responses = list(responses)
+        self.requests: list[LLMRequest] = []
+        self.cancelled = 0
+
+    def _next(self, chat_ctx: ChatContext, tools: Sequence[ToolSpec]) -> FakeResponse:
+        script: Script = (self.responses.pop(0) if len(self.responses) > 1 else self.responses[0]) if self.responses else ""
+        if callable(script):
+            script = script(chat_ctx, tools)
+        return FakeResponse(text=script) if isinstance(script, str) else script
+
+    async def chat(
+        self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = (), tool_choice: str | None = None
+    ) -> AsyncIterator[ChatChunk]:
+        self.requests.append(LLMRequest(chat_ctx.copy(), [t.name for t in tools]))
+        response = self._next(chat_ctx, tools)
+        try:
+            if response.ttft:
+                await asyncio.sleep(response.ttft)
+            words = response.text.split(" ") if response.text else []
+            for index, word in enumerate(words):
+                if index and response.token_interval:
+                    await asyncio.sleep(response.token_interval)
+                yield ChatChunk(text=word if index == 0 else " " + word)
+            if response.error is not None:
+                raise response.error
+            calls = [
+                call if isinstance(call, ToolCallRequest) else ToolCallRequest(f"call_{next(_call_ids)}", call[0], call[1])
+                for call in response.tool_calls
+            ]
+            yield ChatChunk(tool_calls=calls, usage=Usage(len(chat_ctx), len(words)))
+        except (asyncio.CancelledError, GeneratorExit):
+            self.cancelled += 1
+            raise
+
+
+# -- TTS ---------------------------------------------------------------------
+class FakeTTS(TTS):
+    """Speaks any text as a tone: ``seconds_per_char`` of audio per character.
+
+    Args:
+        ttfb: Seconds before the first frame of each synthesis.
+        seconds_per_char: Audio length per character of text.
+        frame_seconds: Size of the frames produced.
+        fail_on: Raise when asked to speak text containing this string.
+    """
+
+    name: ClassVar[str] = "fake"
+    sample_rate: ClassVar[int] = 24_000
+
+    class Settings(ProviderSettings):
+        model_config = provider_settings_config("tts", "fake")
+
+    def __init__(
+        self,
+        *,
+        ttfb: float = 0.0,
+        seconds_per_char: float = 0.05,
+        frame_seconds: float = 0.02,
+        fail_on: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.ttfb = ttfb
+        self.seconds_per_char = seconds_per_char
+        self.frame_seconds = frame_seconds
+        self.fail_on = fail_on
+        self.spoken: list[str] = []
+        self._frame = tone(frame_seconds, self.sample_rate, frequency=440.0)
+
+    async def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
+        if self.fail_on is not None and self.fail_on in text:
+            raise self.error(f"cannot speak {text!r}")
+        self.spoken.append(text)
+        if self.ttfb:
+            await asyncio.sleep(self.ttfb)
+        frames = max(1, round(len(text) * self.seconds_per_char / self.frame_seconds))
+        for _ in range(frames):
+            yield self._frame
+
+
+# -- EOU ---------------------------------------------------------------------
+class FakeEOU(EOU):
+    """Returns scripted end-of-turn probabilities.
+
+    Args:
+        probability: A constant, or a function of the pending transcript.
+        latency: Seconds each prediction takes.
+    """
+
+    name: ClassVar[str] = "fake"
+
+    class Settings(ProviderSettings):
+        model_config = provider_settings_config("eou", "fake")
+
+    def __init__(self, probability: float | Callable[[str], float] = 1.0, *, latency: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.probability = probability
+        self.latency = latency
+        self.calls: list[str] = []
+
+    async def predict(self, chat_ctx: ChatContext, *, audio: AudioFrame | None = None) -> float:
+        message = chat_ctx.last_message("user")
+        text = message.content if message else ""
+        self.calls.append(text)
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        return self.probability(text) if callable(self.probability) else self.probability
+
+
+# -- tools -------------------------------------------------------------------
+class FakeToolSource(ToolSource):
+    """A tool source offering given tools (e.g. ``@function_tool`` functions).
+
+    Args:
+        tools: What :meth:`list_tools` returns.
+        fail_start: Raise this from :meth:`start`.
+    """
+
+    name: ClassVar[str] = "fake"
+
+    class Settings(ProviderSettings):
+        model_config = provider_settings_config("tools", "fake")
+
+    def __init__(self, tools: Sequence[Tool] = (), *, fail_start: Exception | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._tools = list(tools)
+        self.fail_start = fail_start
+        self.started = 0
+        self.closed = 0
+
+    async def start(self) -> None:
+        self.started += 1
+        if self.fail_start is not None:
+            raise self.fail_start
+
+    async def list_tools(self) -> list[Tool]:
+        return list(self._tools)
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+
+# -- transport -----------------------------------------------------------------
+@dataclass(slots=True)
+class PlayedFrame:
+    """A frame the fake transport received, with the loop time it arrived."""
+
+    time: float
+    frame: AudioFrame
+
+
+class RecordingAudioOutput(AudioOutput):
+    """Keeps every delivered frame and every clear (for assertions)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: list[PlayedFrame] = []
+        self.clears: list[float] = []
+
+    def deliver(self, frame: AudioFrame) -> None:
+        self.frames.append(PlayedFrame(asyncio.get_running_loop().time(), frame))
+
+    def discard(self) -> None:
+        self.clears.append(asyncio.get_running_loop().time())
+
+
+class FakeTransport(Transport):
+    """A transport the test drives: ``push`` user audio, inspect ``audio_output``."""
+
+    name: ClassVar[str] = "fake"
+
+    class Settings(ProviderSettings):
+        model_config = provider_settings_config("transport", "fake")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.audio_output: RecordingAudioOutput = RecordingAudioOutput()
+        self.sink: AudioSink | None = None
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.closed = 0
+
+    async def start(self, sink: AudioSink) -> None:
+        self.sink = sink
+
+    def push(self, frame: AudioFrame) -> None:
+        """Deliver user audio to the session."""
+        if self.sink is None:
+            raise RuntimeError("transport not started")
+        self.sink.push_audio(frame)
+
+    def send_event(self, event: str, payload: dict[str, Any]) -> None:
+        self.events.append((event, payload))
+
+    async def aclose(self) -> None:
+        self.closed += 1

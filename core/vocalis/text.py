@@ -1,0 +1,76 @@
+"""Splitting streamed LLM text into speakable chunks."""
+
+from __future__ import annotations
+
+import re
+
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof sr jr st vs etc e.g i.e approx no fig inc ltd co jan feb mar apr "
+    "jun jul aug sep sept oct nov dec mon tue wed thu fri sat sun a.m p.m u.s".split()
+)
+_BOUNDARY = re.compile(r"([.!?…]+[\"')\]]*|[;:]|\n+)(\s+)")
+
+
+class SentenceChunker:
+    """Collects text deltas and releases whole sentences.
+
+    Sentence ends are ``.``, ``!``, ``?`` (and ``;``/``:``/newlines) followed by
+    white space; abbreviations ("Dr.", "e.g.") and numbers ("3.5") do not end
+    a sentence. The first chunk may be cut at a comma once it is long enough
+    so the first audio comes sooner.
+
+    Args:
+        min_chars: A sentence shorter than this is joined with the next.
+        first_chunk_chars: Cut the first chunk at a comma past this length
+            (0 disables it).
+    """
+
+    def __init__(self, *, min_chars: int = 8, first_chunk_chars: int = 60) -> None:
+        self.min_chars = min_chars
+        self.first_chunk_chars = first_chunk_chars
+        self._buffer = ""
+        self._emitted = False
+
+    def push(self, text: str) -> list[str]:
+        """Add text; return the sentences it completed (maybe none)."""
+        self._buffer += text
+        out: list[str] = []
+        start = 0
+        for match in _BOUNDARY.finditer(self._buffer):
+            end = match.end(1)
+            candidate = self._buffer[start:end].strip()
+            if len(candidate) < self.min_chars or _ends_with_abbreviation(candidate):
+                continue
+            out.append(candidate)
+            start = match.end()
+        if not out and not self._emitted and self.first_chunk_chars:
+            cut = self._buffer.rfind(", ", 0)
+            if cut >= self.first_chunk_chars:
+                out.append(self._buffer[: cut + 1].strip())
+                start = cut + 2
+        self._buffer = self._buffer[start:]
+        if out:
+            self._emitted = True
+        return out
+
+    def flush(self) -> list[str]:
+        """Release whatever is left (end of the reply)."""
+        rest, self._buffer = self._buffer.strip(), ""
+        return [rest] if rest else []
+
+    def reset(self) -> None:
+        """Forget pending text (a new reply starts)."""
+        self._buffer = ""
+        self._emitted = False
+
+
+def _ends_with_abbreviation(text: str) -> bool:
+    if not text.endswith("."):
+        return False
+    word = text[:-1].rsplit(None, 1)[-1].lower().lstrip("(\"'")
+    return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+
+
+def speakable(text: str) -> bool:
+    """Whether text has anything a TTS can say (letters or digits)."""
+    return any(ch.isalnum() for ch in text)

@@ -1,0 +1,243 @@
+"""Running the LLM's tool calls: in parallel, bounded, exactly one output each.
+
+Every call the model makes is recorded in the chat context as a
+``FunctionCall`` and gets exactly one ``FunctionCallOutput``: the result, or
+an error the model can read (bad arguments, unknown tool, the tool raised or
+timed out, the session closed). A call runs in its own task, so an
+interruption of the agent's speech does not cancel a tool that already
+started; its output is recorded when it finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from vocalis.providers.llm import ToolCallRequest
+from vocalis.tools import ToolArgumentsError, ToolContext, ToolError
+
+if TYPE_CHECKING:
+    from vocalis.agent import Agent
+    from vocalis.chat import ChatContext
+    from vocalis.providers.tools import Tool, ToolSource
+    from vocalis.session import AgentSession
+
+
+@dataclass(slots=True)
+class ToolResult:
+    """The outcome of one call.
+
+    Attributes:
+        call_id: The model's call id.
+        name: The tool name.
+        output: Text given back to the model.
+        is_error: Whether the output describes a failure.
+        handoff: An agent the tool handed the conversation to.
+    """
+
+    call_id: str
+    name: str
+    output: str
+    is_error: bool = False
+    handoff: Agent | None = None
+    arguments: str = ""
+
+
+class ToolRunner:
+    """Executes tool calls for one session.
+
+    Args:
+        session: The owning session (for events, errors and handoffs).
+        timeout: Seconds one call may run.
+        max_steps: LLM rounds with tool calls per reply.
+        max_parallel: Calls of one round that run at the same time.
+        max_calls_per_turn: Calls per reply; further calls get an error output.
+        max_output_chars: Longer outputs are cut (the model is told so).
+    """
+
+    def __init__(
+        self,
+        session: AgentSession,
+        *,
+        timeout: float = 10.0,
+        max_steps: int = 5,
+        max_parallel: int = 8,
+        max_calls_per_turn: int = 16,
+        max_output_chars: int = 16_000,
+    ) -> None:
+        self.session = session
+        self.timeout = timeout
+        self.max_steps = max_steps
+        self.max_parallel = max_parallel
+        self.max_calls_per_turn = max_calls_per_turn
+        self.max_output_chars = max_output_chars
+        self._source_tools: dict[int, list[Tool]] = {}
+        self._started_sources: list[ToolSource] = []
+        self._running: set[asyncio.Task[ToolResult]] = set()
+
+    # -- tool sources -------------------------------------------------------
+    async def start_sources(self, agent: Agent) -> None:
+        """Start the agent's tool sources and fetch their tools; failures are reported."""
+        for source in agent.mcp_servers:
+            if id(source) in self._source_tools:
+                continue
+            try:
+                await source.start()
+                self._started_sources.append(source)
+                self._source_tools[id(source)] = list(await source.list_tools())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._source_tools[id(source)] = []
+                self.session.report_error(source.label, exc)
+
+    def tools_for(self, agent: Agent) -> dict[str, Tool]:
+        """Function tools and tool-source tools by name (function tools win)."""
+        tools: dict[str, Tool] = {}
+        for source in agent.mcp_servers:
+            for tool in self._source_tools.get(id(source), []):
+                tools.setdefault(tool.name, tool)
+        for tool in agent.tools:
+            tools[tool.name] = tool
+        return tools
+
+    # -- calls --------------------------------------------------------------
+    async def run(
+        self,
+        calls: Sequence[ToolCallRequest],
+        agent: Agent,
+        chat_ctx: ChatContext,
+        *,
+        calls_so_far: int = 0,
+    ) -> list[ToolResult]:
+        """Run one round of calls and record them in ``chat_ctx``.
+
+        Returns:
+            Results in the order of ``calls``.
+        """
+        loop = asyncio.get_running_loop()
+        tools = self.tools_for(agent)
+        semaphore = asyncio.Semaphore(self.max_parallel)
+        tasks: list[asyncio.Task[ToolResult]] = []
+        for index, call in enumerate(calls):
+            call_id = call.call_id or f"call_{uuid.uuid4().hex[:12]}"
+            chat_ctx.add_function_call(call_id, call.name, call.arguments, created_at=loop.time())
+            over_limit = calls_so_far + index >= self.max_calls_per_turn
+            task = loop.create_task(
+                self._run_one(call_id, call, tools.get(call.name), agent, chat_ctx, semaphore, over_limit)
+            )
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+            tasks.append(task)
+        # Shielded: interrupting the reply must not cancel calls that started.
+        return list(await asyncio.shield(asyncio.gather(*tasks)))
+
+    async def _run_one(
+        self,
+        call_id: str,
+        call: ToolCallRequest,
+        tool: Tool | None,
+        agent: Agent,
+        chat_ctx: ChatContext,
+        semaphore: asyncio.Semaphore,
+        over_limit: bool,
+    ) -> ToolResult:
+        result = ToolResult(call_id, call.name, "", arguments=call.arguments)
+        try:
+            if over_limit:
+                raise ToolError(f"too many tool calls in one turn (limit {self.max_calls_per_turn})")
+            if tool is None:
+                known = ", ".join(sorted(self.tools_for(agent))) or "none"
+                raise ToolError(f"unknown tool {call.name!r} (available: {known})")
+            context = ToolContext(call_id=call_id, tool_name=call.name, session=self.session, agent=agent)
+            async with semaphore:
+                value = await asyncio.wait_for(
+                    tool.invoke(call.arguments, context=context), timeout=self.timeout
+                )
+            self._set_output(result, value)
+        except ToolArgumentsError as exc:
+            result.output, result.is_error = f"invalid arguments: {exc}", True
+        except ToolError as exc:
+            result.output, result.is_error = str(exc), True
+        except TimeoutError:
+            result.output, result.is_error = f"tool {call.name!r} timed out after {self.timeout:g} s", True
+            self.session.report_error(f"tool:{call.name}", result.output)
+        except asyncio.CancelledError:
+            result.output, result.is_error = f"tool {call.name!r} was cancelled", True
+            self._record(result, chat_ctx)
+            raise
+        except Exception as exc:
+            result.output, result.is_error = f"tool {call.name!r} failed: {type(exc).__name__}: {exc}", True
+            self.session.report_error(f"tool:{call.name}", exc)
+        self._record(result, chat_ctx)
+        return result
+
+    def _set_output(self, result: ToolResult, value: Any) -> None:
+        from vocalis.agent import Agent
+
+        if isinstance(value, Agent):
+            result.handoff = value
+            result.output = f"Handing the conversation over to {value.name}."
+            self.session.request_handoff(value)
+            return
+        if isinstance(value, tuple) and value and isinstance(value[0], Agent):
+            result.handoff = value[0]
+            self.session.request_handoff(value[0])
+            value = value[1] if len(value) > 1 else f"Handing over to {value[0].name}."
+        if value is None:
+            text = "done"
+        elif isinstance(value, str):
+            text = value
+        else:
+            try:
+                text = json.dumps(value, ensure_ascii=False, default=str)
+            except (TypeError, ValueError):
+                text = str(value)
+        if len(text) > self.max_output_chars:
+            text = text[: self.max_output_chars] + f"… [output cut at {self.max_output_chars} characters]"
+        result.output = text
+
+    def _record(self, result: ToolResult, chat_ctx: ChatContext) -> None:
+        chat_ctx.add_function_output(
+            result.call_id,
+            result.name,
+            result.output,
+            is_error=result.is_error,
+            created_at=asyncio.get_running_loop().time(),
+        )
+        logger.debug("tool {} -> {}{}", result.name, "error: " if result.is_error else "", result.output[:200])
+        self.session.emit(
+            "function_call",
+            {
+                "call_id": result.call_id,
+                "name": result.name,
+                "arguments": result.arguments,
+                "output": result.output,
+                "is_error": result.is_error,
+            },
+        )
+
+    @property
+    def running(self) -> int:
+        """Calls still running (also after an interruption)."""
+        return len(self._running)
+
+    async def aclose(self) -> None:
+        """Cancel running calls (each still records its one output) and close sources."""
+        for task in list(self._running):
+            task.cancel()
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+        for source in self._started_sources:
+            try:
+                await source.aclose()
+            except Exception as exc:
+                self.session.report_error(source.label, exc)
+        self._started_sources.clear()
+        self._source_tools.clear()
