@@ -155,7 +155,10 @@ class SegmentedSTTStream(STTStream):
             if not final and any(f for _, f in self._jobs):
                 self._interim_busy = False
                 continue  # a final for this segment is queued: skip the stale interim
-            result = await self._stt.recognize(frames, language=self._language)
+            if final:
+                result = await self._stt.recognize(frames, language=self._language)
+            else:
+                result = await self._stt.recognize_interim(frames, language=self._language)
             if final:
                 self.send(
                     SpeechEvent(

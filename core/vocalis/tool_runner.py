@@ -115,8 +115,16 @@ class ToolRunner:
         chat_ctx: ChatContext,
         *,
         calls_so_far: int = 0,
+        refuse: str | None = None,
     ) -> list[ToolResult]:
         """Run one round of calls and record them in ``chat_ctx``.
+
+        Args:
+            calls: The model's calls.
+            agent: The agent whose tools are called.
+            chat_ctx: Where calls and outputs are recorded.
+            calls_so_far: Calls already made this turn (for the per-turn limit).
+            refuse: Record each call with this error instead of running it.
 
         Returns:
             Results in the order of ``calls``.
@@ -128,9 +136,12 @@ class ToolRunner:
         for index, call in enumerate(calls):
             call_id = call.call_id or f"call_{uuid.uuid4().hex[:12]}"
             chat_ctx.add_function_call(call_id, call.name, call.arguments, created_at=loop.time())
-            over_limit = calls_so_far + index >= self.max_calls_per_turn
+            if refuse is None and calls_so_far + index >= self.max_calls_per_turn:
+                refusal: str | None = f"too many tool calls in one turn (limit {self.max_calls_per_turn})"
+            else:
+                refusal = refuse
             task = loop.create_task(
-                self._run_one(call_id, call, tools.get(call.name), agent, chat_ctx, semaphore, over_limit)
+                self._run_one(call_id, call, tools.get(call.name), agent, chat_ctx, semaphore, refusal)
             )
             self._running.add(task)
             task.add_done_callback(self._running.discard)
@@ -146,12 +157,12 @@ class ToolRunner:
         agent: Agent,
         chat_ctx: ChatContext,
         semaphore: asyncio.Semaphore,
-        over_limit: bool,
+        refusal: str | None,
     ) -> ToolResult:
         result = ToolResult(call_id, call.name, "", arguments=call.arguments)
         try:
-            if over_limit:
-                raise ToolError(f"too many tool calls in one turn (limit {self.max_calls_per_turn})")
+            if refusal is not None:
+                raise ToolError(refusal)
             if tool is None:
                 known = ", ".join(sorted(self.tools_for(agent))) or "none"
                 raise ToolError(f"unknown tool {call.name!r} (available: {known})")

@@ -337,9 +337,10 @@ class CascadingPipeline(Pipeline):
                 await session._guarded(flow.on_turn_start(user_text), "conversation_flow.on_turn_start")
         session._set_agent_state(AgentState.THINKING)
         utterance = Utterance(chat_ctx)
-        text_source = llm_text(session, self.llm, utterance, instructions=instructions)
+        llm_source = llm_text(session, self.llm, utterance, instructions=instructions)
+        text_source = llm_source
         if flow is not None and user_text is not None:
-            flow._llm_stream = lambda: text_source
+            flow._llm_stream = lambda: llm_source
             text_source = flow.run(user_text)
         try:
             await speak(session, handle, self.tts, text_source, utterance)

@@ -206,6 +206,10 @@ async def llm_text(
         if not calls:
             return
         utterance.close_message()
+        if step == runner.max_steps:
+            # Tools were not offered this round; the calls still get their one output each.
+            await runner.run(calls, agent, chat_ctx, refuse="no more tool calls are allowed in this turn")
+            return
         results = await runner.run(calls, agent, chat_ctx, calls_so_far=calls_made)
         calls_made += len(calls)
         if any(result.handoff is not None for result in results):

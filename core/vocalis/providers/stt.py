@@ -81,6 +81,16 @@ class STT(Provider):
         """
         raise NotImplementedError(f"{self.label} does not implement recognize()")
 
+    async def recognize_interim(
+        self, frames: Sequence[AudioFrame], *, language: str | None = None
+    ) -> SpeechEvent:
+        """Transcribe an utterance that is still going on (for interim results).
+
+        Defaults to :meth:`recognize`; override to decode faster (e.g. greedy
+        instead of beam search) since interims are replaced by the final.
+        """
+        return await self.recognize(frames, language=language)
+
     def stream(self, *, language: str | None = None) -> STTStream:
         """Open a streaming recognition session (streaming providers only)."""
         raise NotImplementedError(f"{self.label} does not stream; use recognize()")

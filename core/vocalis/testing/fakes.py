@@ -137,6 +137,15 @@ class FakeSTT(STT):
         await asyncio.sleep(self.final_delay)
         return SpeechEvent(SpeechEventType.FINAL_TRANSCRIPT, self.next_transcript(), language=language)
 
+    async def recognize_interim(
+        self, frames: Sequence[AudioFrame], *, language: str | None = None
+    ) -> SpeechEvent:
+        """The first half of the coming transcript, without consuming it."""
+        await asyncio.sleep(self.final_delay)
+        words = self.transcripts[0].split() if self.transcripts else []
+        text = " ".join(words[: len(words) // 2])
+        return SpeechEvent(SpeechEventType.INTERIM_TRANSCRIPT, text, language=language)
+
     def stream(self, *, language: str | None = None) -> STTStream:
         if not self.streaming:
             raise NotImplementedError(f"{self.label} is configured as non-streaming")
