@@ -146,7 +146,8 @@ class AudioResampler:
 
     Frames already in the target format pass through untouched and cost
     nothing; a soxr stream is created for the first frame that needs one and
-    re-created if the input rate changes mid-stream.
+    re-created if the input rate changes mid-stream (the old one is drained
+    first, so no audio is lost at the switch).
 
     Args:
         sample_rate: The output rate.
@@ -158,35 +159,48 @@ class AudioResampler:
         self.sample_rate = sample_rate
         self.channels = channels
         self._stream: Any = None
-        self._input_rate: int | None = None
+        self._input: tuple[int, int] | None = None  # (rate, channels) the stream was built for
 
     def push(self, frame: AudioFrame) -> AudioFrame | None:
         """Convert one frame; returns None while the filter is still filling."""
         if self.channels == 1 and frame.channels != 1:
             frame = frame.to_mono()
+        tail = None
+        if self._stream is not None and self._input != (frame.sample_rate, frame.channels):
+            # The input format changed: drain the old stream so its last samples are not lost.
+            tail = self.flush()
+            if tail is not None and tail.channels != frame.channels:
+                tail = None
         if frame.sample_rate == self.sample_rate:
-            return frame
-        if self._stream is None or self._input_rate != frame.sample_rate:
+            return frame if tail is None else concat([tail, frame])
+        if self._stream is None:
             import soxr
 
             self._stream = soxr.ResampleStream(
                 frame.sample_rate, self.sample_rate, frame.channels, dtype="int16", quality="HQ"
             )
-            self._input_rate = frame.sample_rate
+            self._input = (frame.sample_rate, frame.channels)
         out = self._stream.resample_chunk(frame.to_numpy())
-        if len(out) == 0:
-            return None
-        return AudioFrame(out.astype("<i2", copy=False).tobytes(), self.sample_rate, frame.channels)
+        converted = (
+            AudioFrame(out.astype("<i2", copy=False).tobytes(), self.sample_rate, frame.channels)
+            if len(out)
+            else None
+        )
+        if tail is None:
+            return converted
+        return tail if converted is None else concat([tail, converted])
 
     def flush(self) -> AudioFrame | None:
         """Drain what the filter still holds at the end of a stream."""
-        if self._stream is None:
+        if self._stream is None or self._input is None:
             return None
-        out = self._stream.resample_chunk(_empty(self.channels), last=True)
+        channels = self._input[1]
+        out = self._stream.resample_chunk(_empty(channels), last=True)
         self._stream = None
+        self._input = None
         if len(out) == 0:
             return None
-        return AudioFrame(out.astype("<i2", copy=False).tobytes(), self.sample_rate, self.channels)
+        return AudioFrame(out.astype("<i2", copy=False).tobytes(), self.sample_rate, channels)
 
 
 def _empty(channels: int) -> Any:

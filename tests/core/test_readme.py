@@ -23,3 +23,20 @@ def test_readme_has_exactly_two_setup_commands() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     _, test_command = readme_commands()
     assert test_command in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_test_example_runs() -> None:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Test your agent", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.+?)\n```", section, flags=re.S)
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
+
+
+def test_readme_agent_example_compiles_and_defines_tools() -> None:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## A minimal agent", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.+?)\n```", section, flags=re.S)
+    namespace: dict[str, object] = {"__name__": "readme_agent"}
+    exec(compile(code, "README.md", "exec"), namespace)
+    agent = namespace["WeatherAgent"]()  # type: ignore[operator]
+    assert [tool.name for tool in agent.tools] == ["get_weather"]
