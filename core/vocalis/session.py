@@ -172,8 +172,9 @@ class AgentSession(EventEmitter):
             if transport is not None:
                 self.transport = transport
                 self.audio_output = transport.audio_output
-            await self.pipeline.attach(self)
+                self.on_any(self._forward_to_transport)
             await self.tools.start_sources(self.agent)
+            await self.pipeline.attach(self)
             self._scheduler = asyncio.get_running_loop().create_task(
                 self._run_scheduler(), name=f"{self.id}-speech"
             )
@@ -215,7 +216,8 @@ class AgentSession(EventEmitter):
                 handle._discard()
             self._queue.clear()
             await self._guarded(self.tools.aclose(), "tool calls")
-            await self._guarded(self.agent.on_exit(), "agent.on_exit")
+            if self._started:
+                await self._guarded(self.agent.on_exit(), "agent.on_exit")
             await self._guarded(self.pipeline.aclose(), "pipeline")
             if self.conversation_flow is not None:
                 await self._guarded(self.conversation_flow.cleanup(), "conversation_flow.cleanup")
@@ -233,6 +235,26 @@ class AgentSession(EventEmitter):
             raise
         except Exception as exc:
             self.report_error(source, exc)
+
+    _FORWARDED = frozenset(
+        {
+            "user_state_changed",
+            "agent_state_changed",
+            "on_speech_in",
+            "on_speech_out",
+            "user_turn",
+            "agent_turn",
+            "function_call",
+            "agent_handoff",
+            "error",
+        }
+    )
+
+    def _forward_to_transport(self, event: str, args: tuple[Any, ...]) -> None:
+        """Let the transport show transcripts and states to the remote side."""
+        if event in self._FORWARDED and self.transport is not None and args:
+            payload = {k: (v.value if isinstance(v, StrEnum) else v) for k, v in args[0].items()}
+            self.transport.send_event(event, payload)
 
     # -- errors --------------------------------------------------------------------
     def report_error(self, source: str, error: BaseException | str, *, recoverable: bool = True) -> None:

@@ -313,3 +313,16 @@ def test_chat_context_records_tool_items_in_order() -> None:
         assert conv.agent_turns() == ["Let me check. Cold in Oslo."]
 
     run_virtual(main())
+
+
+def test_transport_receives_plain_session_events() -> None:
+    async def main() -> None:
+        async with conversation(transcripts=["hi"], responses=["Hello."]) as conv:
+            await conv.user_speaks(0.6)
+            await conv.wait_for_agent_turn()
+        names = [name for name, _ in conv.transport.events]
+        assert "user_turn" in names and "agent_turn" in names and "on_speech_in" in names
+        states = [p["state"] for name, p in conv.transport.events if name == "agent_state_changed"]
+        assert states[:2] == ["idle", "listening"] and all(type(s) is str for s in states)
+
+    run_virtual(main())
