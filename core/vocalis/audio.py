@@ -7,6 +7,7 @@ Resampling goes through soxr; nothing here hand-rolls a resampler.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,11 @@ class AudioFrame:
     def __post_init__(self) -> None:
         if not isinstance(self.data, bytes):
             object.__setattr__(self, "data", bytes(self.data))
+        # numpy integers (e.g. from a WAV reader) are fine as rates and counts.
+        for name in ("sample_rate", "channels"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, bool)) and isinstance(value, numbers.Integral):
+                object.__setattr__(self, name, int(value))
         if not isinstance(self.sample_rate, int) or not (
             MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE
         ):

@@ -8,7 +8,8 @@ _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof sr jr st vs etc e.g i.e approx no fig inc ltd co jan feb mar apr "
     "jun jul aug sep sept oct nov dec mon tue wed thu fri sat sun a.m p.m u.s".split()
 )
-_BOUNDARY = re.compile(r"([.!?…]+[\"')\]]*|[;:]|\n+)(\s+)")
+# A newline is itself the white space after the boundary (an empty group 1 before it).
+_BOUNDARY = re.compile(r"([.!?…]+[\"')\]]*|[;:]|(?=\n))(\s+)")
 
 
 class SentenceChunker:

@@ -17,7 +17,9 @@ from vocalis.audio import (
 )
 
 
-def _sine(frequency: float, duration: float, sample_rate: int, amplitude: float = 0.5) -> np.ndarray:
+def _sine(
+    frequency: float, duration: float, sample_rate: int, amplitude: float = 0.5
+) -> np.ndarray:
     t = np.arange(round(duration * sample_rate)) / sample_rate
     return amplitude * np.sin(2 * math.pi * frequency * t)
 
@@ -41,7 +43,9 @@ def test_format_error_is_a_value_error() -> None:
     assert issubclass(AudioFormatError, ValueError)
 
 
-@pytest.mark.parametrize(("data", "channels"), [(b"\x00", 1), (b"\x00" * 3, 1), (b"\x00" * 6, 2), (b"\x00" * 2, 2)])
+@pytest.mark.parametrize(
+    ("data", "channels"), [(b"\x00", 1), (b"\x00" * 3, 1), (b"\x00" * 6, 2), (b"\x00" * 2, 2)]
+)
 def test_partial_samples_are_rejected(data: bytes, channels: int) -> None:
     """Byte counts that are not whole int16 samples for every channel are refused."""
     with pytest.raises(AudioFormatError, match="whole number"):
@@ -110,7 +114,9 @@ def test_frame_is_immutable() -> None:
     ("nbytes", "rate", "channels", "duration"),
     [(320, 16_000, 1, 0.01), (640, 16_000, 2, 0.01), (960, 48_000, 1, 0.01), (0, 16_000, 1, 0.0)],
 )
-def test_duration_counts_samples_per_channel(nbytes: int, rate: int, channels: int, duration: float) -> None:
+def test_duration_counts_samples_per_channel(
+    nbytes: int, rate: int, channels: int, duration: float
+) -> None:
     """Duration is samples per channel over the rate, independent of channel count."""
     frame = AudioFrame(bytes(nbytes), rate, channels)
     assert frame.samples_per_channel == nbytes // (2 * channels)
@@ -181,7 +187,8 @@ def test_from_numpy_rejects_bad_shapes_and_dtypes() -> None:
 
 def test_to_mono_averages_channels() -> None:
     """Stereo is mixed down by averaging; a mono frame is returned as is."""
-    stereo = AudioFrame.from_numpy(np.array([[100, 300], [200, -200], [-5, -6]], dtype=np.int16), 22_050)
+    samples = np.array([[100, 300], [200, -200], [-5, -6]], dtype=np.int16)
+    stereo = AudioFrame.from_numpy(samples, 22_050)
     mono = stereo.to_mono()
     assert (mono.channels, mono.sample_rate) == (1, 22_050)
     assert mono.to_numpy().tolist() == [200, 0, -6]
@@ -287,11 +294,15 @@ def test_resampler_drains_old_rate_before_passing_through() -> None:
     """When input switches to the target rate, the resampled tail still comes out first."""
     resampler = AudioResampler(16_000)
     signal = _sine(440, 0.1, 48_000)
-    converted = [resampler.push(AudioFrame.from_numpy(signal[i * 480 : (i + 1) * 480], 48_000)) for i in range(10)]
+    converted = [
+        resampler.push(AudioFrame.from_numpy(signal[i * 480 : (i + 1) * 480], 48_000))
+        for i in range(10)
+    ]
     native = AudioFrame.silence(0.01, 16_000)
     tail_and_native = resampler.push(native)
     assert tail_and_native is not None and tail_and_native.sample_rate == 16_000
-    total = sum(f.samples_per_channel for f in converted if f is not None) + tail_and_native.samples_per_channel
+    total = sum(f.samples_per_channel for f in converted if f is not None)
+    total += tail_and_native.samples_per_channel
     assert abs(total - (1_600 + 160)) <= 1
     assert resampler.flush() is None
 
@@ -307,7 +318,7 @@ def test_resampler_flush_with_mono_input_and_stereo_target() -> None:
 
 
 def test_resampler_follows_channel_count_change() -> None:
-    """With channels=2, a switch from mono to stereo input rebuilds the stream instead of failing."""
+    """With channels=2, a switch from mono to stereo input rebuilds the stream (no crash)."""
     resampler = AudioResampler(16_000, channels=2)
     resampler.push(AudioFrame.silence(0.05, 48_000))
     stereo = resampler.push(AudioFrame.silence(0.05, 48_000, channels=2))
@@ -346,3 +357,11 @@ def test_concat_rejects_mixed_formats(other: AudioFrame) -> None:
     """Joining different rates or channel counts is an error, not silent garbage."""
     with pytest.raises(AudioFormatError, match="different formats"):
         concat([AudioFrame.silence(0.01, 16_000), other])
+
+
+def test_numpy_integer_rates_are_accepted() -> None:
+    """A rate read by numpy-based WAV readers is an np.int64, not an int."""
+    import numpy as np
+
+    frame = AudioFrame(b"\x00\x00" * 160, np.int64(16_000), np.int32(1))
+    assert type(frame.sample_rate) is int and frame.duration == 0.01

@@ -60,7 +60,8 @@ def test_streamed_paragraph_yields_sentences_in_order(split: Callable[[str], lis
     [
         PARAGRAPH,
         "  Leading space. Then a list:\n- one item here\n- two items here\n\nDone now.  ",
-        "This opening clause is deliberately long enough to pass sixty characters, so it is cut early. Fine.",
+        "This opening clause is deliberately long enough to pass sixty characters, "
+        "so it is cut early. Fine.",
         "No punctuation at all in this reply",
         "Wait… what happened here?! He said \"Stop!\" (Then he left.) OK.",
     ],
@@ -171,7 +172,15 @@ def test_flush_empties_the_buffer() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("Hello", True), ("42", True), ("é", True), ("...", False), ("  !? ", False), ("", False), ("—", False)],
+    [
+        ("Hello", True),
+        ("42", True),
+        ("é", True),
+        ("...", False),
+        ("  !? ", False),
+        ("", False),
+        ("—", False),
+    ],
 )
 def test_speakable(text: str, expected: bool) -> None:
     """Only text with letters or digits is worth sending to a TTS."""

@@ -120,8 +120,7 @@ class ProviderStream(Generic[E]):
         task = self._task
         if task is not None and not task.done():
             task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+            # asyncio.wait neither raises the worker's error nor swallows a
+            # cancellation of the caller.
+            await asyncio.wait([task])
         self._finish()

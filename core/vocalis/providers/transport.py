@@ -49,6 +49,7 @@ class AudioOutput:
         self._flushed = False
         self._waiter: asyncio.Future[PlaybackResult] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._last_result = PlaybackResult(0.0, interrupted=False)
         self.frames_out = 0
 
     # -- to implement -----------------------------------------------------
@@ -81,7 +82,7 @@ class AudioOutput:
     def flush(self) -> None:
         """The segment is complete: playout ends when its last frame has played."""
         self._flushed = True
-        if self._waiter is not None:
+        if self._segment_start is not None:
             self._schedule()
 
     def clear_buffer(self) -> float:
@@ -100,18 +101,18 @@ class AudioOutput:
     async def wait_for_playout(self) -> PlaybackResult:
         """Wait until the flushed segment has played (or was cleared)."""
         if self._segment_start is None:
-            return PlaybackResult(0.0, interrupted=False)
+            return self._last_result
         if self._waiter is None:
             self._waiter = asyncio.get_running_loop().create_future()
-            if self._flushed:
-                self._schedule()
         return await asyncio.shield(self._waiter)
 
     def _position(self) -> float:
         if self._segment_start is None:
             return 0.0
         now = asyncio.get_running_loop().time()
-        return max(0.0, min(self._pushed, now - self._segment_start))
+        # Everything pushed minus what is still queued; unlike ``now - start``
+        # this does not count gaps (underruns) between frames as heard.
+        return max(0.0, self._pushed - max(0.0, self._play_end - now))
 
     def _schedule(self) -> None:
         loop = asyncio.get_running_loop()
@@ -133,6 +134,7 @@ class AudioOutput:
             self._timer = None
         self._segment_start = None
         self._flushed = False
+        self._last_result = result
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(result)
