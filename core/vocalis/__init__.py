@@ -31,6 +31,8 @@ _EXPORTS: dict[str, str] = {
     "ChatMessage": "vocalis.chat",
     "ChatRole": "vocalis.chat",
     "AudioFrame": "vocalis.audio",
+    "BackgroundAudioConfig": "vocalis.background",
+    "AudioClip": "vocalis.background",
     "AudioFormatError": "vocalis.audio",
     "hookimpl": "vocalis.hookspecs",
     "hookspec": "vocalis.hookspecs",
@@ -49,6 +51,7 @@ __all__ = ["__version__", *_EXPORTS]
 if TYPE_CHECKING:
     from vocalis.agent import Agent
     from vocalis.audio import AudioFormatError, AudioFrame
+    from vocalis.background import AudioClip, BackgroundAudioConfig
     from vocalis.chat import ChatContext, ChatMessage, ChatRole
     from vocalis.flow import ConversationFlow
     from vocalis.pipeline.cascading import CascadingPipeline

@@ -119,6 +119,11 @@ class AudioFrame:
         array = np.frombuffer(self.data, dtype="<i2")
         return array.reshape(-1, self.channels) if self.channels > 1 else array
 
+    def slice_from(self, seconds: float) -> AudioFrame:
+        """The part of the frame after ``seconds`` (an empty frame past the end)."""
+        start = min(self.samples_per_channel, max(0, round(seconds * self.sample_rate)))
+        return AudioFrame(self.data[start * 2 * self.channels :], self.sample_rate, self.channels)
+
     def to_mono(self) -> AudioFrame:
         """Average the channels into one."""
         if self.channels == 1:

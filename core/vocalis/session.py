@@ -22,6 +22,7 @@ from vocalis.tool_runner import ToolRunner
 
 if TYPE_CHECKING:
     from vocalis.agent import Agent
+    from vocalis.background import BackgroundAudioConfig, BackgroundMixer
     from vocalis.flow import ConversationFlow
     from vocalis.pipeline.base import Pipeline
 
@@ -64,7 +65,8 @@ class AgentSession(EventEmitter):
         pipeline: A :class:`CascadingPipeline` or :class:`RealTimePipeline`.
         conversation_flow: Hooks into each user turn (cascading only).
         wake_up: Seconds without user speech after which ``on_wake_up`` fires.
-        background_audio: Ambient and "thinking" sound configuration.
+        background_audio: Ambient and "thinking" sound
+            (:class:`vocalis.background.BackgroundAudioConfig`).
         session_id: An id for logs; generated when omitted.
         tool_timeout: Seconds a tool call may take before it fails.
         max_tool_steps: LLM rounds with tool calls per reply.
@@ -77,7 +79,7 @@ class AgentSession(EventEmitter):
         pipeline: Pipeline,
         conversation_flow: ConversationFlow | None = None,
         wake_up: float | None = None,
-        background_audio: Any = None,
+        background_audio: BackgroundAudioConfig | None = None,
         *,
         session_id: str | None = None,
         tool_timeout: float = 10.0,
@@ -92,7 +94,13 @@ class AgentSession(EventEmitter):
         self.pipeline = pipeline
         self.conversation_flow = conversation_flow
         self.wake_up = wake_up
+        if background_audio is not None:
+            from vocalis.background import BackgroundAudioConfig
+
+            if not isinstance(background_audio, BackgroundAudioConfig):
+                raise TypeError("background_audio expects a BackgroundAudioConfig")
         self.background_audio = background_audio
+        self._mixer: BackgroundMixer | None = None
         self.on_wake_up: Callable[[], Any] | None = None
         self.transport: Transport | None = None
         self.audio_output: AudioOutput = AudioOutput()
@@ -173,6 +181,8 @@ class AgentSession(EventEmitter):
                 self.transport = transport
                 self.audio_output = transport.audio_output
                 self.on_any(self._forward_to_transport)
+                if self.background_audio is not None:
+                    self._start_background(transport.audio_output)
             await self.tools.start_sources(self.agent)
             await self.pipeline.attach(self)
             self._scheduler = asyncio.get_running_loop().create_task(
@@ -184,6 +194,19 @@ class AgentSession(EventEmitter):
             self._arm_wake_up()
             logger.info("session started with agent {!r}", self.agent.name)
             await self._guarded(self.agent.on_enter(), "agent.on_enter")
+
+    def _start_background(self, output: AudioOutput) -> None:
+        from vocalis.background import BackgroundAudioConfig, BackgroundMixer
+
+        mixer = BackgroundMixer(output, self.background_audio)
+        self._mixer = mixer
+        self.audio_output = mixer
+        mixer.start()
+
+        def follow_state(event: dict[str, Any]) -> None:
+            mixer.thinking = event["state"] is AgentState.THINKING
+
+        self.on("agent_state_changed", follow_state)
 
     async def leave(self) -> None:
         """Leave the conversation (closes the session)."""
@@ -222,6 +245,8 @@ class AgentSession(EventEmitter):
             if self.conversation_flow is not None:
                 await self._guarded(self.conversation_flow.cleanup(), "conversation_flow.cleanup")
             await self._guarded(self.agent.cleanup(), "agent.cleanup")
+            if self._mixer is not None:
+                await self._guarded(self._mixer.aclose(), "background audio")
             if self.transport is not None:
                 await self._guarded(self.transport.aclose(), self.transport.label)
             self.emit("close", {"session_id": self.id})

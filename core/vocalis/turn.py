@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -29,7 +30,15 @@ class EOUConfig:
             conversational compromise; raise it for dictation-like use.
         threshold: Probability above which the turn counts as complete.
         stt_timeout: Seconds to wait after speech ends for a final
-            transcript before deciding without one.
+            transcript before deciding with the interim one (or nothing).
+        stt_watchdog: Seconds without any new transcript, while the VAD
+            still hears "speech" (background noise), after which the turn is
+            decided anyway. 0 disables it.
+        preemptive_generation: Start the LLM as soon as the user pauses with
+            a transcript, before the end-of-turn wait is over; the result is
+            used when the committed transcript is the same, else dropped. It
+            saves the LLM's time to first token at the cost of some wasted
+            requests, so it is off by default.
     """
 
     mode: EOUMode = EOUMode.ADAPTIVE
@@ -37,6 +46,8 @@ class EOUConfig:
     max_delay: float = 0.8
     threshold: float = 0.5
     stt_timeout: float = 2.0
+    stt_watchdog: float = 3.0
+    preemptive_generation: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_delay <= self.max_delay:
@@ -52,6 +63,23 @@ class EOUConfig:
         if self.mode is EOUMode.FIXED:
             return self.min_delay if probability >= self.threshold else self.max_delay
         return self.max_delay - probability * (self.max_delay - self.min_delay)
+
+
+DEFAULT_BACKCHANNELS = frozenset(
+    """yeah yes yep yup ya uh huh uh-huh mhm mm hmm mm-hmm mmhmm hmm ok okay right
+    alright sure cool nice great wow oh ah aha i see got it gotcha makes sense
+    true exactly totally indeed of course for sure sounds good good perfect fine
+    interesting really""".split()
+    + ["uh huh", "mm hmm", "i see", "got it", "makes sense", "of course", "for sure",
+       "sounds good", "all right", "oh okay", "oh ok", "that's right", "i know"]
+)
+"""Short listener responses that never interrupt the agent (English)."""
+
+DEFAULT_INTERRUPT_PHRASES = frozenset(
+    ["stop", "wait", "hold on", "hang on", "one moment", "one second", "excuse me",
+     "cancel", "shut up", "be quiet", "pause", "no no", "that's wrong"]
+)
+"""Phrases that interrupt at once, even as a single word."""
 
 
 class InterruptMode(StrEnum):
@@ -76,9 +104,53 @@ class InterruptConfig:
         min_words: Transcribed words before an interruption (2 ignores most
             one-word backchannels even before the phrase list is checked).
         enabled: False makes every utterance non-interruptible.
+        backchannels: Phrases ("yeah", "uh-huh") that never interrupt and,
+            said while the agent speaks, are not taken as a turn.
+        interrupt_phrases: Phrases ("stop", "wait") that interrupt at once.
+        resume_false_interruption: In hybrid mode, sound that lasts
+            ``min_duration`` first *pauses* the agent; if no words follow, or
+            only a backchannel, the agent resumes where it stopped.
+        false_interruption_timeout: Seconds after the user's sound ends
+            without words before a paused agent resumes.
     """
 
     mode: InterruptMode = InterruptMode.HYBRID
     min_duration: float = 0.5
     min_words: int = 2
     enabled: bool = True
+    backchannels: frozenset[str] = DEFAULT_BACKCHANNELS
+    interrupt_phrases: frozenset[str] = DEFAULT_INTERRUPT_PHRASES
+    resume_false_interruption: bool = True
+    false_interruption_timeout: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.min_duration < 0 or self.min_words < 0 or self.false_interruption_timeout < 0:
+            raise ValueError("InterruptConfig durations and counts must not be negative")
+        self.backchannels = frozenset(normalize(p) for p in self.backchannels)
+        self.interrupt_phrases = frozenset(normalize(p) for p in self.interrupt_phrases)
+
+    def is_backchannel(self, text: str) -> bool:
+        """Whether ``text`` is only backchannel phrases ("yeah", "uh-huh okay")."""
+        words = normalize(text).split()
+        return bool(words) and _covered(words, self.backchannels)
+
+    def has_interrupt_phrase(self, text: str) -> bool:
+        """Whether ``text`` contains a phrase that always interrupts ("stop")."""
+        padded = f" {normalize(text)} "
+        return any(f" {phrase} " in padded for phrase in self.interrupt_phrases)
+
+
+def normalize(text: str) -> str:
+    """Lower-case words without punctuation ("Uh-huh, OK!" → "uh huh ok")."""
+    return " ".join(re.sub(r"[^\w']+", " ", text.lower()).split())
+
+
+def _covered(words: list[str], phrases: frozenset[str]) -> bool:
+    """Whether ``words`` split entirely into phrases from ``phrases``."""
+    reachable = [True] + [False] * len(words)
+    for end in range(1, len(words) + 1):
+        for size in range(1, min(4, end) + 1):
+            if reachable[end - size] and " ".join(words[end - size : end]) in phrases:
+                reachable[end] = True
+                break
+    return reachable[-1]

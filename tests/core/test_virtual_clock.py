@@ -240,3 +240,16 @@ def test_refuses_to_run_inside_a_running_loop() -> None:
             run_virtual(coro)
 
     run_virtual(outer())
+
+
+def test_a_deadlock_raises_instead_of_hanging() -> None:
+    from vocalis.testing import VirtualTimeDeadlock, VirtualTimeLoop
+
+    async def stuck() -> None:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, VirtualTimeLoop)
+        loop.deadlock_timeout = 0.2
+        await asyncio.Event().wait()
+
+    with pytest.raises(VirtualTimeDeadlock, match="nothing can wake the loop"):
+        run_virtual(stuck())

@@ -7,13 +7,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from loguru import logger
 
 from vocalis.adapters import SegmentedSTTStream
-from vocalis.audio import AudioFrame, AudioResampler, concat
+from vocalis.audio import AudioFrame, AudioResampler
 from vocalis.chat import ChatRole
 from vocalis.pipeline.base import Pipeline
-from vocalis.pipeline.generation import Utterance, llm_text, speak
+from vocalis.pipeline.generation import Preemptive, Utterance, llm_text, speak
+from vocalis.pipeline.turns import TurnController
 from vocalis.providers.base import Provider, ProviderKind
 from vocalis.providers.eou import EOU
 from vocalis.providers.llm import LLM
@@ -21,7 +21,7 @@ from vocalis.providers.stt import STT, SpeechEventType, STTStream
 from vocalis.providers.tts import TTS
 from vocalis.providers.vad import VAD, VADEventType, VADStream
 from vocalis.session import AgentState
-from vocalis.turn import EOUConfig, InterruptConfig, InterruptMode
+from vocalis.turn import EOUConfig, InterruptConfig
 
 if TYPE_CHECKING:
     from vocalis.registry import Registry
@@ -83,15 +83,7 @@ class CascadingPipeline(Pipeline):
         self._vad_resampler: AudioResampler | None = None
         self._stt_resampler = AudioResampler(self.stt.sample_rate)
         self._tasks: list[asyncio.Task[Any]] = []
-        self._user_speaking = False
-        self._speech_started_at = 0.0
-        self._finals: list[str] = []
-        self._interim = ""
-        self._turn_audio: list[AudioFrame] = []
-        self._eou_task: asyncio.Task[None] | None = None
-        self._interrupt_timer: asyncio.TimerHandle | None = None
-        self._awaiting_final = False
-        self._speech_ended_at = 0.0
+        self.turns: TurnController | None = None
 
     # -- providers ----------------------------------------------------------
     def _resolve(self, kind: ProviderKind, value: Provider | str | None, *, required: bool) -> Provider | None:
@@ -129,6 +121,14 @@ class CascadingPipeline(Pipeline):
     async def attach(self, session: AgentSession) -> None:
         await super().attach(session)
         loop = asyncio.get_running_loop()
+        self.turns = TurnController(
+            session,
+            self.eou_config,
+            self.interrupt_config,
+            self.turn_detector,
+            self._preempt,
+            lambda: self._vad_stream.speech_duration if self._vad_stream is not None else None,
+        )
         if self.vad is not None:
             self._vad_resampler = AudioResampler(self.vad.sample_rate)
             self._vad_stream = self.vad.stream()
@@ -142,7 +142,8 @@ class CascadingPipeline(Pipeline):
         self._tasks.append(loop.create_task(self._read_stt(self._stt_stream)))
 
     async def aclose(self) -> None:
-        self._cancel_turn_timers()
+        if self.turns is not None:
+            await self.turns.aclose()
         for stream in (self._vad_stream, self._stt_stream):
             if stream is not None:
                 with contextlib.suppress(Exception):
@@ -168,8 +169,20 @@ class CascadingPipeline(Pipeline):
             stt_frame = self._stt_resampler.push(frame)
             if stt_frame is not None:
                 self._stt_stream.push_frame(stt_frame)
-                if self._user_speaking and self.turn_detector is not None and self.turn_detector.uses_audio:
-                    self._turn_audio.append(stt_frame)
+                if self.turns is not None:
+                    self.turns.push_audio(stt_frame)
+
+    def _on_speech_start(self) -> None:
+        assert self.turns is not None
+        if isinstance(self._stt_stream, SegmentedSTTStream):
+            self._stt_stream.start_segment()
+        self.turns.speech_started()
+
+    def _on_speech_end(self) -> None:
+        assert self.turns is not None
+        if self._stt_stream is not None:
+            self._stt_stream.flush()
+        self.turns.speech_ended()
 
     async def _read_vad(self, stream: VADStream) -> None:
         assert self.session is not None
@@ -187,126 +200,17 @@ class CascadingPipeline(Pipeline):
         session = self.session
         try:
             async for event in stream:
+                assert self.turns is not None
                 if event.type is SpeechEventType.INTERIM_TRANSCRIPT:
-                    self._interim = event.text
-                    session.emit("on_speech_in", {"text": event.text, "is_final": False, "language": event.language})
-                    self._check_word_interruption(" ".join([*self._finals, event.text]))
+                    self.turns.interim(event.text, event.language)
                 elif event.type is SpeechEventType.FINAL_TRANSCRIPT:
-                    self._on_final(event.text, event.language)
+                    self.turns.final(event.text, event.language)
                 elif event.type is SpeechEventType.START_OF_SPEECH and self.vad is None:
                     self._on_speech_start()
                 elif event.type is SpeechEventType.END_OF_SPEECH and self.vad is None:
                     self._on_speech_end()
         except Exception as exc:
             session.report_error(self.stt.label, exc)
-
-    # -- turn detection -------------------------------------------------------
-    def _on_speech_start(self) -> None:
-        assert self.session is not None
-        self._user_speaking = True
-        self._speech_started_at = asyncio.get_running_loop().time()
-        if self._eou_task is not None:
-            self._eou_task.cancel()
-            self._eou_task = None
-        if isinstance(self._stt_stream, SegmentedSTTStream):
-            self._stt_stream.start_segment()
-        self.session._on_user_speech_started()
-        config = self.interrupt_config
-        if config.enabled and config.mode in (InterruptMode.VAD, InterruptMode.HYBRID):
-            self._interrupt_timer = asyncio.get_running_loop().call_later(
-                config.min_duration, self._interrupt_agent, "vad"
-            )
-
-    def _on_speech_end(self) -> None:
-        assert self.session is not None
-        self._user_speaking = False
-        if self._interrupt_timer is not None:
-            self._interrupt_timer.cancel()
-            self._interrupt_timer = None
-        self._speech_ended_at = asyncio.get_running_loop().time()
-        self._awaiting_final = True
-        if self._stt_stream is not None:
-            self._stt_stream.flush()
-        self.session._on_user_speech_stopped()
-        self._schedule_end_of_turn()
-
-    def _on_final(self, text: str, language: str | None) -> None:
-        assert self.session is not None
-        self._awaiting_final = False
-        text = text.strip()
-        if text:
-            self._finals.append(text)
-            self._interim = ""
-            self.session._mark_user_activity()
-            self.session.emit("on_speech_in", {"text": text, "is_final": True, "language": language})
-            self._check_word_interruption(" ".join(self._finals))
-        if not self._user_speaking:
-            self._schedule_end_of_turn()
-
-    def _check_word_interruption(self, transcript: str) -> None:
-        config = self.interrupt_config
-        if config.enabled and config.mode in (InterruptMode.STT, InterruptMode.HYBRID):
-            if len(transcript.split()) >= config.min_words:
-                self._interrupt_agent("stt")
-
-    def _interrupt_agent(self, reason: str) -> None:
-        self._interrupt_timer = None
-        session = self.session
-        if session is None or session.current_speech is None:
-            return
-        if session.current_speech.interrupt():
-            logger.debug("user interrupted the agent ({})", reason)
-
-    def _schedule_end_of_turn(self) -> None:
-        if self._eou_task is not None:
-            self._eou_task.cancel()
-        self._eou_task = asyncio.get_running_loop().create_task(self._end_of_turn())
-
-    async def _end_of_turn(self) -> None:
-        assert self.session is not None
-        session = self.session
-        config = self.eou_config
-        if self._awaiting_final and not self._finals:
-            await asyncio.sleep(config.stt_timeout)  # cancelled when the final arrives
-        transcript = " ".join(self._finals).strip() or self._interim.strip()
-        if not transcript:
-            return
-        probability: float | None = None
-        if self.turn_detector is not None:
-            pending = session.agent.chat_context.copy()
-            pending.add_message(ChatRole.USER, transcript)
-            audio = concat(self._turn_audio) if self.turn_detector.uses_audio else None
-            try:
-                probability = await self.turn_detector.predict(pending, audio=audio)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                session.report_error(self.turn_detector.label, exc)
-        # The wait counts from the end of speech, not from the transcript, so
-        # a slow recogniser does not add its latency twice.
-        loop = asyncio.get_running_loop()
-        remaining = self._speech_ended_at + config.delay_for(probability) - loop.time()
-        if remaining > 0:
-            await asyncio.sleep(remaining)
-        if self._user_speaking:
-            return
-        self._eou_task = None
-        self._finals.clear()
-        self._interim = ""
-        self._turn_audio.clear()
-        current = session.current_speech
-        if current is not None and not current.done():
-            current.interrupt()
-        session._start_user_turn(transcript)
-
-    def _cancel_turn_timers(self) -> None:
-        if self._eou_task is not None:
-            self._eou_task.cancel()
-            self._tasks.append(self._eou_task)
-            self._eou_task = None
-        if self._interrupt_timer is not None:
-            self._interrupt_timer.cancel()
-            self._interrupt_timer = None
 
     # -- agent speech ---------------------------------------------------------
     async def speak(self, handle: SpeechHandle, text: str) -> None:
@@ -330,6 +234,9 @@ class CascadingPipeline(Pipeline):
         loop = asyncio.get_running_loop()
         chat_ctx = session.agent.chat_context
         flow = session.conversation_flow
+        preemptive = None
+        if user_text is not None and self.turns is not None:
+            preemptive = self.turns.take_preemptive(user_text)
         if user_text is not None:
             chat_ctx.add_message(ChatRole.USER, user_text, created_at=loop.time())
             session.emit("user_turn", {"text": user_text})
@@ -337,7 +244,7 @@ class CascadingPipeline(Pipeline):
                 await session._guarded(flow.on_turn_start(user_text), "conversation_flow.on_turn_start")
         session._set_agent_state(AgentState.THINKING)
         utterance = Utterance(chat_ctx)
-        llm_source = llm_text(session, self.llm, utterance, instructions=instructions)
+        llm_source = llm_text(session, self.llm, utterance, instructions=instructions, preemptive=preemptive)
         text_source = llm_source
         if flow is not None and user_text is not None:
             flow._llm_stream = lambda: llm_source
@@ -348,6 +255,11 @@ class CascadingPipeline(Pipeline):
             if flow is not None and user_text is not None:
                 flow._llm_stream = None
                 await session._guarded(flow.on_turn_end(), "conversation_flow.on_turn_end")
+
+
+    def _preempt(self, transcript: str) -> Preemptive:
+        assert self.session is not None
+        return Preemptive(self.session, self.llm, transcript)
 
 
 def _default_registry() -> Registry:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vocalis.chat import ChatContext, ChatMessage, ChatRole
-from vocalis.providers.llm import LLM, ToolCallRequest
+from vocalis.providers.llm import LLM, ChatChunk, ToolCallRequest
 from vocalis.session import AgentState
 
 if TYPE_CHECKING:
@@ -177,14 +177,86 @@ async def _forward_audio(session: AgentSession, stream: TTSStream, utterance: Ut
             session._on_agent_audio_started()
 
 
+class Preemptive:
+    """An LLM request started before the user's turn is committed.
+
+    Chunks are buffered (nothing is spoken and no tool is run) until the
+    turn is committed with the same transcript; otherwise it is cancelled.
+    """
+
+    def __init__(self, session: AgentSession, llm: LLM, transcript: str) -> None:
+        self.transcript = transcript
+        agent = session.agent
+        self._context_size = len(agent.chat_context)
+        request = agent.chat_context.copy()
+        request.add_message(ChatRole.USER, transcript)
+        tools = list(session.tools.tools_for(agent).values()) if session.tools.max_steps else []
+        self._chunks: list[ChatChunk] = []
+        self._more = asyncio.Event()
+        self._finished = False
+        self._error: BaseException | None = None
+        self._task = asyncio.get_running_loop().create_task(self._run(llm, request, tools))
+        session.emit("preemptive_generation", {"transcript": transcript})
+
+    async def _run(self, llm: LLM, request: ChatContext, tools: list[Any]) -> None:
+        try:
+            async for chunk in llm.chat(request, tools=tools):
+                self._chunks.append(chunk)
+                self._more.set()
+        except Exception as exc:
+            self._error = exc
+        finally:
+            self._finished = True
+            self._more.set()
+
+    def matches(self, transcript: str, chat_ctx: ChatContext) -> bool:
+        """Usable for this committed turn: same words, same context before it."""
+        return transcript == self.transcript and len(chat_ctx) == self._context_size
+
+    async def chunks(self) -> AsyncIterator[ChatChunk]:
+        """The buffered chunks, then the live ones."""
+        index = 0
+        while True:
+            while index < len(self._chunks):
+                yield self._chunks[index]
+                index += 1
+            if self._finished:
+                if self._error is not None:
+                    raise self._error
+                return
+            self._more.clear()
+            await self._more.wait()
+
+    def cancel(self) -> None:
+        """Stop the request."""
+        self._task.cancel()
+
+
 async def llm_text(
     session: AgentSession,
     llm: LLM,
     utterance: Utterance,
     *,
     instructions: str | None = None,
+    preemptive: Preemptive | None = None,
 ) -> AsyncIterator[str]:
     """Stream the LLM's text, running tool calls between rounds."""
+    try:
+        async with contextlib.aclosing(_llm_rounds(session, llm, utterance, instructions, preemptive)) as rounds:
+            async for text in rounds:
+                yield text
+    finally:
+        if preemptive is not None:
+            preemptive.cancel()
+
+
+async def _llm_rounds(
+    session: AgentSession,
+    llm: LLM,
+    utterance: Utterance,
+    instructions: str | None,
+    preemptive: Preemptive | None,
+) -> AsyncIterator[str]:
     runner = session.tools
     calls_made = 0
     for step in range(runner.max_steps + 1):
@@ -199,10 +271,17 @@ async def llm_text(
         session._set_agent_state(
             AgentState.SPEAKING if session.audio_output.speaking else AgentState.THINKING
         )
-        async for chunk in llm.chat(request_ctx, tools=tools):
-            if chunk.text:
-                yield chunk.text
-            calls.extend(chunk.tool_calls)
+        if step == 0 and preemptive is not None and not instructions:
+            stream = preemptive.chunks()
+        else:
+            stream = llm.chat(request_ctx, tools=tools)
+        # aclosing: an interruption closes the provider's stream at once, so
+        # it can stop generating instead of running on in the background.
+        async with contextlib.aclosing(stream) as chunks:  # type: ignore[type-var]
+            async for chunk in chunks:
+                if chunk.text:
+                    yield chunk.text
+                calls.extend(chunk.tool_calls)
         if not calls:
             return
         utterance.close_message()

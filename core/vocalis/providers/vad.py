@@ -46,6 +46,12 @@ class VADStream(ProviderStream[VADEvent]):
     a silent session costs nothing but the call.
     """
 
+    speech_duration: float | None = None
+    """Seconds of actual speech (trailing silence excluded) in the current
+    segment, kept up to date by implementations that can; None if unknown.
+    The pipeline uses it so that the VAD's end-of-speech hangover does not
+    count towards the minimum interruption duration."""
+
     def push_frame(self, frame: AudioFrame) -> None:
         """Add audio at the provider's ``sample_rate`` (the pipeline resamples)."""
         raise NotImplementedError

@@ -4,7 +4,7 @@ Everything here is for tests of agents and plugins; none of it is a default
 provider.
 """
 
-from vocalis.testing.clock import VirtualTimeLimitExceeded, VirtualTimeLoop, run_virtual
+from vocalis.testing.clock import VirtualTimeDeadlock, VirtualTimeLimitExceeded, VirtualTimeLoop, run_virtual
 from vocalis.testing.conversation import Conversation, RecordedEvent
 from vocalis.testing.realtime import FakeRealtimeModel, FakeRealtimeSession, RealtimeTurn
 from vocalis.testing.fakes import (
@@ -40,6 +40,7 @@ __all__ = [
     "PlayedFrame",
     "RecordedEvent",
     "RecordingAudioOutput",
+    "VirtualTimeDeadlock",
     "VirtualTimeLimitExceeded",
     "VirtualTimeLoop",
     "is_speech",

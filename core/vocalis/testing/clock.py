@@ -13,8 +13,10 @@ Caveats:
     * I/O from peers outside the loop (other processes, hand-made threads) is not awaited:
       if a timer is pending, the clock jumps to it before such a peer answers.
     * With no timers and no executor jobs, the loop does a real blocking wait in 50 ms
-      slices, exactly as a real loop would block; a genuine deadlock therefore hangs as it
-      would under ``asyncio.run``. ``max_virtual_time`` only catches timer-driven runaways.
+      slices, as a real loop would block. When not even a socket is open, only another
+      thread could wake it: after ``deadlock_timeout`` (5 s) of that it raises
+      :class:`VirtualTimeDeadlock` instead of hanging. ``max_virtual_time`` catches
+      timer-driven runaways.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from _typeshed import FileDescriptorLike
 
-__all__ = ["VirtualTimeLimitExceeded", "VirtualTimeLoop", "run_virtual"]
+__all__ = ["VirtualTimeDeadlock", "VirtualTimeLimitExceeded", "VirtualTimeLoop", "run_virtual"]
 
 T = TypeVar("T")
 
@@ -43,6 +45,10 @@ _REAL_WAIT_CAP = 0.05
 
 class VirtualTimeLimitExceeded(RuntimeError):
     """Virtual time would pass the loop's ``max_virtual_time`` (likely a runaway loop)."""
+
+
+class VirtualTimeDeadlock(RuntimeError):
+    """Every task waits and nothing (timer, I/O, thread) can wake any of them."""
 
 
 class _OrderedTimerHandle(asyncio.TimerHandle):
@@ -99,7 +105,21 @@ class _VirtualSelector(selectors.BaseSelector):
             self._loop._jump(timeout)
             return []
         # Only something real (a thread, a signal, an outside peer) can make progress now.
-        return self._real.select(_REAL_WAIT_CAP)
+        ready = self._real.select(_REAL_WAIT_CAP)
+        if ready or self._loop._real_work or len(self._real.get_map()) > 1:
+            self._loop._idle_real = 0.0
+        elif timeout is None:
+            # No timer, no thread, no socket but the loop's own wake-up pipe:
+            # only another thread could still wake us. Waiting long for that
+            # is a deadlock in a test; say so instead of hanging.
+            self._loop._idle_real += _REAL_WAIT_CAP
+            if self._loop._idle_real >= self._loop.deadlock_timeout:
+                raise VirtualTimeDeadlock(
+                    f"nothing can wake the loop (no timers, no I/O, no executor work) "
+                    f"for {self._loop.deadlock_timeout:g} s of real time: every task is "
+                    "waiting on something that never happens"
+                )
+        return ready
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
@@ -121,6 +141,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._now = float(start)
         self._max_virtual_time = max_virtual_time
         self._real_work = 0  # executor jobs (and executor shutdowns) still running for real
+        self._idle_real = 0.0
+        self.deadlock_timeout = 5.0
+        """Real seconds with nothing able to wake the loop before it raises."""
         self._timer_seq = itertools.count()
         super().__init__(_VirtualSelector(selectors.DefaultSelector(), self))
 

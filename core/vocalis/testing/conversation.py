@@ -144,6 +144,10 @@ class Conversation:
         target = count if count is not None else len(self.named("agent_turn")) + 1
         await self.wait_for(lambda: len(self.named("agent_turn")) >= target, timeout=timeout)
 
+    async def wait_for_speech(self, handle: Any, *, timeout: float = 60.0) -> None:
+        """Wait (pushing silence) until a ``say``/``reply`` handle is done."""
+        await self.wait_for(handle.done, timeout=timeout)
+
     async def wait_for_state(self, state: str, *, timeout: float = 30.0) -> None:
         """Wait until the agent is in ``state``."""
         await self.wait_for(lambda: self.session.agent_state == state, timeout=timeout)

@@ -70,6 +70,7 @@ class _FakeVADStream(VADStream):
         self._run = 0.0  # seconds of the opposite state so far
         self._speech = 0.0
         self._time = 0.0
+        self.speech_duration = 0.0
 
     def push_frame(self, frame: AudioFrame) -> None:
         settings = self._settings
@@ -83,11 +84,12 @@ class _FakeVADStream(VADStream):
                 self._run = 0.0
                 kind = VADEventType.START_OF_SPEECH if loud else VADEventType.END_OF_SPEECH
                 self.send(VADEvent(kind, self._time, 1.0 if loud else 0.0, self._speech))
-                self._speech = 0.0
+                self._speech = self._run if loud else 0.0
         else:
             self._run = 0.0
-        if self._speaking:
+        if self._speaking and loud:
             self._speech += frame.duration
+        self.speech_duration = self._speech if self._speaking else 0.0
 
 
 # -- STT ---------------------------------------------------------------------

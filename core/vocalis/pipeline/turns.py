@@ -1,0 +1,350 @@
+"""Turn-taking for the cascading pipeline: end of turn and interruptions.
+
+The controller turns VAD and STT events into three decisions:
+
+- **End of turn**: after the user stops, wait a delay that depends on the
+  turn detector's probability (:class:`~vocalis.turn.EOUConfig`), then commit
+  the transcript as a user turn. A watchdog decides when the STT goes quiet
+  while the VAD still hears noise.
+- **Interruption** (:class:`~vocalis.turn.InterruptConfig`): user speech that
+  lasts long enough, or enough words, or a stop phrase, cuts the agent off;
+  backchannels ("yeah") never do.
+- **False interruption**: in hybrid mode the agent first *pauses*; if no
+  words follow (a cough, a door) or only a backchannel, it resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from vocalis.audio import AudioFrame, concat
+from vocalis.chat import ChatRole
+from vocalis.session import AgentState
+from vocalis.turn import EOUConfig, InterruptConfig, InterruptMode
+
+if TYPE_CHECKING:
+    from vocalis.pipeline.generation import Preemptive
+    from vocalis.providers.eou import EOU
+    from vocalis.session import AgentSession
+    from vocalis.speech import SpeechHandle
+
+_MAX_TURN_AUDIO = 8.0  # seconds kept for audio turn detectors (their window)
+
+
+class TurnController:
+    """Decides when the user's turn ends and when they interrupt the agent.
+
+    Args:
+        session: The session whose turns are managed.
+        eou: End-of-turn settings.
+        interrupt: Interruption settings.
+        detector: Optional end-of-utterance model.
+        start_preemptive: Builds a preemptive generation for a transcript.
+    """
+
+    def __init__(
+        self,
+        session: AgentSession,
+        eou: EOUConfig,
+        interrupt: InterruptConfig,
+        detector: EOU | None,
+        start_preemptive: Any = None,
+        speech_duration: Callable[[], float | None] | None = None,
+    ) -> None:
+        self.session = session
+        self.eou = eou
+        self.interrupt = interrupt
+        self.detector = detector
+        self._start_preemptive = start_preemptive
+        self._speech_duration = speech_duration or (lambda: None)
+        self.user_speaking = False
+        self._speech_started_at = 0.0
+        self._speech_ended_at = 0.0
+        self._finals: list[str] = []
+        self._interim = ""
+        self._awaiting_final = False
+        self._over_agent = False  # this utterance began while the agent spoke
+        self._turn_audio: list[AudioFrame] = []
+        self._turn_audio_seconds = 0.0
+        self._paused: SpeechHandle | None = None
+        self._paused_at = 0.0
+        self._eou_task: asyncio.Task[None] | None = None
+        self._interrupt_timer: asyncio.TimerHandle | None = None
+        self._false_timer: asyncio.TimerHandle | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self.preemptive: Preemptive | None = None
+        self.counts = {"interruptions": 0, "false_interruptions": 0, "backchannels": 0}
+
+    # -- inputs ------------------------------------------------------------------
+    def push_audio(self, frame: AudioFrame) -> None:
+        """User audio at the detector's rate, kept while the user speaks."""
+        if not self.user_speaking or self.detector is None or not self.detector.uses_audio:
+            return
+        self._turn_audio.append(frame)
+        self._turn_audio_seconds += frame.duration
+        while self._turn_audio_seconds > _MAX_TURN_AUDIO and len(self._turn_audio) > 1:
+            self._turn_audio_seconds -= self._turn_audio.pop(0).duration
+
+    def speech_started(self) -> None:
+        """The VAD (or STT) says the user started speaking."""
+        loop = asyncio.get_running_loop()
+        self.user_speaking = True
+        self._speech_started_at = loop.time()
+        self._cancel(self._false_timer)
+        self._false_timer = None
+        self._cancel_eou()
+        if not self._finals:
+            self._over_agent = self._agent_speech() is not None
+        self.session._on_user_speech_started()
+        config = self.interrupt
+        if self._interruptible() and config.mode in (InterruptMode.VAD, InterruptMode.HYBRID):
+            self._interrupt_timer = loop.call_later(config.min_duration, self._on_long_speech)
+
+    def speech_ended(self) -> None:
+        """The VAD (or STT) says the user stopped speaking."""
+        self.user_speaking = False
+        self._speech_ended_at = asyncio.get_running_loop().time()
+        self._awaiting_final = True
+        self._cancel(self._interrupt_timer)
+        self._interrupt_timer = None
+        self._cancel(self._watchdog)
+        self._watchdog = None
+        if self._paused is not None:
+            self._cancel(self._false_timer)
+            self._false_timer = asyncio.get_running_loop().call_later(
+                self.interrupt.false_interruption_timeout, self._on_false_interruption
+            )
+        self.session._on_user_speech_stopped()
+        self._schedule_end_of_turn()
+
+    def interim(self, text: str, language: str | None) -> None:
+        """An interim transcript (may still change)."""
+        self._interim = text
+        self.session.emit("on_speech_in", {"text": text, "is_final": False, "language": language})
+        self._arm_watchdog()
+        self._judge_words(" ".join([*self._finals, text]))
+
+    def final(self, text: str, language: str | None) -> None:
+        """A final transcript for the latest speech."""
+        self._awaiting_final = False
+        text = text.strip()
+        if text:
+            self._finals.append(text)
+            self._interim = ""
+            self.session._mark_user_activity()
+            self.session.emit("on_speech_in", {"text": text, "is_final": True, "language": language})
+            self._arm_watchdog()
+            self._judge_words(" ".join(self._finals))
+        if not self.user_speaking:
+            self._schedule_end_of_turn()
+
+    # -- interruptions -------------------------------------------------------------
+    def _agent_speech(self) -> SpeechHandle | None:
+        handle = self.session.current_speech
+        return handle if handle is not None and not handle.done() else None
+
+    def _interruptible(self) -> bool:
+        handle = self._agent_speech()
+        return self.interrupt.enabled and handle is not None and handle.allow_interruptions
+
+    def _on_long_speech(self) -> None:
+        """The user's sound lasted ``min_duration`` over the agent."""
+        self._interrupt_timer = None
+        handle = self._agent_speech()
+        if handle is None or not self._interruptible():
+            return
+        config = self.interrupt
+        spoken = self._speech_duration()
+        if spoken is not None and spoken + 1e-9 < config.min_duration:
+            # Part of the time since the start was the VAD's hangover silence.
+            self._interrupt_timer = asyncio.get_running_loop().call_later(
+                config.min_duration - spoken, self._on_long_speech
+            )
+            return
+        if config.mode is InterruptMode.HYBRID and config.resume_false_interruption:
+            if self.session.audio_output.speaking and not self.session.audio_output.paused:
+                self.session.audio_output.pause()
+                self._paused = handle
+                self._paused_at = asyncio.get_running_loop().time()
+                self._false_timer = asyncio.get_running_loop().call_later(
+                    config.false_interruption_timeout, self._on_false_interruption
+                )
+                self.session._set_agent_state(AgentState.LISTENING)
+                logger.debug("agent paused: user speech over it")
+                return
+        self._interrupt_now("speech")
+
+    def _judge_words(self, transcript: str) -> None:
+        """Decide on an interruption from the words heard so far."""
+        if not self._interruptible():
+            return
+        config = self.interrupt
+        if config.has_interrupt_phrase(transcript):
+            self._interrupt_now("phrase")
+        elif config.is_backchannel(transcript):
+            return
+        elif self._paused is not None:
+            self._interrupt_now("words")
+        elif config.mode in (InterruptMode.STT, InterruptMode.HYBRID) and len(transcript.split()) >= config.min_words:
+            self._interrupt_now("words")
+
+    def _interrupt_now(self, reason: str) -> None:
+        handle = self._agent_speech()
+        self._paused = None
+        self._cancel(self._false_timer)
+        self._false_timer = None
+        if handle is not None and handle.interrupt():
+            self.counts["interruptions"] += 1
+            self.session.emit("interruption", {"reason": reason, "speech_id": handle.id})
+            logger.debug("user interrupted the agent ({})", reason)
+
+    def _resume(self, reason: str) -> None:
+        handle, self._paused = self._paused, None
+        self._cancel(self._false_timer)
+        self._false_timer = None
+        if handle is None or handle.done():
+            return
+        self.session.audio_output.resume()
+        self.session._set_agent_state(AgentState.SPEAKING)
+        logger.debug("agent resumed ({})", reason)
+
+    def _on_false_interruption(self) -> None:
+        self._false_timer = None
+        if self._paused is None:
+            return
+        timeout = self.interrupt.false_interruption_timeout
+        if self.user_speaking and asyncio.get_running_loop().time() - self._paused_at < 3 * timeout:
+            # Sound goes on without words yet: give the recogniser more time,
+            # but never leave the agent paused for good (steady noise).
+            self._false_timer = asyncio.get_running_loop().call_later(timeout, self._on_false_interruption)
+            return
+        self.counts["false_interruptions"] += 1
+        self.session.emit("false_interruption", {"speech_id": self._paused.id})
+        self._resume("no words followed")
+
+    # -- end of turn -----------------------------------------------------------------
+    def _arm_watchdog(self) -> None:
+        if not self.user_speaking or not self.eou.stt_watchdog:
+            return
+        self._cancel(self._watchdog)
+        self._watchdog = asyncio.get_running_loop().call_later(self.eou.stt_watchdog, self._on_watchdog)
+
+    def _on_watchdog(self) -> None:
+        """Transcripts stopped while the VAD still hears sound: decide anyway."""
+        self._watchdog = None
+        if self.user_speaking and (self._finals or self._interim):
+            logger.debug("STT went quiet while VAD still hears speech: deciding the turn")
+            self.user_speaking = False
+            self._speech_ended_at = asyncio.get_running_loop().time()
+            self.session._on_user_speech_stopped()
+            self._schedule_end_of_turn()
+
+    def _schedule_end_of_turn(self) -> None:
+        self._cancel_eou()
+        self._eou_task = asyncio.get_running_loop().create_task(self._end_of_turn())
+
+    def _cancel_eou(self) -> None:
+        if self._eou_task is not None:
+            self._eou_task.cancel()
+            self._eou_task = None
+
+    async def _end_of_turn(self) -> None:
+        session = self.session
+        config = self.eou
+        if self._awaiting_final and not self._finals:
+            await asyncio.sleep(config.stt_timeout)  # a final reschedules this task
+        transcript = " ".join(self._finals).strip() or self._interim.strip()
+        if not transcript:
+            return
+        if self._over_agent and self.interrupt.is_backchannel(transcript) and self._agent_speech():
+            self._drop_backchannel(transcript)
+            return
+        self._maybe_preempt(transcript)
+        probability: float | None = None
+        if self.detector is not None:
+            pending = session.agent.chat_context.copy()
+            pending.add_message(ChatRole.USER, transcript)
+            audio = concat(self._turn_audio) if self.detector.uses_audio else None
+            try:
+                probability = await self.detector.predict(pending, audio=audio)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                session.report_error(self.detector.label, exc)
+        session.emit("end_of_turn_probability", {"probability": probability, "transcript": transcript})
+        # The wait counts from the end of speech, not from the transcript, so
+        # a slow recogniser does not add its latency twice.
+        remaining = self._speech_ended_at + config.delay_for(probability) - asyncio.get_running_loop().time()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        if self.user_speaking:
+            return
+        self._eou_task = None
+        self._commit(transcript)
+
+    def _drop_backchannel(self, transcript: str) -> None:
+        self.counts["backchannels"] += 1
+        self._reset_turn()
+        self.session.emit("backchannel", {"text": transcript})
+        if self._paused is not None:
+            self._resume("backchannel")
+
+    def _maybe_preempt(self, transcript: str) -> None:
+        if not self.eou.preemptive_generation or self._start_preemptive is None:
+            return
+        if self.preemptive is not None and self.preemptive.transcript == transcript:
+            return
+        self.drop_preemptive()
+        if self._agent_speech() is None:
+            self.preemptive = self._start_preemptive(transcript)
+
+    def drop_preemptive(self) -> None:
+        """Cancel a preemptive generation that will not be used."""
+        if self.preemptive is not None:
+            self.preemptive.cancel()
+            self.preemptive = None
+
+    def _commit(self, transcript: str) -> None:
+        # A paused agent was cut off by this turn. An agent still speaking was
+        # not (too few words): the new turn is answered after it finishes.
+        if self._paused is not None:
+            self._interrupt_now("turn")
+        self._reset_turn()
+        self.session._start_user_turn(transcript)
+
+    def _reset_turn(self) -> None:
+        self._finals.clear()
+        self._interim = ""
+        self._turn_audio.clear()
+        self._turn_audio_seconds = 0.0
+        self._over_agent = False
+
+    def take_preemptive(self, transcript: str) -> Preemptive | None:
+        """The preemptive generation for ``transcript``, if it is still valid."""
+        preemptive, self.preemptive = self.preemptive, None
+        if preemptive is None:
+            return None
+        if preemptive.matches(transcript, self.session.agent.chat_context):
+            return preemptive
+        preemptive.cancel()
+        return None
+
+    # -- lifecycle ---------------------------------------------------------------------
+    @staticmethod
+    def _cancel(timer: asyncio.TimerHandle | None) -> None:
+        if timer is not None:
+            timer.cancel()
+
+    async def aclose(self) -> None:
+        """Cancel timers and pending decisions."""
+        for timer in (self._interrupt_timer, self._false_timer, self._watchdog):
+            self._cancel(timer)
+        self.drop_preemptive()
+        task, self._eou_task = self._eou_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
