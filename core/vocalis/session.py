@@ -87,6 +87,11 @@ class AgentSession(EventEmitter):
         max_parallel_tools: int = 8,
     ) -> None:
         super().__init__()
+        if agent.session is not None and not agent.session.closed:
+            raise RuntimeError(
+                f"agent {agent.name!r} already belongs to a running session; "
+                "create one Agent per session (its chat context is per conversation)"
+            )
         if wake_up is not None and wake_up <= 0:
             raise ValueError("wake_up must be a positive number of seconds")
         self.id = session_id or f"session_{next(_session_ids)}"
@@ -122,6 +127,38 @@ class AgentSession(EventEmitter):
         agent.session = self
         if conversation_flow is not None and conversation_flow.agent is None:
             conversation_flow.agent = agent
+
+    EVENTS = frozenset(
+        {
+            "user_state_changed",
+            "agent_state_changed",
+            "on_speech_in",
+            "on_speech_out",
+            "on_wake_up",
+            "user_turn",
+            "agent_turn",
+            "function_call",
+            "agent_handoff",
+            "interruption",
+            "false_interruption",
+            "backchannel",
+            "end_of_turn_probability",
+            "preemptive_generation",
+            "error",
+            "close",
+        }
+    )
+    """Events a session emits (plugins and pipelines may add their own)."""
+
+    def on(self, event: str, handler: Any = None) -> Any:
+        """Add an event handler; usable as ``@session.on("event")``.
+
+        An event name the session never emits is accepted (a pipeline may add
+        events) but logged as a warning, since it is usually a typo.
+        """
+        if event not in self.EVENTS:
+            logger.warning("no event {!r} is known to AgentSession; is it misspelled?", event)
+        return super().on(event, handler)
 
     # -- state ---------------------------------------------------------------
     @property
@@ -321,18 +358,50 @@ class AgentSession(EventEmitter):
         self.push_audio(frame)
 
     # -- speaking --------------------------------------------------------------------
-    async def say(self, message: str, *, interruptible: bool = True) -> SpeechHandle:
+    async def say(
+        self, message: str, *, interruptible: bool = True, wait_for_playback: bool = False
+    ) -> SpeechHandle:
         """Speak ``message`` as is (queued after the current utterance).
 
+        Args:
+            message: The text to speak.
+            interruptible: Whether user speech may cut it off.
+            wait_for_playback: Return only when it has played out (by default
+                it returns at once; ``await`` the handle to wait).
+
         Returns:
-            The utterance's handle; ``await`` it to wait for playout.
+            The utterance's handle.
         """
         handle = SpeechHandle("say", allow_interruptions=interruptible)
         if not message or not message.strip():
             self.report_error("say", "empty message: nothing to say")
             handle._discard()
             return handle
-        return self._enqueue(handle, lambda: self.pipeline.speak(handle, message))
+        self._enqueue(handle, lambda: self.pipeline.speak(handle, message))
+        if wait_for_playback:
+            await handle
+        return handle
+
+    async def send_text(self, text: str, *, wait_for_playback: bool = True) -> SpeechHandle:
+        """Take ``text`` as a complete user turn (typed input, or tests).
+
+        The agent's current utterance is interrupted if it allows it, and the
+        agent answers as it would after a spoken turn.
+
+        Returns:
+            The handle of the agent's reply.
+        """
+        if not text or not text.strip():
+            self.report_error("send_text", "empty text: no user turn")
+            handle = SpeechHandle("user_turn")
+            handle._discard()
+            return handle
+        self.interrupt()
+        self.emit("on_speech_in", {"text": text.strip(), "is_final": True, "language": None})
+        handle = self._start_user_turn(text.strip())
+        if wait_for_playback:
+            await handle
+        return handle
 
     async def reply(
         self, instructions: str, wait_for_playback: bool = True, *, interruptible: bool = True
@@ -349,6 +418,10 @@ class AgentSession(EventEmitter):
         """
         handle = SpeechHandle("reply", allow_interruptions=interruptible)
         if not instructions or not instructions.strip() or self._reply_pending():
+            logger.info(
+                "reply() discarded: {}",
+                "empty instructions" if not instructions or not instructions.strip() else "a reply is already running",
+            )
             handle._discard()
             return handle
         self._enqueue(handle, lambda: self.pipeline.generate_reply(handle, instructions=instructions))

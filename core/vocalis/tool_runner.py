@@ -80,6 +80,7 @@ class ToolRunner:
         self._source_tools: dict[int, list[Tool]] = {}
         self._started_sources: list[ToolSource] = []
         self._running: set[asyncio.Task[ToolResult]] = set()
+        self._warned: set[str] = set()
 
     # -- tool sources -------------------------------------------------------
     async def start_sources(self, agent: Agent) -> None:
@@ -90,22 +91,47 @@ class ToolRunner:
             try:
                 await source.start()
                 self._started_sources.append(source)
-                self._source_tools[id(source)] = list(await source.list_tools())
+                self._source_tools[id(source)] = self._check_tools(source, await source.list_tools())
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self._source_tools[id(source)] = []
                 self.session.report_error(source.label, exc)
 
+    def _check_tools(self, source: ToolSource, listed: Any) -> list[Tool]:
+        """Keep the usable tools a source listed; report the others."""
+        from vocalis.tools import as_function_tool
+
+        usable: list[Tool] = []
+        for tool in listed or []:
+            if not all(hasattr(tool, attr) for attr in ("name", "description", "parameters", "invoke")):
+                try:
+                    tool = as_function_tool(tool)
+                except (TypeError, ValueError) as exc:
+                    self.session.report_error(source.label, f"listed an unusable tool {tool!r}: {exc}")
+                    continue
+            usable.append(tool)
+        return usable
+
     def tools_for(self, agent: Agent) -> dict[str, Tool]:
         """Function tools and tool-source tools by name (function tools win)."""
         tools: dict[str, Tool] = {}
         for source in agent.mcp_servers:
             for tool in self._source_tools.get(id(source), []):
-                tools.setdefault(tool.name, tool)
+                if tool.name in tools:
+                    self._warn_shadowed(tool.name, source.label)
+                    continue
+                tools[tool.name] = tool
         for tool in agent.tools:
+            if tool.name in tools:
+                self._warn_shadowed(tool.name, "the agent's own tool")
             tools[tool.name] = tool
         return tools
+
+    def _warn_shadowed(self, name: str, winner: str) -> None:
+        if name not in self._warned:
+            self._warned.add(name)
+            logger.warning("two tools are named {!r}; only one is offered ({} wins)", name, winner)
 
     # -- calls --------------------------------------------------------------
     async def run(

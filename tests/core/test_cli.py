@@ -87,3 +87,17 @@ def test_pip_installed_third_party_plugin_is_listed(tmp_path: Path) -> None:
     assert (row["kind"], row["name"], row["distribution"], row["version"], row["status"]) == (
         "vad", "thirdparty-vad", "vocalis-thirdparty", "4.5.6", "ok"
     )
+
+
+def test_settings_that_name_missing_things_are_warned_about(monkeypatch) -> None:
+    monkeypatch.setenv("VOCALIS_PLUGINS", "nope")
+    monkeypatch.setenv("VOCALIS_STT", "whisper")
+    result = CliRunner().invoke(cli, ["plugins"])
+    assert result.exit_code == 0
+    assert "VOCALIS_PLUGINS names 'nope'" in result.stderr
+    assert "VOCALIS_STT='whisper' but no such stt provider" in result.stderr
+
+
+def test_bad_log_level_is_refused() -> None:
+    result = CliRunner().invoke(cli, ["--log-level", "bogus", "plugins"])
+    assert result.exit_code == 2

@@ -326,3 +326,76 @@ def test_transport_receives_plain_session_events() -> None:
         assert states[:2] == ["idle", "listening"] and all(type(s) is str for s in states)
 
     run_virtual(main())
+
+
+def test_an_agent_cannot_serve_two_running_sessions() -> None:
+    async def main() -> None:
+        agent = Agent("shared")
+        first = conversation(agent)
+        await first.start()
+        with pytest.raises(RuntimeError, match="already belongs to a running session"):
+            AgentSession(agent, pipeline())
+        await first.close()
+        AgentSession(agent, pipeline())  # fine once the first one closed
+
+    run_virtual(main())
+
+
+def test_send_text_is_a_user_turn_and_say_can_wait() -> None:
+    async def main() -> None:
+        async with conversation(responses=["Typed answer."]) as conv:
+            handle = await conv.session.say("Hello.", wait_for_playback=True)
+            assert handle.done()
+            reply = await conv.session.send_text("  typed question ")
+            assert reply.done() and reply.text == "Typed answer."
+            empty = await conv.session.send_text(" ")
+            assert empty.discarded
+        assert conv.user_turns() == ["typed question"]
+        assert conv.errors()[0]["source"] == "send_text"
+
+    run_virtual(main())
+
+
+def test_on_speech_out_fires_as_each_sentence_starts_playing() -> None:
+    async def main() -> None:
+        async with conversation() as conv:
+            handle = await conv.session.say("First sentence here. Second one follows.")
+            await handle
+        events = [e for e in conv.events if e.name == "on_speech_out"]
+        assert [e.payload["text"] for e in events] == ["First sentence here.", "Second one follows."]
+        assert events[1].time - events[0].time == pytest.approx(len("First sentence here.") * 0.05, abs=0.03)
+        assert all(e.payload["speech_id"] == handle.id for e in events)
+
+    run_virtual(main())
+
+
+def test_unheard_sentences_are_not_announced() -> None:
+    async def main() -> None:
+        async with conversation() as conv:
+            handle = await conv.session.say("First sentence here. Second one follows.")
+            await asyncio.sleep(0.3)
+            conv.session.interrupt()
+            await handle
+        assert [p["text"] for p in conv.named("on_speech_out")] == ["First sentence here."]
+
+    run_virtual(main())
+
+
+def test_unknown_event_names_are_warned_about() -> None:
+    import io
+
+    from loguru import logger
+
+    async def main() -> None:
+        sink = io.StringIO()
+        handler = logger.add(sink, level="WARNING")
+        try:
+            conv = conversation()
+            conv.session.on("user_input_transcribed", lambda e: None)
+            conv.session.on("user_turn", lambda e: None)
+        finally:
+            logger.remove(handler)
+        assert "'user_input_transcribed'" in sink.getvalue()
+        assert "'user_turn'" not in sink.getvalue()
+
+    run_virtual(main())

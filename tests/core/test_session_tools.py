@@ -245,3 +245,42 @@ def test_method_tools_on_agent_subclass_are_found() -> None:
         assert shop.cart == ["tea"]
 
     run_virtual(main())
+
+
+def test_tool_source_listing_plain_functions_and_junk() -> None:
+    async def lookup(term: str) -> str:
+        """Look a term up."""
+        return f"{term}: defined"
+
+    async def main() -> None:
+        source = FakeToolSource([lookup, object()])  # type: ignore[list-item]
+        llm = FakeLLM([FakeResponse(tool_calls=[("lookup", '{"term": "vad"}')]), "Done."])
+        async with conversation(Agent("x", mcp_servers=[source]), llm=llm) as conv:
+            await conv.session.reply("look up vad")
+        assert [o.output for o in outputs(conv).values()] == ["vad: defined"]
+        assert [e["source"] for e in conv.errors()] == ["tools:fake"]
+        assert "unusable tool" in conv.errors()[0]["message"]
+
+    run_virtual(main())
+
+
+def test_duplicate_tool_names_keep_the_agents_tool() -> None:
+    @function_tool
+    async def search(query: str) -> str:
+        """Agent's own search."""
+        return "agent result"
+
+    @function_tool(name="search")
+    async def other_search(query: str) -> str:
+        """Source's search."""
+        return "source result"
+
+    async def main() -> None:
+        llm = FakeLLM([FakeResponse(tool_calls=[("search", '{"query": "q"}')]), "Done."])
+        agent = Agent("x", tools=[search], mcp_servers=[FakeToolSource([other_search])])
+        async with conversation(agent, llm=llm) as conv:
+            await conv.session.reply("search")
+        assert [o.output for o in outputs(conv).values()] == ["agent result"]
+        assert llm.requests[0].tools == ["search"]
+
+    run_virtual(main())

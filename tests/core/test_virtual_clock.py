@@ -253,3 +253,20 @@ def test_a_deadlock_raises_instead_of_hanging() -> None:
 
     with pytest.raises(VirtualTimeDeadlock, match="nothing can wake the loop"):
         run_virtual(stuck())
+
+
+def test_virtual_time_decorator_runs_an_async_test_function(tmp_path) -> None:
+    from vocalis.testing import virtual_time
+
+    @virtual_time
+    async def check(path) -> float:
+        await asyncio.sleep(30)
+        return asyncio.get_running_loop().time()
+
+    import inspect
+
+    assert not inspect.iscoroutinefunction(check)
+    assert list(inspect.signature(check).parameters) == ["path"]
+    started = time.perf_counter()
+    assert check(tmp_path) == 30.0
+    assert time.perf_counter() - started < 0.5

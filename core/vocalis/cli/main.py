@@ -14,7 +14,7 @@ from vocalis.log import configure_logging, level_from_verbosity
 @click.option(
     "--log-level",
     default=None,
-    metavar="LEVEL",
+    type=click.Choice(["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
     help="Minimum log level (TRACE, DEBUG, INFO, WARNING, ERROR); default from "
     "VOCALIS_LOG_LEVEL or INFO.",
 )

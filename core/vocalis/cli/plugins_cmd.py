@@ -76,3 +76,18 @@ def plugins_command(settings: Any, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
     else:
         click.echo(render_table(rows))
+    for warning in settings_warnings(settings, pm):
+        click.echo(f"warning: {warning}", err=True)
+
+
+def settings_warnings(settings: Any, pm: Any) -> list[str]:
+    """Settings that name plugins or providers which are not there."""
+    warnings = []
+    for name in settings.plugins or []:
+        if name not in pm.records:
+            warnings.append(f"VOCALIS_PLUGINS names {name!r}, which is not installed")
+    for kind in ("stt", "llm", "tts", "vad", "eou", "transport"):
+        name = settings.provider_for(kind)
+        if name is not None and (kind, name) not in pm.registry:
+            warnings.append(f"VOCALIS_{kind.upper()}={name!r} but no such {kind} provider is installed")
+    return warnings

@@ -35,6 +35,8 @@ class Utterance:
         self.heard: float | None = None  # set when interrupted
         self.first_audio_at: float | None = None
         self.flush_tts: Callable[[], None] | None = None
+        self.speech_id = ""
+        self.announcements: list[asyncio.TimerHandle] = []
 
     def add_text(self, text: str, now: float) -> str:
         """Text sent to the TTS joins the open assistant message.
@@ -116,10 +118,13 @@ async def speak(
         utterance.heard = output.clear_buffer() if output.speaking else utterance.pushed
         work.cancel()
 
+    utterance.speech_id = handle.id
     handle.add_interrupt_callback(on_interrupt)
     if handle.interrupted:
         on_interrupt()
     await asyncio.wait([work])
+    for timer in utterance.announcements:
+        timer.cancel()  # sentences cut off before they started playing
     if not work.cancelled() and work.exception() is not None:
         session.report_error("speech", work.exception())  # type: ignore[arg-type]
     text = utterance.finish(handle.interrupted)
@@ -164,12 +169,25 @@ async def _generate(
                 await aclose()
 
 
+def _announce_when_played(session: AgentSession, utterance: Utterance, text: str) -> None:
+    """Emit ``on_speech_out`` when this sentence starts playing, not when it is
+    synthesised (TTS runs ahead of playout); a sentence never heard is never
+    announced."""
+    payload = {"text": text, "speech_id": utterance.speech_id}
+    delay = utterance.pushed - session.audio_output.position if session.audio_output.speaking else 0.0
+    if delay <= 1e-6:
+        session.emit("on_speech_out", payload)
+        return
+    timer = asyncio.get_running_loop().call_later(delay, session.emit, "on_speech_out", payload)
+    utterance.announcements.append(timer)
+
+
 async def _forward_audio(session: AgentSession, stream: TTSStream, utterance: Utterance) -> None:
     output = session.audio_output
     async for audio in stream:
         if audio.text:
             utterance.segments.append((utterance.pushed, audio.text))
-            session.emit("on_speech_out", {"text": audio.text})
+            _announce_when_played(session, utterance, audio.text)
         await output.capture_frame(audio.frame)
         utterance.pushed += audio.frame.duration
         if utterance.first_audio_at is None:

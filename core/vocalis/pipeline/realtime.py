@@ -219,7 +219,7 @@ class RealTimePipeline(Pipeline):
             session.agent.chat_context.add_message(
                 ChatRole.ASSISTANT, text, interrupted=handle.interrupted, created_at=asyncio.get_running_loop().time()
             )
-            session.emit("on_speech_out", {"text": text})
+            session.emit("on_speech_out", {"text": text, "speech_id": handle.id})
         handle.text = text
         session.emit(
             "agent_turn",

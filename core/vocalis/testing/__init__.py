@@ -4,7 +4,13 @@ Everything here is for tests of agents and plugins; none of it is a default
 provider.
 """
 
-from vocalis.testing.clock import VirtualTimeDeadlock, VirtualTimeLimitExceeded, VirtualTimeLoop, run_virtual
+from vocalis.testing.clock import (
+    VirtualTimeDeadlock,
+    VirtualTimeLimitExceeded,
+    VirtualTimeLoop,
+    run_virtual,
+    virtual_time,
+)
 from vocalis.testing.conversation import Conversation, RecordedEvent
 from vocalis.testing.realtime import FakeRealtimeModel, FakeRealtimeSession, RealtimeTurn
 from vocalis.testing.fakes import (
@@ -46,4 +52,5 @@ __all__ = [
     "is_speech",
     "run_virtual",
     "tone",
+    "virtual_time",
 ]

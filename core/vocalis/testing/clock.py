@@ -35,7 +35,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from _typeshed import FileDescriptorLike
 
-__all__ = ["VirtualTimeDeadlock", "VirtualTimeLimitExceeded", "VirtualTimeLoop", "run_virtual"]
+__all__ = [
+    "VirtualTimeDeadlock",
+    "VirtualTimeLimitExceeded",
+    "VirtualTimeLoop",
+    "run_virtual",
+    "virtual_time",
+]
 
 T = TypeVar("T")
 
@@ -270,3 +276,24 @@ def _close_unstarted(main: object) -> None:
     # A coroutine that never got to start would otherwise warn "was never awaited".
     if inspect.iscoroutine(main) and inspect.getcoroutinestate(main) == inspect.CORO_CREATED:
         main.close()
+
+
+def virtual_time(func: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
+    """Decorate an ``async def`` test so it runs under :func:`run_virtual`.
+
+    The wrapper is a plain function, so pytest (with or without
+    pytest-asyncio) calls it like any sync test; fixtures still work::
+
+        @virtual_time
+        async def test_greeting(tmp_path):
+            ...
+    """
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        return run_virtual(func(*args, **kwargs))
+
+    # pytest reads the signature for fixtures; it must not see a coroutine function.
+    wrapper.__signature__ = inspect.signature(func)  # type: ignore[attr-defined]
+    return wrapper

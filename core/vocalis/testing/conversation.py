@@ -133,7 +133,12 @@ class Conversation:
         deadline = loop.time() + timeout
         while not predicate():
             if loop.time() >= deadline:
-                raise TimeoutError(f"condition not met within {timeout} s")
+                recent = ", ".join(f"{t:.2f} {name}" for t, name in self.timeline()[-12:])
+                raise TimeoutError(
+                    f"condition not met within {timeout} s (agent {self.session.agent_state.value}, "
+                    f"{len(self.named('user_turn'))} user turns, {len(self.named('agent_turn'))} agent "
+                    f"turns; last events: {recent or 'none'})"
+                )
             if keep_listening:
                 await self.silence(self.frame_seconds)
             else:
