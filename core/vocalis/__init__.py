@@ -13,8 +13,8 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "Agent": "vocalis.agent",
     "AgentSession": "vocalis.session",
-    "AgentState": "vocalis.session",
-    "UserState": "vocalis.session",
+    "AgentState": "vocalis.states",
+    "UserState": "vocalis.states",
     "CascadingPipeline": "vocalis.pipeline.cascading",
     "RealTimePipeline": "vocalis.pipeline.realtime",
     "ConversationFlow": "vocalis.flow",
@@ -56,7 +56,8 @@ if TYPE_CHECKING:
     from vocalis.flow import ConversationFlow
     from vocalis.pipeline.cascading import CascadingPipeline
     from vocalis.pipeline.realtime import RealTimePipeline
-    from vocalis.session import AgentSession, AgentState, UserState
+    from vocalis.session import AgentSession
+    from vocalis.states import AgentState, UserState
     from vocalis.speech import SpeechHandle
     from vocalis.tools import FunctionTool, ToolContext, ToolError, function_tool
     from vocalis.turn import EOUConfig, EOUMode, InterruptConfig, InterruptMode

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import itertools
 from collections import deque
 from collections.abc import Callable
@@ -18,7 +17,9 @@ from vocalis.log import session_context
 from vocalis.providers.base import ProviderError
 from vocalis.providers.transport import AudioOutput, Transport
 from vocalis.speech import SpeechHandle, SpeechSource
+from vocalis.states import FORWARDED_EVENTS, SESSION_EVENTS, AgentState, UserState
 from vocalis.tool_runner import ToolRunner
+from vocalis.wake_up import WakeUpTimer
 
 if TYPE_CHECKING:
     from vocalis.agent import Agent
@@ -27,25 +28,6 @@ if TYPE_CHECKING:
     from vocalis.pipeline.base import Pipeline
 
 _session_ids = itertools.count(1)
-
-
-class UserState(StrEnum):
-    """What the user is doing."""
-
-    IDLE = "idle"
-    SPEAKING = "speaking"
-    LISTENING = "listening"
-
-
-class AgentState(StrEnum):
-    """What the agent is doing."""
-
-    STARTING = "starting"
-    IDLE = "idle"
-    LISTENING = "listening"
-    THINKING = "thinking"
-    SPEAKING = "speaking"
-    CLOSING = "closing"
 
 
 class AgentSession(EventEmitter):
@@ -119,8 +101,7 @@ class AgentSession(EventEmitter):
         self._current: SpeechHandle | None = None
         self._pending_handoff: Agent | None = None
         self._scheduler: asyncio.Task[None] | None = None
-        self._wake_timer: asyncio.TimerHandle | None = None
-        self._wake_fired = False
+        self._wake = WakeUpTimer(self)
         self._started = False
         self._closed = False
         self._close_task: asyncio.Task[None] | None = None
@@ -128,26 +109,7 @@ class AgentSession(EventEmitter):
         if conversation_flow is not None and conversation_flow.agent is None:
             conversation_flow.agent = agent
 
-    EVENTS = frozenset(
-        {
-            "user_state_changed",
-            "agent_state_changed",
-            "on_speech_in",
-            "on_speech_out",
-            "on_wake_up",
-            "user_turn",
-            "agent_turn",
-            "function_call",
-            "agent_handoff",
-            "interruption",
-            "false_interruption",
-            "backchannel",
-            "end_of_turn_probability",
-            "preemptive_generation",
-            "error",
-            "close",
-        }
-    )
+    EVENTS = SESSION_EVENTS
     """Events a session emits (plugins and pipelines may add their own)."""
 
     def on(self, event: str, handler: Any = None) -> Any:
@@ -298,23 +260,9 @@ class AgentSession(EventEmitter):
         except Exception as exc:
             self.report_error(source, exc)
 
-    _FORWARDED = frozenset(
-        {
-            "user_state_changed",
-            "agent_state_changed",
-            "on_speech_in",
-            "on_speech_out",
-            "user_turn",
-            "agent_turn",
-            "function_call",
-            "agent_handoff",
-            "error",
-        }
-    )
-
     def _forward_to_transport(self, event: str, args: tuple[Any, ...]) -> None:
         """Let the transport show transcripts and states to the remote side."""
-        if event in self._FORWARDED and self.transport is not None and args:
+        if event in FORWARDED_EVENTS and self.transport is not None and args:
             payload = {k: (v.value if isinstance(v, StrEnum) else v) for k, v in args[0].items()}
             self.transport.send_event(event, payload)
 
@@ -526,38 +474,13 @@ class AgentSession(EventEmitter):
     # -- wake-up ---------------------------------------------------------------------
     def _mark_user_activity(self) -> None:
         """User speech or transcript: a new idle period begins later."""
-        self._wake_fired = False
-        self._cancel_wake_up()
+        self._wake.user_activity()
 
     def _arm_wake_up(self) -> None:
-        if self.wake_up is None or self._closed or self._wake_fired:
-            return
-        if self._current is not None or self._user_state is UserState.SPEAKING:
-            return
-        self._cancel_wake_up()
-        self._wake_timer = asyncio.get_running_loop().call_later(self.wake_up, self._fire_wake_up)
+        self._wake.arm()
 
     def _cancel_wake_up(self) -> None:
-        if self._wake_timer is not None:
-            self._wake_timer.cancel()
-            self._wake_timer = None
-
-    def _fire_wake_up(self) -> None:
-        self._wake_timer = None
-        if self._closed or self._current is not None:
-            return
-        self._wake_fired = True
-        self.emit("on_wake_up", {"idle_seconds": self.wake_up})
-        callback = self.on_wake_up
-        if callback is None:
-            return
-        try:
-            result = callback()
-        except Exception as exc:
-            self.report_error("on_wake_up", exc)
-            return
-        if inspect.isawaitable(result):
-            self.emit_task(result, "on_wake_up")
+        self._wake.cancel()
 
     def emit_task(self, awaitable: Any, source: str) -> None:
         """Run a user callback's coroutine as a tracked task; report failures."""

@@ -20,7 +20,7 @@ from vocalis.providers.llm import LLM
 from vocalis.providers.stt import STT, SpeechEventType, STTStream
 from vocalis.providers.tts import TTS
 from vocalis.providers.vad import VAD, VADEventType, VADStream
-from vocalis.session import AgentState
+from vocalis.states import AgentState
 from vocalis.turn import EOUConfig, InterruptConfig
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from vocalis.chat import ChatContext, ChatMessage, ChatRole
 from vocalis.providers.llm import LLM, ChatChunk, ToolCallRequest
-from vocalis.session import AgentState
+from vocalis.states import AgentState
 
 if TYPE_CHECKING:
     from vocalis.providers.tts import TTS, TTSStream

@@ -13,7 +13,7 @@ from vocalis.chat import ChatRole
 from vocalis.pipeline.base import Pipeline
 from vocalis.providers.llm import ToolCallRequest
 from vocalis.providers.realtime import RealtimeEvent, RealtimeEventType, RealtimeModel, RealtimeSession
-from vocalis.session import AgentState
+from vocalis.states import AgentState
 from vocalis.speech import SpeechHandle
 
 if TYPE_CHECKING:

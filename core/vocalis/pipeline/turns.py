@@ -23,7 +23,7 @@ from loguru import logger
 
 from vocalis.audio import AudioFrame, concat
 from vocalis.chat import ChatRole
-from vocalis.session import AgentState
+from vocalis.states import AgentState
 from vocalis.turn import EOUConfig, InterruptConfig, InterruptMode
 
 if TYPE_CHECKING:
