@@ -14,6 +14,7 @@ from loguru import logger
 from vocalis.audio import AudioFormatError, AudioFrame
 from vocalis.events import EventEmitter
 from vocalis.log import session_context
+from vocalis.metrics_recorder import MetricsRecorder, UserTurnTiming
 from vocalis.providers.base import ProviderError
 from vocalis.providers.transport import AudioOutput, Transport
 from vocalis.speech import SpeechHandle, SpeechSource
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from vocalis.agent import Agent
     from vocalis.background import BackgroundAudioConfig, BackgroundMixer
     from vocalis.flow import ConversationFlow
+    from vocalis.metrics import TurnMetrics
     from vocalis.pipeline.base import Pipeline
 
 _session_ids = itertools.count(1)
@@ -53,6 +55,8 @@ class AgentSession(EventEmitter):
         tool_timeout: Seconds a tool call may take before it fails.
         max_tool_steps: LLM rounds with tool calls per reply.
         max_parallel_tools: Tool calls one LLM round may run at once.
+        record_text: Put user and agent text into metrics and traces (off
+            by default, for privacy).
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class AgentSession(EventEmitter):
         tool_timeout: float = 10.0,
         max_tool_steps: int = 5,
         max_parallel_tools: int = 8,
+        record_text: bool = False,
     ) -> None:
         super().__init__()
         if agent.session is not None and not agent.session.closed:
@@ -102,6 +107,8 @@ class AgentSession(EventEmitter):
         self._pending_handoff: Agent | None = None
         self._scheduler: asyncio.Task[None] | None = None
         self._wake = WakeUpTimer(self)
+        self.recorder = MetricsRecorder(self, record_text=record_text)
+        self.tracer: Any = None
         self._started = False
         self._closed = False
         self._close_task: asyncio.Task[None] | None = None
@@ -137,6 +144,11 @@ class AgentSession(EventEmitter):
     def current_speech(self) -> SpeechHandle | None:
         """The utterance being generated or played, if any."""
         return self._current
+
+    @property
+    def metrics(self) -> list[TurnMetrics]:
+        """Metrics of every agent turn so far."""
+        return self.recorder.turns
 
     @property
     def closed(self) -> bool:
@@ -175,6 +187,7 @@ class AgentSession(EventEmitter):
             raise RuntimeError("session already started")
         self._started = True
         with session_context(self.id):
+            self.recorder.start()
             self._queue_wake = asyncio.Event()
             if transport is not None:
                 self.transport = transport
@@ -191,8 +204,23 @@ class AgentSession(EventEmitter):
                 await self.transport.start(self)
             self._set_agent_state(AgentState.IDLE)
             self._arm_wake_up()
+            from vocalis.telemetry import tracing_configured
+
+            if self.tracer is None and tracing_configured():
+                self.trace()
             logger.info("session started with agent {!r}", self.agent.name)
             await self._guarded(self.agent.on_enter(), "agent.on_enter")
+
+    def trace(self, tracer_provider: Any = None) -> Any:
+        """Send this session's spans to OpenTelemetry (once; needs ``vocalis[otel]``).
+
+        Called by :meth:`start` when a global SDK tracer provider is set.
+        """
+        if self.tracer is None:
+            from vocalis.telemetry import attach_tracing
+
+            self.tracer = attach_tracing(self, tracer_provider)
+        return self.tracer
 
     def _start_background(self, output: AudioOutput) -> None:
         from vocalis.background import BackgroundAudioConfig, BackgroundMixer
@@ -248,7 +276,8 @@ class AgentSession(EventEmitter):
                 await self._guarded(self._mixer.aclose(), "background audio")
             if self.transport is not None:
                 await self._guarded(self.transport.aclose(), self.transport.label)
-            self.emit("close", {"session_id": self.id})
+            summary = self.recorder.close()
+            self.emit("close", {"session_id": self.id, "summary": summary})
             await self.aclose_handlers()
             logger.info("session closed")
 
@@ -408,10 +437,14 @@ class AgentSession(EventEmitter):
         self._queue_wake.set()
         return handle
 
-    def _start_user_turn(self, transcript: str, source: SpeechSource = "user_turn") -> SpeechHandle:
+    def _start_user_turn(
+        self, transcript: str, source: SpeechSource = "user_turn", timing: UserTurnTiming | None = None
+    ) -> SpeechHandle:
         """Called by the pipeline when the user's turn is committed."""
         self._mark_user_activity()
         handle = SpeechHandle(source)
+        handle.user_text = transcript
+        handle.user_timing = timing
         for queued in list(self._queue):
             if queued.source in ("reply", "user_turn"):
                 self._queue.remove(queued)
@@ -432,6 +465,7 @@ class AgentSession(EventEmitter):
                     continue
                 self._current = handle
                 self._cancel_wake_up()
+                handle.metrics = self.recorder.begin(handle, handle.user_timing, handle.user_text)
                 try:
                     await handle._factory()  # type: ignore[attr-defined]
                 except asyncio.CancelledError:
@@ -440,6 +474,7 @@ class AgentSession(EventEmitter):
                     self.report_error("speech", exc)
                 finally:
                     self._current = None
+                    self.recorder.end(handle, handle.metrics)
                     handle._mark_done()
                     if not self._closed:
                         self._settle_states()

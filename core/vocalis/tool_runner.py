@@ -47,6 +47,8 @@ class ToolResult:
     is_error: bool = False
     handoff: Agent | None = None
     arguments: str = ""
+    started_at: float = 0.0
+    duration: float = 0.0
 
 
 class ToolRunner:
@@ -186,6 +188,7 @@ class ToolRunner:
         refusal: str | None,
     ) -> ToolResult:
         result = ToolResult(call_id, call.name, "", arguments=call.arguments)
+        result.started_at = asyncio.get_running_loop().time()
         try:
             if refusal is not None:
                 raise ToolError(refusal)
@@ -241,6 +244,7 @@ class ToolRunner:
         result.output = text
 
     def _record(self, result: ToolResult, chat_ctx: ChatContext) -> None:
+        result.duration = round(asyncio.get_running_loop().time() - result.started_at, 6)
         chat_ctx.add_function_output(
             result.call_id,
             result.name,

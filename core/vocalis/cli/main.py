@@ -6,6 +6,8 @@ import click
 
 from vocalis import __version__
 from vocalis.cli.plugins_cmd import plugins_command
+from vocalis.cli.report_cmd import report_command
+from vocalis.cli.run_cmd import run_command
 from vocalis.log import configure_logging, level_from_verbosity
 
 
@@ -30,6 +32,8 @@ def cli(ctx: click.Context, log_level: str | None, verbose: int) -> None:
 
 
 cli.add_command(plugins_command)
+cli.add_command(report_command)
+cli.add_command(run_command)
 
 
 def main() -> None:

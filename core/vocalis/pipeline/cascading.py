@@ -178,11 +178,11 @@ class CascadingPipeline(Pipeline):
             self._stt_stream.start_segment()
         self.turns.speech_started()
 
-    def _on_speech_end(self) -> None:
+    def _on_speech_end(self, silence: float = 0.0) -> None:
         assert self.turns is not None
         if self._stt_stream is not None:
             self._stt_stream.flush()
-        self.turns.speech_ended()
+        self.turns.speech_ended(silence)
 
     async def _read_vad(self, stream: VADStream) -> None:
         assert self.session is not None
@@ -191,7 +191,7 @@ class CascadingPipeline(Pipeline):
                 if event.type is VADEventType.START_OF_SPEECH:
                     self._on_speech_start()
                 elif event.type is VADEventType.END_OF_SPEECH:
-                    self._on_speech_end()
+                    self._on_speech_end(event.silence_duration)
         except Exception as exc:
             self.session.report_error(self.vad.label if self.vad else "vad", exc)
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from vocalis.chat import ChatContext, ChatMessage, ChatRole
+from vocalis.metrics import LLMMetrics, ToolMetrics, TTSMetrics, TurnMetrics
 from vocalis.providers.llm import LLM, ChatChunk, ToolCallRequest
 from vocalis.states import AgentState
 
@@ -36,6 +37,7 @@ class Utterance:
         self.first_audio_at: float | None = None
         self.flush_tts: Callable[[], None] | None = None
         self.speech_id = ""
+        self.metrics: TurnMetrics | None = None
         self.announcements: list[asyncio.TimerHandle] = []
 
     def add_text(self, text: str, now: float) -> str:
@@ -119,6 +121,7 @@ async def speak(
         work.cancel()
 
     utterance.speech_id = handle.id
+    utterance.metrics = handle.metrics
     handle.add_interrupt_callback(on_interrupt)
     if handle.interrupted:
         on_interrupt()
@@ -142,11 +145,18 @@ async def _generate(
     output = session.audio_output
     stream = tts.stream()
     utterance.flush_tts = stream.flush
+    tts_record = None
+    if utterance.metrics is not None:
+        tts_record = utterance.metrics.tts = TTSMetrics(tts.label, tts.model_name)
     forward = loop.create_task(_forward_audio(session, stream, utterance))
     try:
         try:
             async for text in text_source:
                 if text:
+                    if tts_record is not None:
+                        if tts_record.started_at is None:
+                            tts_record.started_at = session.recorder.rel(loop.time())
+                        tts_record.characters += len(text)
                     stream.push_text(utterance.add_text(text, loop.time()))
         except asyncio.CancelledError:
             raise
@@ -190,8 +200,15 @@ async def _forward_audio(session: AgentSession, stream: TTSStream, utterance: Ut
             _announce_when_played(session, utterance, audio.text)
         await output.capture_frame(audio.frame)
         utterance.pushed += audio.frame.duration
+        metrics = utterance.metrics
+        if metrics is not None and metrics.tts is not None:
+            metrics.tts.audio_duration = round(metrics.tts.audio_duration + audio.frame.duration, 6)
         if utterance.first_audio_at is None:
-            utterance.first_audio_at = asyncio.get_running_loop().time()
+            utterance.first_audio_at = now = asyncio.get_running_loop().time()
+            if metrics is not None:
+                metrics.first_audio_at = session.recorder.rel(now)
+                if metrics.tts is not None and metrics.tts.started_at is not None:
+                    metrics.tts.ttfb = round(metrics.first_audio_at - metrics.tts.started_at, 6)  # type: ignore[operator]
             session._on_agent_audio_started()
 
 
@@ -213,6 +230,7 @@ class Preemptive:
         self._more = asyncio.Event()
         self._finished = False
         self._error: BaseException | None = None
+        self.started_at = asyncio.get_running_loop().time()
         self._task = asyncio.get_running_loop().create_task(self._run(llm, request, tools))
         session.emit("preemptive_generation", {"transcript": transcript})
 
@@ -289,17 +307,39 @@ async def _llm_rounds(
         session._set_agent_state(
             AgentState.SPEAKING if session.audio_output.speaking else AgentState.THINKING
         )
+        loop = asyncio.get_running_loop()
+        record = LLMMetrics(llm.label, llm.model_name, session.recorder.rel(loop.time()) or 0.0)
+        started = loop.time()
         if step == 0 and preemptive is not None and not instructions:
             stream = preemptive.chunks()
+            started = preemptive.started_at
+            record.started_at = session.recorder.rel(started) or 0.0
+            record.preemptive = True
         else:
             stream = llm.chat(request_ctx, tools=tools)
+        if utterance.metrics is not None:
+            utterance.metrics.llm.append(record)
+        first: float | None = None
+        chunk_count = 0
         # aclosing: an interruption closes the provider's stream at once, so
         # it can stop generating instead of running on in the background.
-        async with contextlib.aclosing(stream) as chunks:  # type: ignore[type-var]
-            async for chunk in chunks:
-                if chunk.text:
-                    yield chunk.text
-                calls.extend(chunk.tool_calls)
+        try:
+            async with contextlib.aclosing(stream) as chunks:  # type: ignore[type-var]
+                async for chunk in chunks:
+                    if first is None:
+                        first = loop.time()
+                        record.ttft = round(first - started, 6)
+                        if utterance.metrics is not None and utterance.metrics.first_token_at is None:
+                            utterance.metrics.first_token_at = session.recorder.rel(first)
+                    chunk_count += 1
+                    if chunk.usage is not None:
+                        record.prompt_tokens = chunk.usage.prompt_tokens
+                        record.completion_tokens = chunk.usage.completion_tokens
+                    if chunk.text:
+                        yield chunk.text
+                    calls.extend(chunk.tool_calls)
+        finally:
+            _close_llm_record(record, loop.time(), started, first, chunk_count)
         if not calls:
             return
         utterance.close_message()
@@ -309,5 +349,20 @@ async def _llm_rounds(
             return
         results = await runner.run(calls, agent, chat_ctx, calls_so_far=calls_made)
         calls_made += len(calls)
+        if utterance.metrics is not None:
+            utterance.metrics.tools.extend(
+                ToolMetrics(r.name, r.call_id, session.recorder.rel(r.started_at) or 0.0, r.duration, r.is_error)
+                for r in results
+            )
         if any(result.handoff is not None for result in results):
             return
+
+
+def _close_llm_record(
+    record: LLMMetrics, now: float, started: float, first: float | None, chunks: int
+) -> None:
+    record.duration = round(now - started, 6)
+    if not record.completion_tokens:
+        record.completion_tokens = chunks  # providers without usage: chunks ≈ tokens
+    if first is not None and now > first and record.completion_tokens:
+        record.tokens_per_second = round(record.completion_tokens / (now - first), 3)

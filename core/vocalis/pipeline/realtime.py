@@ -64,6 +64,7 @@ class RealTimePipeline(Pipeline):
         self._resampler = AudioResampler(model.sample_rate)
         self._response: _Response | None = None
         self._awaiting: asyncio.Future[_Response] | None = None
+        self._speech_stopped_at: float | None = None
 
     async def attach(self, session: AgentSession) -> None:
         await super().attach(session)
@@ -120,6 +121,7 @@ class RealTimePipeline(Pipeline):
             if current is not None and current.interrupt():
                 logger.debug("user interrupted the realtime response")
         elif kind is RealtimeEventType.SPEECH_STOPPED:
+            self._speech_stopped_at = asyncio.get_running_loop().time()
             session._on_user_speech_stopped()
         elif kind is RealtimeEventType.INPUT_TRANSCRIPT:
             session.emit("on_speech_in", {"text": event.text, "is_final": event.is_final, "language": None})
@@ -199,6 +201,7 @@ class RealTimePipeline(Pipeline):
             nonlocal pushed
             while (frame := await response.frames.get()) is not None:
                 if pushed == 0.0:
+                    self._first_audio(handle)
                     session._on_agent_audio_started()
                 await output.capture_frame(frame)
                 pushed += frame.duration
@@ -227,6 +230,16 @@ class RealTimePipeline(Pipeline):
         )
         if response.tool_calls and not handle.interrupted:
             await self._run_tools(response.tool_calls)
+
+    def _first_audio(self, handle: SpeechHandle) -> None:
+        session = self.session
+        assert session is not None
+        metrics = handle.metrics
+        if metrics is None:
+            return
+        metrics.first_audio_at = session.recorder.rel(asyncio.get_running_loop().time())
+        if handle.source == "user_turn" and self._speech_stopped_at is not None:
+            metrics.user_speech_ended_at = session.recorder.rel(self._speech_stopped_at)
 
     async def _run_tools(self, calls: list[ToolCallRequest]) -> None:
         session = self.session

@@ -23,6 +23,7 @@ from loguru import logger
 
 from vocalis.audio import AudioFrame, concat
 from vocalis.chat import ChatRole
+from vocalis.metrics_recorder import UserTurnTiming
 from vocalis.states import AgentState
 from vocalis.turn import EOUConfig, InterruptConfig, InterruptMode
 
@@ -72,6 +73,9 @@ class TurnController:
         self._turn_audio_seconds = 0.0
         self._paused: SpeechHandle | None = None
         self._paused_at = 0.0
+        self._actual_end: float | None = None
+        self._final_at: float | None = None
+        self._probability: float | None = None
         self._eou_task: asyncio.Task[None] | None = None
         self._interrupt_timer: asyncio.TimerHandle | None = None
         self._false_timer: asyncio.TimerHandle | None = None
@@ -104,10 +108,16 @@ class TurnController:
         if self._interruptible() and config.mode in (InterruptMode.VAD, InterruptMode.HYBRID):
             self._interrupt_timer = loop.call_later(config.min_duration, self._on_long_speech)
 
-    def speech_ended(self) -> None:
-        """The VAD (or STT) says the user stopped speaking."""
+    def speech_ended(self, silence: float = 0.0) -> None:
+        """The VAD (or STT) says the user stopped speaking.
+
+        Args:
+            silence: Seconds of silence the VAD waited before saying so; the
+                user actually stopped that long ago (used for metrics).
+        """
         self.user_speaking = False
         self._speech_ended_at = asyncio.get_running_loop().time()
+        self._actual_end = self._speech_ended_at - max(0.0, silence)
         self._awaiting_final = True
         self._cancel(self._interrupt_timer)
         self._interrupt_timer = None
@@ -133,6 +143,7 @@ class TurnController:
         self._awaiting_final = False
         text = text.strip()
         if text:
+            self._final_at = asyncio.get_running_loop().time()
             self._finals.append(text)
             self._interim = ""
             self.session._mark_user_activity()
@@ -275,6 +286,7 @@ class TurnController:
                 raise
             except Exception as exc:
                 session.report_error(self.detector.label, exc)
+        self._probability = probability
         session.emit("end_of_turn_probability", {"probability": probability, "transcript": transcript})
         # The wait counts from the end of speech, not from the transcript, so
         # a slow recogniser does not add its latency twice.
@@ -313,8 +325,16 @@ class TurnController:
         # not (too few words): the new turn is answered after it finishes.
         if self._paused is not None:
             self._interrupt_now("turn")
+        timing = UserTurnTiming(
+            speech_started_at=self._speech_started_at,
+            speech_ended_at=self._actual_end,
+            vad_end_at=self._speech_ended_at,
+            stt_final_at=self._final_at,
+            decided_at=asyncio.get_running_loop().time(),
+            probability=self._probability,
+        )
         self._reset_turn()
-        self.session._start_user_turn(transcript)
+        self.session._start_user_turn(transcript, timing=timing)
 
     def _reset_turn(self) -> None:
         self._finals.clear()
@@ -322,6 +342,8 @@ class TurnController:
         self._turn_audio.clear()
         self._turn_audio_seconds = 0.0
         self._over_agent = False
+        self._final_at: float | None = None
+        self._probability: float | None = None
 
     def take_preemptive(self, transcript: str) -> Preemptive | None:
         """The preemptive generation for ``transcript``, if it is still valid."""

@@ -80,11 +80,12 @@ class _FakeVADStream(VADStream):
             self._run += frame.duration
             limit = settings.min_speech if loud else settings.min_silence  # type: ignore[attr-defined]
             if self._run + 1e-9 >= limit:
+                run, self._run = self._run, 0.0
                 self._speaking = loud
-                self._run = 0.0
                 kind = VADEventType.START_OF_SPEECH if loud else VADEventType.END_OF_SPEECH
-                self.send(VADEvent(kind, self._time, 1.0 if loud else 0.0, self._speech))
-                self._speech = self._run if loud else 0.0
+                silence = 0.0 if loud else run
+                self.send(VADEvent(kind, self._time, 1.0 if loud else 0.0, self._speech, silence))
+                self._speech = run if loud else 0.0
         else:
             self._run = 0.0
         if self._speaking and loud:

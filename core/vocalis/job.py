@@ -1,0 +1,159 @@
+"""Running sessions as a job: signals, shutdown callbacks, metrics and traces.
+
+``vocalis run module:entrypoint`` calls ``await entrypoint(ctx)`` with a
+:class:`JobContext`; start sessions through ``ctx.start_session`` and they are
+closed, and their metrics flushed, when the process gets SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from vocalis.metrics_file import MetricsFileWriter
+
+if TYPE_CHECKING:
+    from vocalis.providers.transport import Transport
+    from vocalis.session import AgentSession
+
+ShutdownCallback = Callable[[], Any]
+
+
+class JobContext:
+    """What an entrypoint gets: start sessions, register clean-up, await shutdown.
+
+    Args:
+        metrics_path: Write every session's metrics to this JSONL file.
+        tracer_provider: Trace sessions to this OpenTelemetry provider.
+    """
+
+    def __init__(self, *, metrics_path: str | Path | None = None, tracer_provider: Any = None) -> None:
+        self.sessions: list[AgentSession] = []
+        self._callbacks: list[ShutdownCallback] = []
+        self._shutdown = asyncio.Event()
+        self._all_closed = asyncio.Event()
+        self.shutdown_reason = ""
+        self._writer = MetricsFileWriter(metrics_path) if metrics_path else None
+        self._tracer_provider = tracer_provider
+        self._closed = False
+
+    def add_shutdown_callback(self, callback: ShutdownCallback) -> None:
+        """Run ``callback`` (sync or async) when the job shuts down, after sessions close."""
+        self._callbacks.append(callback)
+
+    async def start_session(self, session: AgentSession, transport: Transport | None = None) -> AgentSession:
+        """Start ``session`` under this job: its metrics and traces are recorded."""
+        if self._writer is not None:
+            self._writer.attach(session)
+        self.sessions.append(session)
+        session.on("close", lambda _: self._session_closed())
+        await session.start(transport)
+        if self._tracer_provider is not None:
+            session.trace(self._tracer_provider)
+        return session
+
+    def _session_closed(self) -> None:
+        if all(s.closed for s in self.sessions):
+            self._all_closed.set()
+
+    async def wait_for_sessions(self) -> None:
+        """Return when every session started so far has closed."""
+        if all(s.closed for s in self.sessions):
+            return
+        self._all_closed.clear()
+        await self._all_closed.wait()
+
+    def shutdown(self, reason: str = "requested") -> None:
+        """Ask the job to stop (safe to call from a signal handler)."""
+        if not self._shutdown.is_set():
+            self.shutdown_reason = reason
+            logger.info("shutting down: {}", reason)
+            self._shutdown.set()
+
+    @property
+    def shutting_down(self) -> bool:
+        """Whether :meth:`shutdown` was called."""
+        return self._shutdown.is_set()
+
+    async def wait_for_shutdown(self) -> None:
+        """Return when :meth:`shutdown` is called."""
+        await self._shutdown.wait()
+
+    async def aclose(self) -> None:
+        """Close every session, run the shutdown callbacks, flush metrics and traces."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.gather(*(s.close() for s in self.sessions), return_exceptions=True)
+        for callback in self._callbacks:
+            try:
+                result = callback()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception("shutdown callback {} failed", getattr(callback, "__qualname__", callback))
+        if self._writer is not None:
+            self._writer.close()
+        provider = self._tracer_provider or _global_sdk_provider()
+        if provider is not None and hasattr(provider, "force_flush"):
+            provider.force_flush()
+
+
+def _global_sdk_provider() -> Any:
+    from vocalis.telemetry import tracing_configured
+
+    if not tracing_configured():
+        return None
+    from opentelemetry import trace
+
+    return trace.get_tracer_provider()
+
+
+async def run_job(
+    entrypoint: Callable[[JobContext], Awaitable[Any]],
+    *,
+    metrics_path: str | Path | None = None,
+    tracer_provider: Any = None,
+    handle_signals: bool = True,
+) -> JobContext:
+    """Run ``entrypoint(ctx)`` until it finishes (and its sessions close) or a signal arrives.
+
+    SIGINT and SIGTERM request a graceful shutdown: every session is closed,
+    shutdown callbacks run, metrics and traces are flushed.
+    """
+    loop = asyncio.get_running_loop()
+    ctx = JobContext(metrics_path=metrics_path, tracer_provider=tracer_provider)
+    installed: list[int] = []
+    if handle_signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, ctx.shutdown, signal.Signals(sig).name)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
+                pass
+    task = loop.create_task(entrypoint(ctx))
+    stop = loop.create_task(ctx.wait_for_shutdown())
+    try:
+        await asyncio.wait([task, stop], return_when=asyncio.FIRST_COMPLETED)
+        if not stop.done():
+            # The entrypoint returned but sessions may still run: wait for them or a signal.
+            sessions = loop.create_task(ctx.wait_for_sessions())
+            await asyncio.wait([sessions, stop], return_when=asyncio.FIRST_COMPLETED)
+            sessions.cancel()
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            logger.opt(exception=task.exception()).error("the entrypoint failed")
+    finally:
+        stop.cancel()
+        await ctx.aclose()
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    return ctx

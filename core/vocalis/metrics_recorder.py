@@ -1,0 +1,116 @@
+"""Collects a session's metrics: per-turn records, counts, the summary."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from vocalis.metrics import SessionSummary, TurnMetrics, summarize
+
+if TYPE_CHECKING:
+    from vocalis.session import AgentSession
+    from vocalis.speech import SpeechHandle
+
+_COUNTED = {
+    "interruption": "interruptions",
+    "false_interruption": "false_interruptions",
+    "backchannel": "backchannels",
+    "error": "errors",
+}
+
+
+@dataclass(slots=True)
+class UserTurnTiming:
+    """What the turn controller measured for a committed user turn (loop times)."""
+
+    speech_started_at: float | None = None
+    speech_ended_at: float | None = None
+    vad_end_at: float | None = None
+    stt_final_at: float | None = None
+    decided_at: float | None = None
+    probability: float | None = None
+
+
+class MetricsRecorder:
+    """Builds a :class:`TurnMetrics` per agent utterance and keeps them all.
+
+    Args:
+        session: The session measured.
+        record_text: Keep user and agent text in the metrics (off by default:
+            metrics files and traces often leave the machine).
+    """
+
+    def __init__(self, session: AgentSession, *, record_text: bool = False) -> None:
+        self.session = session
+        self.record_text = record_text
+        self.turns: list[TurnMetrics] = []
+        self.counts: dict[str, int] = {}
+        self.started_at = 0.0
+        self.summary: SessionSummary | None = None
+        session.on_any(self._count)
+
+    def _count(self, event: str, args: tuple[Any, ...]) -> None:
+        key = _COUNTED.get(event)
+        if key is not None:
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def start(self) -> None:
+        """The session started: times are measured from now."""
+        self.started_at = asyncio.get_running_loop().time()
+
+    def rel(self, loop_time: float | None) -> float | None:
+        """A loop time as seconds since the session started."""
+        return None if loop_time is None else round(loop_time - self.started_at, 6)
+
+    def begin(self, handle: SpeechHandle, timing: UserTurnTiming | None, user_text: str | None) -> TurnMetrics:
+        """An utterance starts running: open its record."""
+        metrics = TurnMetrics(turn=len(self.turns) + 1, speech_id=handle.id, source=handle.source)
+        if timing is not None:
+            metrics.user_speech_started_at = self.rel(timing.speech_started_at)
+            metrics.user_speech_ended_at = self.rel(timing.speech_ended_at)
+            metrics.vad_end_at = self.rel(timing.vad_end_at)
+            metrics.stt_final_at = self.rel(timing.stt_final_at)
+            metrics.eou_decided_at = self.rel(timing.decided_at)
+            metrics.eou_probability = timing.probability
+        if self.record_text:
+            metrics.user_text = user_text
+        pipeline = self.session.pipeline
+        for kind in ("stt", "turn_detector"):
+            provider = getattr(pipeline, kind, None)
+            if provider is not None:
+                info = {"provider": provider.label, "model": provider.model_name}
+                if kind == "stt":
+                    metrics.stt = info
+                else:
+                    metrics.eou = info
+        return metrics
+
+    def end(self, handle: SpeechHandle, metrics: TurnMetrics) -> None:
+        """The utterance is over: finish, keep and emit its record."""
+        metrics.ended_at = self.rel(asyncio.get_running_loop().time())
+        metrics.interrupted = handle.interrupted
+        if self.record_text:
+            metrics.agent_text = handle.text
+        metrics.finish()
+        if handle.discarded or (metrics.first_audio_at is None and not metrics.llm):
+            return
+        self.turns.append(metrics)
+        logger.info("{}", metrics.log_line())
+        self.session.emit("metrics_collected", {"metrics": metrics})
+
+    def close(self) -> SessionSummary:
+        """Build the session summary (once)."""
+        if self.summary is None:
+            duration = asyncio.get_running_loop().time() - self.started_at
+            self.summary = summarize(self.session.id, duration, self.turns, self.counts)
+            s = self.summary
+            p50 = "-" if s.e2e_p50 is None else f"{s.e2e_p50 * 1000:.0f}ms"
+            logger.info(
+                "session summary: {} turns, e2e p50 {}, {} interruptions ({} false, {} backchannels), "
+                "{} tool calls, {} errors",
+                s.turns, p50, s.interruptions, s.false_interruptions, s.backchannels, s.tool_calls, s.errors,
+            )
+        return self.summary
