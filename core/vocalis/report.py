@@ -18,7 +18,8 @@ SEGMENTS = (
     ("stt", "end of speech → STT final", "#4C78A8"),
     ("eou", "STT final → end-of-turn decision", "#F58518"),
     ("llm", "decision → LLM first token", "#54A24B"),
-    ("tts", "first token → TTS first byte", "#B279A2"),
+    ("tools", "tool calls (and the LLM rounds between)", "#EECA3B"),
+    ("tts", "→ TTS first byte", "#B279A2"),
     ("out", "TTS first byte → audio out", "#E45756"),
 )
 
@@ -36,6 +37,12 @@ class TurnRow:
         return sum(self.segments.values())
 
 
+def _tools_done(record: dict[str, Any]) -> float | None:
+    tools = record.get("tools") or []
+    ends = [t["started_at"] + t["duration"] for t in tools if t.get("started_at") is not None]
+    return max(ends) if ends else None
+
+
 def _segments(record: dict[str, Any]) -> dict[str, float]:
     """Cut the turn's timeline into consecutive segments (missing points are skipped)."""
     tts = record.get("tts") or {}
@@ -47,6 +54,7 @@ def _segments(record: dict[str, Any]) -> dict[str, float]:
         ("stt", record.get("stt_final_at")),
         ("eou", record.get("eou_decided_at")),
         ("llm", record.get("first_token_at")),
+        ("tools", _tools_done(record)),
         ("tts", tts_first_byte),
         ("out", record.get("first_audio_at")),
     ]
@@ -181,7 +189,7 @@ def render_png(path: str | Path, out: str | Path) -> Path | None:
     rows = turn_rows(read_metrics(path))
     if not rows:
         raise ValueError(f"{path} holds no turn records")
-    fig, ax = plt.subplots(figsize=(10, max(2.5, 0.45 * len(rows) + 1.5)))
+    fig, ax = plt.subplots(figsize=(10, max(3.0, 0.45 * len(rows) + 2.2)))
     lefts = [0.0] * len(rows)
     for key, name, color in SEGMENTS:
         widths = [row.segments.get(key, 0.0) * 1000 for row in rows]
@@ -189,7 +197,7 @@ def render_png(path: str | Path, out: str | Path) -> Path | None:
         lefts = [a + b for a, b in zip(lefts, widths, strict=True)]
     ax.invert_yaxis()
     ax.set_xlabel("milliseconds from the end of the user's speech")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.4), ncol=3, fontsize=8)
     fig.tight_layout()
     out = Path(out)
     fig.savefig(out, dpi=110)
