@@ -63,6 +63,8 @@ class ProviderEntry:
         cls: The provider class.
         origin: Which plugin registered it.
         aliases: Other names that resolve to it.
+        default: Offered as the kind's default when several are installed
+            and settings name none (the offline stack sets it).
     """
 
     kind: ProviderKind
@@ -70,6 +72,7 @@ class ProviderEntry:
     cls: type[Provider]
     origin: PluginOrigin
     aliases: tuple[str, ...] = ()
+    default: bool = False
 
     @property
     def env_prefix(self) -> str:
@@ -141,6 +144,17 @@ class Registry:
         """
         return self.get(kind, name).cls(**overrides)
 
+    def default_name(self, kind: ProviderKind | str) -> str | None:
+        """The provider to use for ``kind`` when nothing is configured.
+
+        The only one installed, else the only one registered as a default.
+        """
+        entries = self.entries(kind)
+        if len(entries) == 1:
+            return entries[0].name
+        defaults = [e.name for e in entries if e.default]
+        return defaults[0] if len(defaults) == 1 else None
+
     def names(self, kind: ProviderKind | str) -> list[str]:
         """Canonical names registered for ``kind``, in registration order."""
         kind = ProviderKind(kind)
@@ -178,7 +192,12 @@ class ProviderRegister(Generic[P]):
         self.registered: list[ProviderEntry] = []
 
     def __call__(
-        self, cls: type[P], name: str | None = None, *, aliases: Sequence[str] = ()
+        self,
+        cls: type[P],
+        name: str | None = None,
+        *,
+        aliases: Sequence[str] = (),
+        default: bool = False,
     ) -> ProviderEntry:
         """Register ``cls``.
 
@@ -187,6 +206,7 @@ class ProviderRegister(Generic[P]):
                 base class.
             name: The name to register under; defaults to ``cls.name``.
             aliases: Further names that resolve to the same class.
+            default: Propose it as the kind's default provider.
 
         Returns:
             The registry entry.
@@ -218,7 +238,7 @@ class ProviderRegister(Generic[P]):
             ) from None
         if not cls.name:
             cls.name = name
-        entry = ProviderEntry(self.kind, name, cls, self.origin, tuple(aliases))
+        entry = ProviderEntry(self.kind, name, cls, self.origin, tuple(aliases), default)
         self.registry.add(entry)
         self.registered.append(entry)
         return entry

@@ -98,8 +98,9 @@ class CascadingPipeline(Pipeline):
             value = VocalisSettings().provider_for(kind.value)
             if value is None:
                 names = self._get_registry().names(kind)
-                if len(names) == 1:
-                    value = names[0]
+                value = self._get_registry().default_name(kind)
+                if value is not None:
+                    pass
                 elif not required:
                     return None
                 else:
