@@ -24,6 +24,7 @@ from vocalis.providers.transport import AudioOutput, AudioSink, Transport
 from vocalis.providers.tts import TTS
 from vocalis.providers.vad import VAD, VADEvent, VADEventType, VADStream
 from vocalis.settings import ProviderSettings, provider_settings_config
+from vocalis.text import speakable
 
 _call_ids = itertools.count(1)
 
@@ -138,6 +139,8 @@ class FakeSTT(STT):
 
     async def recognize(self, frames: Sequence[AudioFrame], *, language: str | None = None) -> SpeechEvent:
         await asyncio.sleep(self.final_delay)
+        if not any(is_speech(frame) for frame in frames):
+            return SpeechEvent(SpeechEventType.FINAL_TRANSCRIPT, "", language=language)
         return SpeechEvent(SpeechEventType.FINAL_TRANSCRIPT, self.next_transcript(), language=language)
 
     async def recognize_interim(
@@ -325,6 +328,8 @@ class FakeTTS(TTS):
     async def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
         if self.fail_on is not None and self.fail_on in text:
             raise self.error(f"cannot speak {text!r}")
+        if not speakable(text):
+            return
         self.spoken.append(text)
         if self.ttfb:
             await asyncio.sleep(self.ttfb)
