@@ -8,6 +8,7 @@ from vocalis import __version__
 from vocalis.cli.plugins_cmd import plugins_command
 from vocalis.cli.report_cmd import report_command
 from vocalis.cli.run_cmd import run_command
+from vocalis.cli.talk_cmd import talk_command
 from vocalis.log import configure_logging, level_from_verbosity
 
 
@@ -34,6 +35,7 @@ def cli(ctx: click.Context, log_level: str | None, verbose: int) -> None:
 cli.add_command(plugins_command)
 cli.add_command(report_command)
 cli.add_command(run_command)
+cli.add_command(talk_command)
 
 
 def main() -> None:

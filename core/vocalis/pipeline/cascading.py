@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 
+from loguru import logger
+
 from vocalis.adapters import SegmentedSTTStream
 from vocalis.audio import AudioFrame, AudioResampler
 from vocalis.chat import ChatRole
@@ -119,8 +121,23 @@ class CascadingPipeline(Pipeline):
         return self._registry
 
     # -- lifecycle ----------------------------------------------------------
+    async def prewarm(self) -> None:
+        """Load every provider's model now, concurrently (cached per process)."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        providers = [p for p in (self.stt, self.llm, self.tts, self.vad, self.turn_detector) if p is not None]
+        results = await asyncio.gather(*(p.prewarm() for p in providers), return_exceptions=True)
+        for provider, result in zip(providers, results, strict=True):
+            if isinstance(result, BaseException):
+                if self.session is not None:
+                    self.session.report_error(provider.label, result)
+                else:
+                    logger.error("{} failed to load: {}", provider.label, result)
+        logger.debug("providers ready in {:.2f} s", loop.time() - started)
+
     async def attach(self, session: AgentSession) -> None:
         await super().attach(session)
+        await self.prewarm()
         loop = asyncio.get_running_loop()
         self.turns = TurnController(
             session,

@@ -83,6 +83,11 @@ class TurnController:
         self.preemptive: Preemptive | None = None
         self.counts = {"interruptions": 0, "false_interruptions": 0, "backchannels": 0}
 
+    @property
+    def turn_pending(self) -> bool:
+        """Whether the user is speaking or a user turn is waiting to be committed."""
+        return self.user_speaking or bool(self._finals) or self._eou_task is not None
+
     # -- inputs ------------------------------------------------------------------
     def push_audio(self, frame: AudioFrame) -> None:
         """User audio at the detector's rate, kept while the user speaks."""

@@ -115,6 +115,7 @@ class FakeSTT(STT):
 
     class Settings(ProviderSettings):
         model_config = provider_settings_config("stt", "fake")
+        transcripts: list[str] = []
 
     def __init__(
         self,
@@ -126,7 +127,7 @@ class FakeSTT(STT):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.transcripts = list(transcripts)
+        self.transcripts = list(transcripts) or list(self.settings.transcripts)  # type: ignore[attr-defined]
         self.final_delay = final_delay
         self.word_seconds = word_seconds
         self.streaming = streaming  # type: ignore[misc]
@@ -253,10 +254,11 @@ class FakeLLM(LLM):
 
     class Settings(ProviderSettings):
         model_config = provider_settings_config("llm", "fake")
+        responses: list[str] = []
 
     def __init__(self, responses: Sequence[Script] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.responses = list(responses)
+        self.responses = list(responses) or list(self.settings.responses)  # type: ignore[attr-defined]
         self.requests: list[LLMRequest] = []
         self.cancelled = 0
 
