@@ -49,23 +49,23 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
-    from vocalis.agent import Agent
-    from vocalis.audio import AudioFormatError, AudioFrame
-    from vocalis.background import AudioClip, BackgroundAudioConfig
-    from vocalis.chat import ChatContext, ChatMessage, ChatRole
-    from vocalis.flow import ConversationFlow
-    from vocalis.pipeline.cascading import CascadingPipeline
-    from vocalis.pipeline.realtime import RealTimePipeline
-    from vocalis.session import AgentSession
-    from vocalis.states import AgentState, UserState
-    from vocalis.speech import SpeechHandle
-    from vocalis.tools import FunctionTool, ToolContext, ToolError, function_tool
-    from vocalis.turn import EOUConfig, EOUMode, InterruptConfig, InterruptMode
-    from vocalis.hookspecs import hookimpl, hookspec
-    from vocalis.plugins import make_plugin_manager
-    from vocalis.providers.base import Provider, ProviderError, ProviderKind
-    from vocalis.registry import Registry
-    from vocalis.settings import ProviderSettings, VocalisSettings, provider_settings_config
+    from vocalis.agent import Agent as Agent
+    from vocalis.audio import AudioFormatError as AudioFormatError, AudioFrame as AudioFrame
+    from vocalis.background import AudioClip as AudioClip, BackgroundAudioConfig as BackgroundAudioConfig
+    from vocalis.chat import ChatContext as ChatContext, ChatMessage as ChatMessage, ChatRole as ChatRole
+    from vocalis.flow import ConversationFlow as ConversationFlow
+    from vocalis.pipeline.cascading import CascadingPipeline as CascadingPipeline
+    from vocalis.pipeline.realtime import RealTimePipeline as RealTimePipeline
+    from vocalis.session import AgentSession as AgentSession
+    from vocalis.states import AgentState as AgentState, UserState as UserState
+    from vocalis.speech import SpeechHandle as SpeechHandle
+    from vocalis.tools import FunctionTool as FunctionTool, ToolContext as ToolContext, ToolError as ToolError, function_tool as function_tool
+    from vocalis.turn import EOUConfig as EOUConfig, EOUMode as EOUMode, InterruptConfig as InterruptConfig, InterruptMode as InterruptMode
+    from vocalis.hookspecs import hookimpl as hookimpl, hookspec as hookspec
+    from vocalis.plugins import make_plugin_manager as make_plugin_manager
+    from vocalis.providers.base import Provider as Provider, ProviderError as ProviderError, ProviderKind as ProviderKind
+    from vocalis.registry import Registry as Registry
+    from vocalis.settings import ProviderSettings as ProviderSettings, VocalisSettings as VocalisSettings, provider_settings_config as provider_settings_config
 
 
 def __getattr__(name: str) -> Any:

@@ -109,7 +109,8 @@ def test_non_streaming_stt_is_segmented_by_vad() -> None:
 
 def test_non_streaming_stt_without_vad_is_refused() -> None:
     async def main() -> None:
-        p = CascadingPipeline(stt=FakeSTT(streaming=False), llm=FakeLLM(), tts=FakeTTS())
+        empty = make_plugin_manager(autoload=False).registry  # no VAD to fall back on
+        p = CascadingPipeline(stt=FakeSTT(streaming=False), llm=FakeLLM(), tts=FakeTTS(), registry=empty)
         conv = Conversation(Agent("x"), p)
         with pytest.raises(ValueError, match="needs a vad"):
             await conv.start()

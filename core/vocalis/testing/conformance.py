@@ -6,9 +6,9 @@ fixture; pytest then runs every check against your provider::
     from vocalis.testing.conformance import TTSConformance
 
     class TestMyTTS(TTSConformance):
-        @pytest.fixture(scope="class")
+        @pytest.fixture
         def provider(self):
-            return MyTTS()
+            return MyTTS()  # cheap if the model is cached per process
 
 The checks are real-time (``asyncio.run``), since real models run in threads.
 They cover streaming order, cancellation mid-stream, close, bad input and the

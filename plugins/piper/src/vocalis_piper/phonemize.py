@@ -29,7 +29,7 @@ _PHONEMES_IPA = 0x02
 # Punctuation espeak ends a clause on, as Piper re-inserts it.
 _CLAUSE_PUNCTUATION = {".": ".", "?": "?", "!": "!", ",": ", ", ":": ": ", ";": "; "}
 _SENTENCE_END = {".", "?", "!"}
-_CLOSERS = "\"'”’»)]}"
+_CLOSERS = re.escape("\"'”’»)]}")
 # espeak reads one character of the next clause ahead, so the terminator of a
 # clause is the last punctuation mark followed by white space and that
 # partial next word (or by nothing at the very end of the text).
@@ -37,6 +37,9 @@ _TERMINATOR_INNER = re.compile(rf"([.?!,:;])[{_CLOSERS}]*\s+\S*$")
 _TERMINATOR_LAST = re.compile(rf"([.?!,:;])[{_CLOSERS}]*\s*$")
 # "(en)"/"(fr)" language-switch markers espeak inserts around foreign words.
 _LANGUAGE_FLAG = re.compile(r"\([a-z]{2,3}(?:-[a-z0-9]+)*\)")
+# Titles espeak ends a clause on ("Dr. Smith") although the sentence goes on.
+_TITLES = frozenset(["mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "vs"])
+_LAST_WORD = re.compile(r"(\w+)\.\s+\S*$")
 
 
 class EspeakError(RuntimeError):
@@ -78,6 +81,7 @@ class _Espeak:
         if voice == self.voice:
             return
         if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            self.voice = None  # unknown state: select again next time
             raise EspeakError(f"espeak-ng has no voice {voice!r}")
         self.voice = voice
 
@@ -146,6 +150,8 @@ def phonemize(text: str, voice: str = "en-us") -> list[str]:
         pattern = _TERMINATOR_LAST if index == len(clauses) - 1 else _TERMINATOR_INNER
         match = pattern.search(source)
         mark = match.group(1) if match else ""
+        if mark == "." and _is_title(source):
+            mark = ""
         if phonemes:
             if current and not current.endswith(" "):
                 current += " "
@@ -156,3 +162,8 @@ def phonemize(text: str, voice: str = "en-us") -> list[str]:
     if current.strip():
         sentences.append(current.strip())
     return [unicodedata.normalize("NFD", sentence) for sentence in sentences]
+
+
+def _is_title(source: str) -> bool:
+    match = _LAST_WORD.search(source)
+    return match is not None and match.group(1).lower() in _TITLES
