@@ -16,6 +16,7 @@ The controller turns VAD and STT events into three decisions:
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from vocalis.speech import SpeechHandle
 
 _MAX_TURN_AUDIO = 8.0  # seconds kept for audio turn detectors (their window)
+_PREROLL = 0.5  # seconds before the VAD start kept for them
 
 
 class TurnController:
@@ -70,6 +72,8 @@ class TurnController:
         self._awaiting_final = False
         self._over_agent = False  # this utterance began while the agent spoke
         self._turn_audio: list[AudioFrame] = []
+        self._preroll: deque[AudioFrame] = deque()
+        self._preroll_seconds = 0.0
         self._turn_audio_seconds = 0.0
         self._paused: SpeechHandle | None = None
         self._paused_at = 0.0
@@ -90,9 +94,24 @@ class TurnController:
 
     # -- inputs ------------------------------------------------------------------
     def push_audio(self, frame: AudioFrame) -> None:
-        """User audio at the detector's rate, kept while the user speaks."""
-        if not self.user_speaking or self.detector is None or not self.detector.uses_audio:
+        """User audio at the detector's rate, kept while the user speaks.
+
+        Half a second before the VAD's start is kept too, since the VAD
+        fires only after some speech and the detector should hear the onset.
+        """
+        if self.detector is None or not self.detector.uses_audio:
             return
+        if not self.user_speaking and not self._finals:
+            self._preroll.append(frame)
+            self._preroll_seconds += frame.duration
+            while self._preroll_seconds - self._preroll[0].duration >= _PREROLL:
+                self._preroll_seconds -= self._preroll.popleft().duration
+            return
+        if self._preroll:
+            self._turn_audio.extend(self._preroll)
+            self._turn_audio_seconds += self._preroll_seconds
+            self._preroll.clear()
+            self._preroll_seconds = 0.0
         self._turn_audio.append(frame)
         self._turn_audio_seconds += frame.duration
         while self._turn_audio_seconds > _MAX_TURN_AUDIO and len(self._turn_audio) > 1:

@@ -1,0 +1,124 @@
+"""Locating, loading and running the Smart Turn v3 ONNX model.
+
+The model file arrives inside the ``pipecat-ai`` wheel; it is found with
+``importlib.util.find_spec`` so that pipecat itself (slow to import) is never
+imported. One ``InferenceSession`` per (file, thread count) serves the whole
+process, and one worker thread runs it, so concurrent sessions queue instead
+of fighting over the machine's cores.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from loguru import logger
+
+from vocalis_smartturn.features import fit_window, log_mel_features
+
+MODEL_RELATIVE_PATH = "audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx"
+
+
+class ModelNotFoundError(RuntimeError):
+    """The Smart Turn ONNX file is missing or unusable."""
+
+
+def find_model() -> Path:
+    """The Smart Turn v3.2 CPU model shipped in the installed ``pipecat-ai``.
+
+    Raises:
+        ModelNotFoundError: pipecat-ai is not installed or lacks the file.
+    """
+    try:
+        spec = importlib.util.find_spec("pipecat")  # locates, does not import
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError("pipecat-ai is not installed (it ships the Smart Turn model)")
+    path = Path(next(iter(spec.submodule_search_locations))) / MODEL_RELATIVE_PATH
+    if not path.is_file():
+        raise ModelNotFoundError(f"the installed pipecat-ai has no {MODEL_RELATIVE_PATH}")
+    return path
+
+
+class SmartTurnModel:
+    """One loaded Smart Turn model.
+
+    Args:
+        path: The ``.onnx`` file.
+        threads: Intra-op threads for onnxruntime.
+    """
+
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.inter_op_num_threads = 1
+        options.intra_op_num_threads = threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        self.path = path
+        try:
+            self.session = ort.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelNotFoundError(f"cannot load {path}: {exc}") from exc
+        names = [i.name for i in self.session.get_inputs()]
+        if names != ["input_features"]:
+            raise ModelNotFoundError(f"{path} is not a Smart Turn v3 model (inputs {names})")
+        self._input = names[0]
+
+    def probability(self, audio: np.ndarray) -> float:
+        """P(turn complete) for 16 kHz mono float audio (-1..1); blocking.
+
+        Only the last 8 s count; shorter audio is left-padded with silence.
+        """
+        features = log_mel_features(fit_window(audio))[None]
+        (logits,) = self.session.run(None, {self._input: features})
+        # The export ends in a sigmoid: the output is already a probability.
+        value = float(np.asarray(logits).reshape(-1)[0])
+        return min(1.0, max(0.0, value))
+
+
+_cache: dict[tuple[str, int], SmartTurnModel] = {}
+_lock = threading.Lock()
+_executor: ThreadPoolExecutor | None = None
+
+
+def load(model_path: str | None = None, threads: int = 1) -> SmartTurnModel:
+    """The process-wide model for these settings, loaded on first use.
+
+    Raises:
+        ModelNotFoundError: No model file, or not a Smart Turn model.
+    """
+    if model_path:
+        path = Path(model_path).expanduser()
+        if not path.is_file():
+            raise ModelNotFoundError(f"model_path {str(path)!r} does not exist")
+    else:
+        path = find_model()
+    key = (str(path.resolve()), threads)
+    with _lock:
+        model = _cache.get(key)
+        if model is None:
+            started = time.perf_counter()
+            model = SmartTurnModel(path, threads)
+            _cache[key] = model
+            elapsed = time.perf_counter() - started
+            logger.info("loaded Smart Turn model {} in {:.2f} s", path.name, elapsed)
+    return model
+
+
+def executor() -> ThreadPoolExecutor:
+    """The single worker thread every Smart Turn prediction runs on."""
+    global _executor
+    with _lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vocalis-smartturn")
+        return _executor
