@@ -10,7 +10,6 @@ import wave
 from pathlib import Path
 
 import pytest
-
 from vocalis.adapters import SegmentedSTTStream
 from vocalis.audio import AudioFrame
 from vocalis.providers.stt import SpeechEvent, SpeechEventType

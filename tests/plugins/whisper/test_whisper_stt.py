@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from vocalis.audio import AudioFrame, resample
 from vocalis.providers.base import ProviderError
 from vocalis.providers.stt import SpeechEventType
