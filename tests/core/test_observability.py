@@ -33,7 +33,7 @@ async def check_stock(item: str) -> str:
 
 def scripted(record_text: bool = False) -> Conversation:
     """Known latencies: VAD hang-over 0.3 s, STT final 0.1 s after flush,
-    end-of-turn wait 0.5 s, LLM TTFT 0.3 s, TTS TTFB 0.05 s."""
+    end-of-turn wait 0.5 s after the last word, LLM TTFT 0.3 s, TTS TTFB 0.05 s."""
     llm = FakeLLM([
         FakeResponse("Let me check.", ttft=0.3),
         FakeResponse(tool_calls=[("check_stock", '{"item": "tea"}')], ttft=0.2),
@@ -60,11 +60,11 @@ def test_turn_metrics_match_the_scripted_latencies_exactly() -> None:
     (m,) = conv.session.metrics
     assert m.source == "user_turn" and m.turn == 1
     assert m.stt_latency == pytest.approx(0.4, abs=1e-6)  # 0.3 hang-over + 0.1
-    assert m.eou_delay == pytest.approx(0.8, abs=1e-6)  # 0.3 hang-over + 0.5 wait
+    assert m.eou_delay == pytest.approx(0.5, abs=1e-6)  # the wait counts from the last word
     assert m.eou_probability == 1.0
     assert m.llm_ttft == pytest.approx(0.3, abs=1e-6)
     assert m.tts_ttfb == pytest.approx(0.05, abs=1e-6)
-    assert m.e2e_latency == pytest.approx(0.8 + 0.3 + 0.05, abs=1e-6)
+    assert m.e2e_latency == pytest.approx(0.5 + 0.3 + 0.05, abs=1e-6)
     assert m.vad_end_at - m.user_speech_ended_at == pytest.approx(0.3, abs=1e-6)
     assert m.stt == {"provider": "stt:fake", "model": None}
     assert m.llm[0].provider == "llm:fake" and m.llm[0].completion_tokens >= 3
@@ -127,7 +127,7 @@ def test_latency_line_in_the_log() -> None:
     finally:
         logger.remove(handler)
     text = sink.getvalue()
-    assert "turn 1: stt 400ms | eou 800ms | llm ttft 300ms | tts ttfb 50ms | e2e 1150ms" in text
+    assert "turn 1: stt 400ms | eou 500ms | llm ttft 300ms | tts ttfb 50ms | e2e 850ms" in text
     assert "session summary: 1 turns" in text
 
 
@@ -148,7 +148,7 @@ def test_metrics_jsonl_file(tmp_path: Path) -> None:
     records = read_metrics(path)
     assert [r["type"] for r in records] == ["session", "turn", "summary"]
     assert records[0]["providers"]["llm"] == {"provider": "llm:fake", "model": None}
-    assert records[1]["e2e_latency"] == pytest.approx(1.15, abs=1e-6)
+    assert records[1]["e2e_latency"] == pytest.approx(0.85, abs=1e-6)
     assert records[1]["llm_ttft"] == pytest.approx(0.3, abs=1e-6)
     assert records[2]["turns"] == 1
     with path.open("a") as f:
@@ -199,7 +199,7 @@ def test_opentelemetry_span_tree_and_attributes() -> None:
     assert llm.attributes["vocalis.llm.ttft"] == pytest.approx(0.3, abs=1e-6)
     assert llm.attributes["vocalis.provider"] == "llm:fake"
     eou = next(s for s in spans if s.name == "vocalis.eou")
-    assert (eou.end_time - eou.start_time) / 1e9 == pytest.approx(0.8, abs=1e-3)
+    assert (eou.end_time - eou.start_time) / 1e9 == pytest.approx(0.5, abs=1e-3)
     tool = next(s for s in spans if s.name == "vocalis.tool")
     assert (tool.end_time - tool.start_time) / 1e9 == pytest.approx(0.7, abs=1e-3)
     session = next(s for s in spans if s.name == "vocalis.session")

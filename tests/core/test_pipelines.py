@@ -121,7 +121,7 @@ def test_non_streaming_stt_without_vad_is_refused() -> None:
 def _turn_latency(probability: float, mode: EOUMode) -> float:
     async def main() -> float:
         eou = FakeEOU(probability)
-        p = pipeline(["my number is 555"], ["Got it."], eou=eou, eou_config=EOUConfig(mode=mode, min_delay=0.3, max_delay=1.5))
+        p = pipeline(["my number is 555"], ["Got it."], eou=eou, eou_config=EOUConfig(mode=mode, min_delay=0.5, max_delay=1.5))
         async with Conversation(Agent("x"), p) as conv:
             await conv.user_speaks(0.6)
             await conv.wait_for_agent_turn()
@@ -134,11 +134,12 @@ def _turn_latency(probability: float, mode: EOUMode) -> float:
 
 
 def test_end_of_turn_wait_follows_the_turn_detector() -> None:
-    assert _turn_latency(0.95, EOUMode.FIXED) == 0.3
-    assert _turn_latency(0.1, EOUMode.FIXED) == 1.5
-    assert _turn_latency(1.0, EOUMode.ADAPTIVE) == 0.3
-    assert _turn_latency(0.0, EOUMode.ADAPTIVE) == 1.5
-    assert _turn_latency(0.5, EOUMode.ADAPTIVE) == 0.9
+    # Measured from the VAD's report, which comes 0.3 s (its hang-over) after the last word.
+    assert _turn_latency(0.95, EOUMode.FIXED) == 0.2
+    assert _turn_latency(0.1, EOUMode.FIXED) == 1.2
+    assert _turn_latency(1.0, EOUMode.ADAPTIVE) == 0.2
+    assert _turn_latency(0.0, EOUMode.ADAPTIVE) == 1.2
+    assert _turn_latency(0.5, EOUMode.ADAPTIVE) == 0.7
 
 
 def test_user_resuming_speech_cancels_the_pending_turn() -> None:

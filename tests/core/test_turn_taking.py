@@ -16,6 +16,7 @@ from vocalis.testing import Conversation, FakeEOU, FakeLLM, FakeResponse, FakeST
 
 from session_helpers import pipeline
 
+HANGOVER = 0.3  # FakeVAD's min_silence: it reports the end of speech this late
 LONG = "This is a long answer that keeps going for quite a while so the user has time to talk over it."  # 4.75 s
 
 
@@ -127,7 +128,7 @@ def test_06_pause_mid_phone_number_waits_max_delay() -> None:
         turn = conv.named("user_turn")
         commit = next(e.time for e in conv.events if e.name == "user_turn")
         ends = [e.time for e in conv.events if e.name == "user_state_changed" and e.payload["state"] == "idle" and e.time <= commit]
-        assert commit - ends[-1] == pytest.approx(0.4, abs=1e-6)
+        assert commit - ends[-1] == pytest.approx(0.4 - HANGOVER, abs=1e-6)
         assert len(turn) == 1
 
     run_virtual(main())
@@ -141,20 +142,20 @@ def test_07_incomplete_sentence_gets_the_full_max_delay() -> None:
             await conv.wait_for_agent_turn()
         end = next(e.time for e in conv.events if e.name == "user_state_changed" and e.payload["state"] == "idle")
         commit = next(e.time for e in conv.events if e.name == "user_turn")
-        assert commit - end == pytest.approx(2.0, abs=1e-6)
+        assert commit - end == pytest.approx(2.0 - HANGOVER, abs=1e-6)
 
     run_virtual(main())
 
 
 def test_08_confident_sentence_is_answered_after_min_delay() -> None:
     async def main() -> None:
-        config = EOUConfig(min_delay=0.25, max_delay=1.5)
+        config = EOUConfig(min_delay=0.45, max_delay=1.5)
         async with make(["what time is it"], ["Noon."], eou=FakeEOU(1.0), eou_config=config) as conv:
             await conv.user_speaks(1.0)
             await conv.wait_for_agent_turn()
         end = next(e.time for e in conv.events if e.name == "user_state_changed" and e.payload["state"] == "idle")
         commit = next(e.time for e in conv.events if e.name == "user_turn")
-        assert commit - end == pytest.approx(0.25, abs=1e-6)
+        assert commit - end == pytest.approx(0.45 - HANGOVER, abs=1e-6)
         assert conv.named("end_of_turn_probability")[0]["probability"] == 1.0
 
     run_virtual(main())
@@ -308,7 +309,9 @@ def test_18_missing_final_falls_back_to_the_interim_after_stt_timeout() -> None:
 def test_19_preemptive_generation_is_used_when_the_transcript_holds() -> None:
     async def main() -> None:
         llm = FakeLLM([FakeResponse("It is noon.", ttft=0.4)])
-        config = EOUConfig(min_delay=0.5, max_delay=0.5, preemptive_generation=True)
+        # The wait (0.9 s after the last word, 0.6 s after the VAD's report)
+        # outlasts the final (0.1 s) plus the LLM's TTFT (0.4 s).
+        config = EOUConfig(min_delay=0.9, max_delay=0.9, preemptive_generation=True)
         async with make(["what time is it"], llm=llm, eou_config=config) as conv:
             await conv.user_speaks(1.0)
             await conv.wait_for_agent_turn()

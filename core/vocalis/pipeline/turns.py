@@ -312,9 +312,12 @@ class TurnController:
                 session.report_error(self.detector.label, exc)
         self._probability = probability
         session.emit("end_of_turn_probability", {"probability": probability, "transcript": transcript})
-        # The wait counts from the end of speech, not from the transcript, so
-        # a slow recogniser does not add its latency twice.
-        remaining = self._speech_ended_at + config.delay_for(probability) - asyncio.get_running_loop().time()
+        # The delay is silence after the user's last word: it counts from when
+        # they actually stopped (the VAD reports that after its own silence
+        # hang-over) and not from the transcript, so neither the VAD's nor
+        # the recogniser's latency is added on top.
+        stopped = self._actual_end if self._actual_end is not None else self._speech_ended_at
+        remaining = stopped + config.delay_for(probability) - asyncio.get_running_loop().time()
         if remaining > 0:
             await asyncio.sleep(remaining)
         if self.user_speaking:
