@@ -39,13 +39,24 @@ _KIND_BASES: dict[ProviderKind, type[Provider]] = {
 }
 
 
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT = _Default()
+"""Marks an optional provider left out: resolve the installed default."""
+
+
 class CascadingPipeline(Pipeline):
     """Speech in, speech out, through separate STT, LLM and TTS providers.
 
     Each provider argument is an instance or a registered name (``"whisper"``).
     A missing one is taken from the settings (``VOCALIS_STT`` ...) or, when
-    exactly one provider of that kind is installed, that one. STT and LLM and
-    TTS are required; VAD and turn detector are optional but recommended.
+    exactly one provider of that kind is installed (or one is marked as the
+    default), that one. STT, LLM and TTS are required. VAD and turn detector
+    are optional: left out they are resolved the same way if one is
+    installed; ``vad=None`` / ``turn_detector=None`` means none.
 
     Args:
         stt: Speech-to-text provider or name.
@@ -63,8 +74,8 @@ class CascadingPipeline(Pipeline):
         stt: STT | str | None = None,
         llm: LLM | str | None = None,
         tts: TTS | str | None = None,
-        vad: VAD | str | None = None,
-        turn_detector: EOU | str | None = None,
+        vad: VAD | str | None | _Default = DEFAULT,
+        turn_detector: EOU | str | None | _Default = DEFAULT,
         *,
         eou_config: EOUConfig | None = None,
         interrupt_config: InterruptConfig | None = None,
@@ -78,8 +89,14 @@ class CascadingPipeline(Pipeline):
         self.stt: STT = self._resolve(ProviderKind.STT, stt, required=True)  # type: ignore[assignment]
         self.llm: LLM = self._resolve(ProviderKind.LLM, llm, required=True)  # type: ignore[assignment]
         self.tts: TTS = self._resolve(ProviderKind.TTS, tts, required=True)  # type: ignore[assignment]
-        self.vad: VAD | None = self._resolve(ProviderKind.VAD, vad, required=False)  # type: ignore[assignment]
-        self.turn_detector: EOU | None = self._resolve(ProviderKind.EOU, turn_detector, required=False)  # type: ignore[assignment]
+        # For the optional kinds an explicit None means "none"; left out, the
+        # installed default (if any) is used.
+        self.vad: VAD | None = None if vad is None else self._resolve(  # type: ignore[assignment]
+            ProviderKind.VAD, None if vad is DEFAULT else vad, required=False
+        )
+        self.turn_detector: EOU | None = None if turn_detector is None else self._resolve(  # type: ignore[assignment]
+            ProviderKind.EOU, None if turn_detector is DEFAULT else turn_detector, required=False
+        )
         self._vad_stream: VADStream | None = None
         self._stt_stream: STTStream | None = None
         self._vad_resampler: AudioResampler | None = None
