@@ -102,7 +102,8 @@ class SegmentedSTTStream(STTStream):
         self._history_seconds = 0.0
         self._segment: list[AudioFrame] | None = None
         self._since_interim = 0.0
-        self._jobs: deque[tuple[list[AudioFrame], bool]] = deque()
+        self._jobs: deque[tuple[list[AudioFrame], str, _Speculation | None]] = deque()
+        self._speculation: _Speculation | None = None
         self._wake = asyncio.Event()
         self._interim_busy = False
         self.start_task(self._run())
@@ -128,16 +129,46 @@ class SegmentedSTTStream(STTStream):
         while self._history and self._history_seconds - self._history[0].duration >= self._preroll:
             self._history_seconds -= self._history.popleft().duration
 
-    def flush(self) -> None:
+    def speculate(self) -> None:
+        """The user seems to have stopped: start the final recognition now.
+
+        The VAD reports the end of speech only after its silence hang-over;
+        recognising during that wait takes the recogniser's latency off the
+        turn. :meth:`flush` with ``use_speculation=True`` then uses this
+        result; new speech makes the pipeline call :meth:`drop_speculation`.
+        """
+        if self._segment is None or self._speculation is not None:
+            return
+        self._speculation = _Speculation()
+        self._jobs.append((list(self._segment), "speculative", self._speculation))
+        self._wake.set()
+
+    def drop_speculation(self) -> None:
+        """Speech went on after :meth:`speculate`: its result is stale."""
+        self._speculation = None
+
+    @property
+    def speculating(self) -> bool:
+        """Whether a speculative final is pending or ready."""
+        return self._speculation is not None
+
+    def flush(self, *, use_speculation: bool = False) -> None:
         if self._segment is None:
             return
         segment, self._segment = self._segment, None
+        speculation, self._speculation = self._speculation, None
+        if use_speculation and speculation is not None:
+            if speculation.result is not None:
+                self.send(speculation.result)
+            else:
+                speculation.wanted = True
+            return
         self._queue_job(segment, final=True)
 
     def _queue_job(self, frames: list[AudioFrame], *, final: bool) -> None:
         if not final:
             self._interim_busy = True
-        self._jobs.append((frames, final))
+        self._jobs.append((frames, "final" if final else "interim", None))
         self._wake.set()
 
     def _on_end_input(self) -> None:
@@ -151,8 +182,12 @@ class SegmentedSTTStream(STTStream):
                     return
                 self._wake.clear()
                 await self._wake.wait()
-            frames, final = self._jobs.popleft()
-            if not final and any(f for _, f in self._jobs):
+            frames, kind, speculation = self._jobs.popleft()
+            if speculation is not None:
+                await self._speculate(frames, speculation)
+                continue
+            final = kind == "final"
+            if not final and any(k == "final" for _, k, _ in self._jobs):
                 self._interim_busy = False
                 continue  # a final for this segment is queued: skip the stale interim
             if final:
@@ -179,3 +214,27 @@ class SegmentedSTTStream(STTStream):
                             language=result.language,
                         )
                     )
+
+    async def _speculate(self, frames: list[AudioFrame], speculation: _Speculation) -> None:
+        if speculation is not self._speculation and not speculation.wanted:
+            return  # dropped before it started
+        result = await self._stt.recognize(frames, language=self._language)
+        event = SpeechEvent(
+            SpeechEventType.FINAL_TRANSCRIPT,
+            text=result.text.strip(),
+            confidence=result.confidence,
+            language=result.language,
+        )
+        speculation.result = event
+        if speculation.wanted:
+            self.send(event)
+
+
+class _Speculation:
+    """A final recognition started before the VAD's end of speech."""
+
+    __slots__ = ("result", "wanted")
+
+    def __init__(self) -> None:
+        self.result: SpeechEvent | None = None
+        self.wanted = False

@@ -39,6 +39,10 @@ class EOUConfig:
             used when the committed transcript is the same, else dropped. It
             saves the LLM's time to first token at the cost of some wasted
             requests, so it is off by default.
+        speculative_stt: For a non-streaming STT: seconds of pause (the VAD
+            hears no speech, before its end-of-speech hang-over is over)
+            after which the final recognition starts early; wasted only if
+            the user goes on. 0 disables it.
     """
 
     mode: EOUMode = EOUMode.ADAPTIVE
@@ -48,6 +52,7 @@ class EOUConfig:
     stt_timeout: float = 2.0
     stt_watchdog: float = 3.0
     preemptive_generation: bool = False
+    speculative_stt: float = 0.15
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_delay <= self.max_delay:

@@ -414,3 +414,49 @@ def test_24_wake_up_is_reset_by_speech_without_words() -> None:
             assert len(fired) == 1
 
     run_virtual(main())
+
+
+class CountingSTT(FakeSTT):
+    """Hears how many loud frames the audio holds (to tell segments apart)."""
+
+    async def recognize(self, frames, *, language=None):
+        from vocalis.providers.stt import SpeechEvent, SpeechEventType
+        from vocalis.testing import is_speech
+
+        await asyncio.sleep(self.final_delay)
+        self.recognized.append(str(len(frames)))
+        loud = sum(is_speech(f) for f in frames)
+        return SpeechEvent(SpeechEventType.FINAL_TRANSCRIPT, f"{loud} loud frames" if loud else "")
+
+
+def test_25_speculative_final_starts_during_the_vad_hang_over() -> None:
+    def final_lag(speculate: float) -> float:
+        async def main() -> float:
+            stt = CountingSTT(final_delay=0.25, streaming=False)
+            config = EOUConfig(min_delay=0.5, speculative_stt=speculate)
+            async with make([], ["OK."], stt=stt, eou_config=config) as conv:
+                await conv.user_speaks(0.6)
+                await conv.wait_for_agent_turn()
+            vad_end = next(e.time for e in conv.events if e.name == "user_state_changed" and e.payload["state"] == "idle")
+            final = next(e.time for e in conv.events if e.name == "on_speech_in" and e.payload["is_final"])
+            assert conv.user_turns() == ["30 loud frames"]
+            return round(final - vad_end, 6)
+
+        return run_virtual(main())
+
+    assert final_lag(0.0) == pytest.approx(0.25, abs=1e-6)  # recognised after the VAD's report
+    # Recognition started 0.12 s into the pause; the VAD reports at 0.3 s (its hang-over).
+    assert final_lag(0.12) == pytest.approx(0.12 + 0.25 - HANGOVER, abs=0.021)
+
+
+def test_26_speculation_is_dropped_when_the_user_goes_on() -> None:
+    async def main() -> None:
+        stt = CountingSTT(final_delay=0.05, streaming=False)
+        config = EOUConfig(min_delay=0.5, speculative_stt=0.1)
+        async with make([], ["OK."], stt=stt, eou_config=config) as conv:
+            await conv.user_speaks(0.4, then_silence=0.2)  # a pause shorter than the hang-over
+            await conv.user_speaks(0.4)
+            await conv.wait_for_agent_turn()
+        assert conv.user_turns() == ["40 loud frames"]  # the whole utterance, not the first part
+
+    run_virtual(main())

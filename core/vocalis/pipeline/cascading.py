@@ -103,6 +103,9 @@ class CascadingPipeline(Pipeline):
         self._stt_resampler = AudioResampler(self.stt.sample_rate)
         self._tasks: list[asyncio.Task[Any]] = []
         self.turns: TurnController | None = None
+        self._speculative_stt = self.eou_config.speculative_stt > 0
+        self._last_spoken = 0.0
+        self._paused_for = 0.0
 
     # -- providers ----------------------------------------------------------
     def _resolve(self, kind: ProviderKind, value: Provider | str | None, *, required: bool) -> Provider | None:
@@ -200,12 +203,42 @@ class CascadingPipeline(Pipeline):
             vad_frame = self._vad_resampler.push(frame)
             if vad_frame is not None:
                 self._vad_stream.push_frame(vad_frame)
+                if self._speculative_stt:
+                    self._watch_for_pause(vad_frame.duration)
         if self._stt_stream is not None:
             stt_frame = self._stt_resampler.push(frame)
             if stt_frame is not None:
                 self._stt_stream.push_frame(stt_frame)
                 if self.turns is not None:
                     self.turns.push_audio(stt_frame)
+
+    def _watch_for_pause(self, seconds: float) -> None:
+        """Start the STT's final early once the VAD hears no more speech.
+
+        The VAD's speech time stops growing when the user pauses; after
+        ``speculative_stt`` seconds of that, the segmented STT recognises
+        what it has, so the final is ready (or nearly) when the VAD's
+        end-of-speech arrives after its hang-over. More speech drops it.
+        """
+        stream = self._stt_stream
+        spoken = self._vad_stream.speech_duration if self._vad_stream is not None else None
+        if spoken is None or not isinstance(stream, SegmentedSTTStream) or self.turns is None:
+            return
+        if not self.turns.user_speaking:
+            self._last_spoken, self._paused_for = 0.0, 0.0
+            return
+        if spoken > self._last_spoken + 1e-9:
+            self._last_spoken, self._paused_for = spoken, 0.0
+            if stream.speculating:
+                stream.drop_speculation()  # the user went on
+            return
+        if spoken < self._last_spoken:
+            # The VAD reset its count (its end of speech is on the way): not new speech.
+            self._last_spoken = spoken
+            return
+        self._paused_for += seconds
+        if self._paused_for + 1e-9 >= self.eou_config.speculative_stt and not stream.speculating:
+            stream.speculate()
 
     def _on_speech_start(self) -> None:
         assert self.turns is not None
@@ -215,8 +248,11 @@ class CascadingPipeline(Pipeline):
 
     def _on_speech_end(self, silence: float = 0.0) -> None:
         assert self.turns is not None
-        if self._stt_stream is not None:
+        if isinstance(self._stt_stream, SegmentedSTTStream):
+            self._stt_stream.flush(use_speculation=self._stt_stream.speculating)
+        elif self._stt_stream is not None:
             self._stt_stream.flush()
+        self._last_spoken, self._paused_for = 0.0, 0.0
         self.turns.speech_ended(silence)
 
     async def _read_vad(self, stream: VADStream) -> None:
