@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vocalis import AgentSession, CascadingPipeline
+from vocalis import AgentSession, CascadingPipeline, EOUConfig
 from vocalis.assistant import DefaultAssistant
 from vocalis.audio import AudioFrame
 from vocalis.transports.file import read_wav
@@ -32,7 +32,8 @@ DATA = Path(__file__).resolve().parents[2] / "tests" / "data" / "speech"
 
 async def main(count: int) -> dict[str, Any]:
     manifest = json.loads((DATA / "manifest.json").read_text())[:count]
-    pipeline = CascadingPipeline()
+    # Local models cost nothing per request: start the LLM before the turn is committed.
+    pipeline = CascadingPipeline(eou_config=EOUConfig(preemptive_generation=True))
     session = AgentSession(DefaultAssistant(), pipeline)
     transport = BenchTransport()
     await session.start(transport)

@@ -193,7 +193,13 @@ class SegmentedSTTStream(STTStream):
             if final:
                 result = await self._stt.recognize(frames, language=self._language)
             else:
+                segment = self._segment
                 result = await self._stt.recognize_interim(frames, language=self._language)
+                if self._segment is not segment or segment is None:
+                    # The segment ended while this ran: its final supersedes it, and a
+                    # late interim would look like new words from the user.
+                    self._interim_busy = False
+                    continue
             if final:
                 self.send(
                     SpeechEvent(

@@ -24,11 +24,14 @@ class SentenceChunker:
         min_chars: A sentence shorter than this is joined with the next.
         first_chunk_chars: Cut the first chunk at a comma past this length
             (0 disables it).
+        max_chars: Text without a sentence end is cut (at a comma, else a
+            space) once it grows this long.
     """
 
-    def __init__(self, *, min_chars: int = 8, first_chunk_chars: int = 60) -> None:
+    def __init__(self, *, min_chars: int = 8, first_chunk_chars: int = 24, max_chars: int = 160) -> None:
         self.min_chars = min_chars
         self.first_chunk_chars = first_chunk_chars
+        self.max_chars = max_chars
         self._buffer = ""
         self._emitted = False
 
@@ -49,7 +52,18 @@ class SentenceChunker:
             if cut >= self.first_chunk_chars:
                 out.append(self._buffer[: cut + 1].strip())
                 start = cut + 2
-        self._buffer = self._buffer[start:]
+        rest = self._buffer[start:]
+        while len(rest) > self.max_chars:
+            # Run-on text without sentence ends: cut at a comma or a space
+            # rather than make the listener wait for the whole reply.
+            window = rest[: self.max_chars]
+            cut = max(window.rfind(", "), window.rfind("; "))
+            cut = cut + 1 if cut > self.max_chars // 3 else window.rfind(" ")
+            if cut <= 0:
+                cut = self.max_chars
+            out.append(rest[:cut].strip())
+            rest = rest[cut:].lstrip()
+        self._buffer = rest
         if out:
             self._emitted = True
         return out

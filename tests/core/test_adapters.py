@@ -432,8 +432,9 @@ def test_segmented_stt_one_interim_at_a_time() -> None:
     events, stt = run_virtual(main())
     assert stt.max_active == 1
     interims = [e.text for e in events if e.type is SpeechEventType.INTERIM_TRANSCRIPT]
-    # started at 0.125 s (done 0.425 s), then at the next frame after that, and so on
-    assert interims == ["125 ms", "438 ms", "750 ms"]
+    # started at 0.125 s (done 0.425 s), then at the next frame after that; the one
+    # started at 0.75 s ends after the segment (at 1 s) and is dropped as stale
+    assert interims == ["125 ms", "438 ms"]
     assert events[-1].type is SpeechEventType.FINAL_TRANSCRIPT
     assert events[-1].text == "1000 ms"
 
@@ -781,3 +782,28 @@ def test_aclose_does_not_swallow_the_callers_cancellation() -> None:
             await closer
 
     run_virtual(main())
+
+
+def test_interim_finishing_after_the_segment_ended_is_dropped() -> None:
+    """A slow interim must not arrive after the turn: it would read as new words."""
+    from vocalis.testing import FakeSTT
+
+    class SlowInterims(FakeSTT):
+        async def recognize_interim(self, frames, *, language=None):
+            await asyncio.sleep(0.5)
+            return await super().recognize_interim(frames, language=language)
+
+    async def main() -> list[str]:
+        stt = SlowInterims(["turn on the lights"], final_delay=0.05, streaming=False)
+        stream = SegmentedSTTStream(stt, interim_interval=0.2)
+        stream.start_segment()
+        for _ in range(15):  # 0.3 s of speech: one interim starts
+            stream.push_frame(tone(0.02))
+            await asyncio.sleep(0.02)
+        stream.flush()
+        stream.end_input()
+        kinds = [event.type.value async for event in stream]
+        await stream.aclose()
+        return kinds
+
+    assert run_virtual(main()) == ["final_transcript"]

@@ -185,3 +185,16 @@ def test_flush_empties_the_buffer() -> None:
 def test_speakable(text: str, expected: bool) -> None:
     """Only text with letters or digits is worth sending to a TTS."""
     assert speakable(text) is expected
+
+
+def test_run_on_text_is_cut_at_a_space_when_it_grows_too_long() -> None:
+    """An LLM that never ends a sentence must not keep the TTS waiting."""
+    chunker = SentenceChunker(max_chars=40)
+    words = ("and then the model kept talking without any punctuation at all " * 4).split()
+    out: list[str] = []
+    for word in words:
+        out += chunker.push(word + " ")
+    out += chunker.flush()
+    assert len(out) >= 5
+    assert all(len(chunk) <= 40 for chunk in out)
+    assert " ".join(out).split() == words

@@ -41,11 +41,13 @@ def _latency_table(metrics: list[Any]) -> str:
 async def _talk(options: dict[str, Any]) -> int:
     from vocalis.job import run_job
     from vocalis.pipeline.cascading import CascadingPipeline
+    from vocalis.turn import EOUConfig
     from vocalis.session import AgentSession
     from vocalis.transports.file import FileTransport
 
     agent = await _make_agent(options["agent"])
-    pipeline = CascadingPipeline()
+    # Local models cost nothing per request: start the LLM before the turn is committed.
+    pipeline = CascadingPipeline(eou_config=EOUConfig(preemptive_generation=True))
     transport = FileTransport(
         input=options["input"], output=options["output"], realtime=not options["fast"],
         mix_input=options["mix_input"],
