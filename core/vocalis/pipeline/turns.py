@@ -77,6 +77,7 @@ class TurnController:
         self._turn_audio_seconds = 0.0
         self._paused: SpeechHandle | None = None
         self._paused_at = 0.0
+        self._audio_eou: asyncio.Task[float] | None = None
         self._actual_end: float | None = None
         self._final_at: float | None = None
         self._probability: float | None = None
@@ -125,6 +126,7 @@ class TurnController:
         self._cancel(self._false_timer)
         self._false_timer = None
         self._cancel_eou()
+        self._cancel_audio_eou()
         if not self._finals:
             self._over_agent = self._agent_speech() is not None
         self.session._on_user_speech_started()
@@ -153,7 +155,25 @@ class TurnController:
                 self.interrupt.false_interruption_timeout, self._on_false_interruption
             )
         self.session._on_user_speech_stopped()
+        if self.detector is not None and self.detector.uses_audio and self._turn_audio:
+            # An audio model needs no transcript: judge the turn while the STT works.
+            self._cancel_audio_eou()
+            context = self._pending_context(" ".join([*self._finals, self._interim]).strip())
+            self._audio_eou = asyncio.get_running_loop().create_task(
+                self.detector.predict(context, audio=concat(self._turn_audio))
+            )
         self._schedule_end_of_turn()
+
+    def _pending_context(self, transcript: str) -> Any:
+        pending = self.session.agent.chat_context.copy()
+        if transcript:
+            pending.add_message(ChatRole.USER, transcript)
+        return pending
+
+    def _cancel_audio_eou(self) -> None:
+        task, self._audio_eou = self._audio_eou, None
+        if task is not None and not task.done():
+            task.cancel()
 
     def interim(self, text: str, language: str | None) -> None:
         """An interim transcript (may still change)."""
@@ -301,14 +321,15 @@ class TurnController:
         self._maybe_preempt(transcript)
         probability: float | None = None
         if self.detector is not None:
-            pending = session.agent.chat_context.copy()
-            pending.add_message(ChatRole.USER, transcript)
-            audio = concat(self._turn_audio) if self.detector.uses_audio else None
             try:
-                probability = await self.detector.predict(pending, audio=audio)
+                if self._audio_eou is not None:
+                    probability = await asyncio.shield(self._audio_eou)
+                else:
+                    probability = await self.detector.predict(self._pending_context(transcript), audio=None)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self._audio_eou = None
                 session.report_error(self.detector.label, exc)
         self._probability = probability
         session.emit("end_of_turn_probability", {"probability": probability, "transcript": transcript})
@@ -364,6 +385,7 @@ class TurnController:
         self.session._start_user_turn(transcript, timing=timing)
 
     def _reset_turn(self) -> None:
+        self._audio_eou = None
         self._finals.clear()
         self._interim = ""
         self._turn_audio.clear()
@@ -393,6 +415,7 @@ class TurnController:
         for timer in (self._interrupt_timer, self._false_timer, self._watchdog):
             self._cancel(timer)
         self.drop_preemptive()
+        self._cancel_audio_eou()
         task, self._eou_task = self._eou_task, None
         if task is not None:
             task.cancel()

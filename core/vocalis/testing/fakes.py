@@ -101,7 +101,10 @@ class FakeSTT(STT):
     Streaming by default: interim results reveal the words as speech goes on
     (one per ``word_seconds``), and the final comes ``final_delay`` after the
     pipeline flushes the segment. With ``streaming=False`` only
-    :meth:`recognize` works (the pipeline then segments by VAD).
+    :meth:`recognize` works (the pipeline then segments by VAD); each
+    recognition of audio with speech takes the next transcript, so set
+    ``EOUConfig(speculative_stt=0)`` when the user pauses mid-utterance (an
+    early recognition that the user's next words make stale would use one).
 
     Args:
         transcripts: Texts for consecutive segments ("" for noise).

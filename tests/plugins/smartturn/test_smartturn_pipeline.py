@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vocalis import Agent, CascadingPipeline
+from vocalis import Agent, CascadingPipeline, EOUConfig
 from vocalis.audio import AudioFrame
 from vocalis.testing import Conversation, FakeLLM, FakeSTT, FakeTTS
 from vocalis_smartturn import SmartTurnEOU
@@ -48,6 +48,9 @@ async def test_turns_are_scored_in_the_pipeline() -> None:
         tts=FakeTTS(),
         vad=vad,
         turn_detector=eou,
+        # The scripted STT hands out one transcript per recognition: no early
+        # (speculative) recognitions, which would use up the script.
+        eou_config=EOUConfig(speculative_stt=0.0),
     )
     async with Conversation(Agent("Be brief."), pipeline) as conv:
         await speak(conv, DATA / "hesitation01.wav")
