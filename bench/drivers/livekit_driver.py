@@ -25,17 +25,12 @@ import os
 import sys
 import time
 
-SAMPLE_RATE = 16000
-FRAME_MS = 20
-FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
-TTS_SECONDS = 0.1  # contract: 100 ms of 16-bit audio per sentence
-# contract: 20 tokens, streamed at once; two sentences -> two TTS calls (200 ms of audio)
-LLM_TOKENS = (
-    ["Sure", ",", " here", " is", " the", " first", " part", " of", " my", " answer", "."]
-    + [" And", " this", " is", " the", " second", " sentence", " of", " it", "."]
-)
-assert len(LLM_TOKENS) == 20
-USER_TEXT = "what is the weather like today"
+
+def _fakes():
+    """The fake providers and I/O (imports LiveKit)."""
+    import livekit_fakes
+
+    return livekit_fakes
 
 
 def _log(*a: object) -> None:
@@ -54,289 +49,16 @@ def _import_livekit() -> None:
     from livekit.agents.voice import io  # noqa: F401
 
 
-# --------------------------------------------------------------------------------------
-# Fakes, defined lazily so that the "import" scenario measures a cold import.
-# --------------------------------------------------------------------------------------
-
-
-def _define_fakes() -> dict[str, object]:
-    from livekit import rtc
-    from livekit.agents import APIConnectOptions, llm, stt, tts, utils, vad
-    from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS
-    from livekit.agents.voice import io
-
-    # ---------------------------------------------------------------- VAD
-    class FrameVAD(vad.VAD):
-        """No model: a frame whose first sample is non-zero is speech. Zero min speech /
-        min silence: START_OF_SPEECH on the first speech frame, END_OF_SPEECH on the
-        first silent frame after speech."""
-
-        def __init__(self) -> None:
-            super().__init__(capabilities=vad.VADCapabilities(update_interval=FRAME_MS / 1000))
-            self.on_speech_detected = None  # callback(t) when a speech segment starts
-
-        def stream(self) -> vad.VADStream:
-            return FrameVADStream(self)
-
-    class FrameVADStream(vad.VADStream):
-        async def _main_task(self) -> None:
-            speaking = False
-            speech = 0.0
-            silence = 0.0
-            samples = 0
-            send = self._event_ch.send_nowait
-            owner: FrameVAD = self._vad  # type: ignore[assignment]
-            async for item in self._input_ch:
-                if not isinstance(item, rtc.AudioFrame):  # flush: hard segment boundary
-                    speaking, speech, silence = False, 0.0, 0.0
-                    continue
-                n = item.samples_per_channel
-                dur = n / item.sample_rate
-                samples += n
-                is_speech = item.data[0] != 0
-                if is_speech:
-                    speech += dur
-                    silence = 0.0
-                elif speaking:
-                    silence += dur
-                else:
-                    speech = 0.0
-                    silence += dur
-                if is_speech and not speaking and owner.on_speech_detected is not None:
-                    owner.on_speech_detected(time.perf_counter())
-                send(
-                    vad.VADEvent(
-                        type=vad.VADEventType.INFERENCE_DONE,
-                        samples_index=samples,
-                        timestamp=samples / item.sample_rate,
-                        speech_duration=speech,
-                        silence_duration=silence,
-                        probability=1.0 if is_speech else 0.0,
-                        speaking=is_speech or False,
-                        raw_accumulated_speech=speech if is_speech else 0.0,
-                        raw_accumulated_silence=0.0 if is_speech else silence,
-                    )
-                )
-                if is_speech and not speaking:
-                    speaking = True
-                    send(
-                        vad.VADEvent(
-                            type=vad.VADEventType.START_OF_SPEECH,
-                            samples_index=samples,
-                            timestamp=samples / item.sample_rate,
-                            speech_duration=speech,
-                            silence_duration=0.0,
-                            speaking=True,
-                        )
-                    )
-                elif not is_speech and speaking:
-                    speaking = False
-                    send(
-                        vad.VADEvent(
-                            type=vad.VADEventType.END_OF_SPEECH,
-                            samples_index=samples,
-                            timestamp=samples / item.sample_rate,
-                            speech_duration=speech,
-                            silence_duration=silence,
-                            speaking=False,
-                        )
-                    )
-                    speech = 0.0
-
-    # ---------------------------------------------------------------- STT
-    class ToldSTT(stt.STT):
-        """Streaming STT that emits a final transcript the moment it is told to."""
-
-        def __init__(self) -> None:
-            super().__init__(
-                capabilities=stt.STTCapabilities(streaming=True, interim_results=False)
-            )
-            self.stream_obj: ToldRecognizeStream | None = None
-
-        async def _recognize_impl(self, buffer, *, language, conn_options):  # type: ignore[override]
-            return stt.SpeechEvent(
-                type=stt.SpeechEventType.FINAL_TRANSCRIPT,
-                alternatives=[stt.SpeechData(text=USER_TEXT, language="en")],
-            )
-
-        def stream(
-            self,
-            *,
-            language: object = None,
-            conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
-        ) -> ToldRecognizeStream:
-            self.stream_obj = ToldRecognizeStream(stt=self, conn_options=conn_options)
-            return self.stream_obj
-
-        def emit_final(self, text: str, *, end_of_speech: bool = False) -> None:
-            assert self.stream_obj is not None, "STT stream not started"
-            self.stream_obj.emit_final(text, end_of_speech=end_of_speech)
-
-    class ToldRecognizeStream(stt.RecognizeStream):
-        async def _run(self) -> None:
-            async for _ in self._input_ch:  # consume audio; the transcript comes when told
-                pass
-
-        def emit_final(self, text: str, *, end_of_speech: bool) -> None:
-            self._event_ch.send_nowait(
-                stt.SpeechEvent(
-                    type=stt.SpeechEventType.FINAL_TRANSCRIPT,
-                    alternatives=[stt.SpeechData(text=text, language="en")],
-                )
-            )
-            if end_of_speech:  # what an STT with its own endpointing sends ("stt" turn mode)
-                self._event_ch.send_nowait(stt.SpeechEvent(type=stt.SpeechEventType.END_OF_SPEECH))
-
-    # ---------------------------------------------------------------- LLM
-    class TokenLLM(llm.LLM):
-        """Streams 20 tokens at once, no delay."""
-
-        def chat(self, *, chat_ctx, tools=None, conn_options=DEFAULT_API_CONNECT_OPTIONS, **_kw):  # type: ignore[override]
-            return TokenLLMStream(self, chat_ctx=chat_ctx, tools=tools or [], conn_options=conn_options)
-
-    class TokenLLMStream(llm.LLMStream):
-        async def _run(self) -> None:
-            rid = utils.shortuuid("fake_llm_")
-            for tok in LLM_TOKENS:
-                self._event_ch.send_nowait(
-                    llm.ChatChunk(id=rid, delta=llm.ChoiceDelta(role="assistant", content=tok))
-                )
-
-    # ---------------------------------------------------------------- TTS
-    _tts_pcm = (b"\x01\x00") * int(SAMPLE_RATE * TTS_SECONDS)  # non-zero samples, 16-bit mono
-
-    class SentenceTTS(tts.TTS):
-        """Non-streaming TTS: LiveKit's tts_node wraps it in tts.StreamAdapter, which
-        splits the LLM text into sentences and calls synthesize() once per sentence.
-        Each call returns 100 ms of 16-bit audio at once."""
-
-        def __init__(self) -> None:
-            super().__init__(
-                capabilities=tts.TTSCapabilities(streaming=False),
-                sample_rate=SAMPLE_RATE,
-                num_channels=1,
-            )
-
-        def synthesize(self, text: str, *, conn_options=DEFAULT_API_CONNECT_OPTIONS):  # type: ignore[override]
-            return SentenceChunkedStream(tts=self, input_text=text, conn_options=conn_options)
-
-    class SentenceChunkedStream(tts.ChunkedStream):
-        async def _run(self, output_emitter: tts.AudioEmitter) -> None:
-            output_emitter.initialize(
-                request_id=utils.shortuuid("fake_tts_"),
-                sample_rate=SAMPLE_RATE,
-                num_channels=1,
-                mime_type="audio/pcm",
-            )
-            output_emitter.push(_tts_pcm)
-            output_emitter.flush()
-
-    # ---------------------------------------------------------------- I/O
-    class QueueAudioInput(io.AudioInput):
-        """Async iterator over frames put in a per-session queue (by a test or a shared clock)."""
-
-        def __init__(self) -> None:
-            super().__init__(label="bench-input")
-            self.queue: asyncio.Queue[rtc.AudioFrame] = asyncio.Queue()
-
-        async def __anext__(self) -> rtc.AudioFrame:
-            return await self.queue.get()
-
-    class PacedAudioOutput(io.AudioOutput):
-        """Plays in real time on a virtual playback clock (like a device/AudioSource would):
-        frames may arrive faster than real time; the segment's playout finishes when its
-        audio has played; clear_buffer() stops playback at once and reports the real
-        playback position. Records timestamps for the scenarios."""
-
-        def __init__(self) -> None:
-            super().__init__(
-                label="bench-output",
-                capabilities=io.AudioOutputCapabilities(pause=False),
-                sample_rate=None,
-            )
-            self._start = 0.0  # perf_counter at the first frame of the segment
-            self._pushed = 0.0
-            self._finish_handle: asyncio.TimerHandle | None = None
-            self.first_frame_t: float | None = None  # first capture_frame of the segment
-            self.last_frame_t: float | None = None
-            self.clear_t: float | None = None
-            self.on_first_frame = None  # callback(t)
-            self.segments = 0
-
-        async def capture_frame(self, frame: rtc.AudioFrame) -> None:
-            t = time.perf_counter()
-            await super().capture_frame(frame)
-            self.last_frame_t = t
-            if not self._pushed:
-                self.first_frame_t = t
-                self._start = t
-                self.segments += 1
-                self.on_playback_started(created_at=time.time())
-                if self.on_first_frame is not None:
-                    self.on_first_frame(t)
-            self._pushed += frame.duration
-
-        def played(self) -> float:
-            return min(self._pushed, time.perf_counter() - self._start) if self._pushed else 0.0
-
-        def flush(self) -> None:
-            super().flush()
-            if not self._pushed:
-                return
-
-            def _finished() -> None:
-                self._finish_handle = None
-                pos, self._pushed = self._pushed, 0.0
-                self.on_playback_finished(playback_position=pos, interrupted=False)
-
-            if self._finish_handle:
-                self._finish_handle.cancel()
-            delay = max(0.0, self._pushed - (time.perf_counter() - self._start))
-            self._finish_handle = asyncio.get_running_loop().call_later(delay, _finished)
-
-        def clear_buffer(self) -> None:
-            if not self._pushed:
-                return
-            self.clear_t = time.perf_counter()
-            if self._finish_handle:
-                self._finish_handle.cancel()
-                self._finish_handle = None
-            pos = self.played()
-            self._pushed = 0.0
-            self.on_playback_finished(playback_position=pos, interrupted=True)
-
-    return dict(
-        FrameVAD=FrameVAD,
-        ToldSTT=ToldSTT,
-        TokenLLM=TokenLLM,
-        SentenceTTS=SentenceTTS,
-        QueueAudioInput=QueueAudioInput,
-        PacedAudioOutput=PacedAudioOutput,
-    )
-
-
-def _make_frame(speech: bool):
-    from livekit import rtc
-
-    sample = b"\x00\x10" if speech else b"\x00\x00"  # first sample non-zero == speech
-    return rtc.AudioFrame(
-        data=sample * FRAME_SAMPLES,
-        sample_rate=SAMPLE_RATE,
-        num_channels=1,
-        samples_per_channel=FRAME_SAMPLES,
-    )
-
-
-def _new_session(fk: dict, *, turn_detection: str = "vad", interrupt_min_s: float = 0.02):
+def _new_session(fk, *, turn_detection: str = "vad", interrupt_min_s: float = 0.02):
     """A session with every delay at zero or its minimum, preemptive generation off."""
     from livekit.agents import AgentSession
 
-    vad_, stt_ = fk["FrameVAD"](), fk["ToldSTT"]()
+    vad_, stt_ = fk.FrameVAD(), fk.ToldSTT()
     session = AgentSession(
         vad=vad_,
         stt=stt_,
-        llm=fk["TokenLLM"](),
-        tts=fk["SentenceTTS"](),
+        llm=fk.TokenLLM(),
+        tts=fk.SentenceTTS(),
         turn_handling={
             "turn_detection": turn_detection,
             "endpointing": {"mode": "fixed", "min_delay": 0.0, "max_delay": 0.0},
@@ -355,8 +77,9 @@ def _new_session(fk: dict, *, turn_detection: str = "vad", interrupt_min_s: floa
         aec_warmup_duration=None,
         user_away_timeout=None,
         tts_text_transforms=None,
+        session_close_transcript_timeout=0.0,  # shutdown only: don't wait 2 s per session
     )
-    inp, out = fk["QueueAudioInput"](), fk["PacedAudioOutput"]()
+    inp, out = fk.QueueAudioInput(), fk.PacedAudioOutput()
     session.input.audio = inp
     session.output.audio = out
     return session, vad_, stt_, inp, out
@@ -400,7 +123,8 @@ class _StateWaiter:
 
 async def _user_utterance(inp, waiter: _StateWaiter, speech_frames: int = 10) -> None:
     """User speaks for speech_frames*20 ms then one silent frame: VAD start then end of speech."""
-    sp, sil = _make_frame(True), _make_frame(False)
+    fk = _fakes()
+    sp, sil = fk.make_frame(True), fk.make_frame(False)
     done = waiter.expect("user", "listening")
     for _ in range(speech_frames):
         inp.queue.put_nowait(sp)
@@ -420,7 +144,7 @@ def scenario_import() -> dict:
 
 
 async def scenario_start() -> dict:
-    fk = _define_fakes()
+    fk = _fakes()
     t0 = time.perf_counter()
     session, *_ = _new_session(fk)
     await session.start(_new_agent(), record=False)
@@ -430,7 +154,7 @@ async def scenario_start() -> dict:
 
 
 async def _p1_run(turns: int, turn_detection: str) -> list[float]:
-    fk = _define_fakes()
+    fk = _fakes()
     session, _vad, stt_, inp, out = _new_session(fk, turn_detection=turn_detection)
     waiter = _StateWaiter(session)
     await session.start(_new_agent(), record=False)
@@ -442,7 +166,7 @@ async def _p1_run(turns: int, turn_detection: str) -> list[float]:
         out.on_first_frame = lambda t, f=first: f.done() or f.set_result(t)
         done = waiter.expect("agent", "listening")
         t0 = time.perf_counter()
-        stt_.emit_final(USER_TEXT, end_of_speech=(turn_detection == "stt"))
+        stt_.emit_final(fk.USER_TEXT, end_of_speech=(turn_detection == "stt"))
         t1 = await asyncio.wait_for(first, 5)
         await asyncio.wait_for(done, 5)  # reply fully played out (real-time paced)
         if i >= 2:
@@ -456,18 +180,18 @@ async def scenario_p1(turns: int, turn_detection: str) -> dict:
 
 
 async def scenario_p2(turns: int, via: str) -> dict:
-    fk = _define_fakes()
+    fk = _fakes()
     session, vad_, stt_, inp, out = _new_session(fk)
     waiter = _StateWaiter(session)
     await session.start(_new_agent(), record=False)
     samples: list[float] = []
-    sp, sil = _make_frame(True), _make_frame(False)
+    sp, sil = fk.make_frame(True), fk.make_frame(False)
     for i in range(turns + 1):  # one warm-up barge-in, discarded
         await _user_utterance(inp, waiter)
         first = asyncio.get_running_loop().create_future()
         out.on_first_frame = lambda t, f=first: f.done() or f.set_result(t)
         speaking = waiter.expect("agent", "speaking")
-        stt_.emit_final(USER_TEXT)
+        stt_.emit_final(fk.USER_TEXT)
         await asyncio.wait_for(first, 5)
         await asyncio.wait_for(speaking, 5)
         await asyncio.sleep(0.05)  # 50 ms into the 200 ms reply
@@ -503,8 +227,8 @@ async def scenario_p2(turns: int, via: str) -> dict:
 async def scenario_p3(n: int, seconds: float, warmup: float = 1.0) -> dict:
     import gc
 
-    fk = _define_fakes()
-    silence = _make_frame(False)
+    fk = _fakes()
+    silence = fk.make_frame(False)
     gc.collect()
     rss0 = _rss_kb()
     sessions, inputs = [], []
@@ -516,10 +240,9 @@ async def scenario_p3(n: int, seconds: float, warmup: float = 1.0) -> dict:
         inputs.append(inp.queue)
     t_setup = time.perf_counter() - t_setup
 
-    period = FRAME_MS / 1000
+    period = fk.FRAME_MS / 1000
     lags: list[float] = []
     rss1 = None
-    loop = asyncio.get_running_loop()
     start = time.perf_counter() + period
     k = 0
     total_ticks = int((warmup + seconds) / period)
@@ -537,17 +260,18 @@ async def scenario_p3(n: int, seconds: float, warmup: float = 1.0) -> dict:
         if k == warm_ticks:
             rss1 = _rss_kb()  # set up and running for `warmup` seconds
         k += 1
-    del loop
     lags.sort()
     p99 = lags[min(len(lags) - 1, int(round(0.99 * len(lags))) - 1)] if lags else 0.0
     backlog = max(q.qsize() for q in inputs) if inputs else 0
     _log(
         f"p3: n={n} setup={t_setup:.2f}s ticks={len(lags)} lag p50={lags[len(lags) // 2]:.2f} "
         f"p99={p99:.2f} max={lags[-1]:.2f} ms; max input backlog={backlog} frames; "
-        f"rss {rss0 / 1024:.1f}->{(rss1 or 0) / 1024:.1f} MB"
+        f"rss {rss0 / 1024:.1f}->{(rss1 or 0) / 1024:.1f} MB (at end {_rss_kb() / 1024:.1f} MB)"
     )
-    for s in sessions:
-        await s.aclose()
+    try:  # teardown is not measured; don't let a slow close fail the run
+        await asyncio.wait_for(asyncio.gather(*(s.aclose() for s in sessions)), 30)
+    except Exception as e:  # noqa: BLE001
+        _log(f"p3: session close: {e!r}")
     return {
         "sessions": n,
         "lag_p99_ms": p99,
