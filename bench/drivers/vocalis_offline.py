@@ -44,7 +44,7 @@ async def main(count: int) -> dict[str, Any]:
     stages: dict[str, list[float]] = {"stt": [], "eou": [], "llm_ttft": [], "tts_ttfb": []}
     for item in manifest:
         audio = read_wav(DATA / item["file"])
-        frames = audio.frames(0.02) + [silence] * 25
+        frames = audio.frames(0.02) + [silence] * 15
         turns_before = len(session.metrics)
         start = loop.time()
         for index, frame in enumerate(frames):
@@ -66,7 +66,7 @@ async def main(count: int) -> dict[str, Any]:
                 for key, value in (("stt", m.stt_latency), ("eou", m.eou_delay), ("llm_ttft", m.llm_ttft), ("tts_ttfb", m.tts_ttfb)):
                     if value is not None:
                         stages[key].append(value * 1000)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.2)
     await session.close()
     return {"samples_ms": samples, "stages_ms": {k: statistics.median(v) for k, v in stages.items() if v}}
 
