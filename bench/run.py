@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--no-offline", action="store_true", help="skip P4 (needs the offline plugins)")
     args = parser.parse_args()
     frameworks = ["vocalis"] if args.skip_peers else ["vocalis", "pipecat", "livekit"]
-    rounds, turns = (2, 25) if args.quick else (4, 50)
+    rounds, turns = (2, 20) if args.quick else (4, 50)
     started = time.time()
 
     imports: dict[str, list[float]] = {fw: [] for fw in frameworks}
@@ -140,9 +140,9 @@ def main() -> None:
         bare.append(float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout))
 
     p1 = latency_rounds(frameworks, "p1", rounds, turns)
-    p2 = latency_rounds(frameworks, "p2", rounds, max(5, turns // 5))
+    p2 = latency_rounds(frameworks, "p2", rounds, max(4, turns // 5))
     if args.quick:  # short probes, and stop once the target (1,000) is clearly passed
-        p3 = max_sessions(frameworks, 2.0, limit=2000, start=250)
+        p3 = max_sessions(frameworks, 1.5, limit=2000, start=250)
     else:
         p3 = max_sessions(frameworks, 5.0, limit=16000, start=100)
 
