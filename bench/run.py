@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--no-offline", action="store_true", help="skip P4 (needs the offline plugins)")
     args = parser.parse_args()
     frameworks = ["vocalis"] if args.skip_peers else ["vocalis", "pipecat", "livekit"]
-    rounds, turns = (2, 20) if args.quick else (4, 50)
+    rounds, turns = (2, 25) if args.quick else (4, 50)  # P1 needs ≥ 50 turns
     started = time.time()
 
     imports: dict[str, list[float]] = {fw: [] for fw in frameworks}
