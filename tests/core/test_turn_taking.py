@@ -460,3 +460,27 @@ def test_26_speculation_is_dropped_when_the_user_goes_on() -> None:
         assert conv.user_turns() == ["40 loud frames"]  # the whole utterance, not the first part
 
     run_virtual(main())
+
+
+def test_27_audio_turn_detector_hears_the_onset_and_runs_once_per_turn() -> None:
+    heard: list[float] = []
+
+    class ListeningEOU(FakeEOU):
+        uses_audio = True
+
+        async def predict(self, chat_ctx, *, audio=None):
+            heard.append(audio.duration if audio is not None else 0.0)
+            return await super().predict(chat_ctx, audio=audio)
+
+    async def main() -> None:
+        eou = ListeningEOU(0.9, latency=0.2)
+        async with make(["book a table"], ["Done."], eou=eou, eou_config=EOUConfig(min_delay=0.5)) as conv:
+            await conv.silence(1.0)
+            await conv.user_speaks(1.0)
+            await conv.wait_for_agent_turn()
+        assert conv.user_turns() == ["book a table"]
+
+    run_virtual(main())
+    assert len(heard) == 1  # judged once, while the STT worked
+    # 0.5 s before the VAD's start, the speech itself, and the VAD's hang-over.
+    assert heard[0] == pytest.approx(0.5 + 1.0 + HANGOVER - 0.06, abs=0.05)
