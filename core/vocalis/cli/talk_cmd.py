@@ -104,7 +104,9 @@ def _turn_pending(session: Any) -> bool:
               help="WAV file for the agent's audio, on the conversation timeline.")
 @click.option("-t", "--text", help="One typed user turn instead of audio; the reply is printed.")
 @click.option("--agent", help="module:factory returning the Agent (default: the built-in assistant).")
-@click.option("--fast", is_flag=True, help="Feed the input as fast as possible instead of in real time.")
+@click.option("--fast", is_flag=True,
+              help="Feed the input as fast as possible instead of in real time (the STT then "
+              "queues audio, so the latency table is not meaningful).")
 @click.option("--mix-input", is_flag=True, help="Mix the user's audio into the output file.")
 @click.option("--metrics", type=click.Path(dir_okay=False), help="Write per-turn metrics as JSON lines.")
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the last reply after the input ends.")
