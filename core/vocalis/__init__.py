@@ -32,6 +32,10 @@ _EXPORTS: dict[str, str] = {
     "ChatRole": "vocalis.chat",
     "AudioFrame": "vocalis.audio",
     "BackgroundAudioConfig": "vocalis.background",
+    "ConnectOptions": "vocalis.fallback",
+    "FallbackLLM": "vocalis.fallback",
+    "FallbackSTT": "vocalis.fallback",
+    "FallbackTTS": "vocalis.fallback",
     "AudioClip": "vocalis.background",
     "AudioFormatError": "vocalis.audio",
     "hookimpl": "vocalis.hookspecs",
@@ -52,6 +56,8 @@ if TYPE_CHECKING:
     from vocalis.agent import Agent as Agent
     from vocalis.audio import AudioFormatError as AudioFormatError, AudioFrame as AudioFrame
     from vocalis.background import AudioClip as AudioClip, BackgroundAudioConfig as BackgroundAudioConfig
+    from vocalis.fallback import ConnectOptions as ConnectOptions, FallbackLLM as FallbackLLM
+    from vocalis.fallback import FallbackSTT as FallbackSTT, FallbackTTS as FallbackTTS
     from vocalis.chat import ChatContext as ChatContext, ChatMessage as ChatMessage, ChatRole as ChatRole
     from vocalis.flow import ConversationFlow as ConversationFlow
     from vocalis.pipeline.cascading import CascadingPipeline as CascadingPipeline

@@ -1,0 +1,277 @@
+"""Fallback providers: the next provider takes over when one fails.
+
+``FallbackLLM([primary, secondary])`` is itself an LLM, so a pipeline uses it
+like any other. A provider that raises or times out *before its first
+output* is skipped (with retries per :class:`ConnectOptions`) and marked
+unavailable; a background probe brings it back. Once output has started, a
+failure is raised instead of retried: the user may already have heard part
+of the reply, and saying it twice is worse than stopping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from loguru import logger
+
+from vocalis.audio import AudioFrame
+from vocalis.events import EventEmitter
+from vocalis.providers.base import Provider, ProviderError
+from vocalis.providers.llm import LLM, ChatChunk, ToolSpec
+from vocalis.providers.stt import STT, SpeechEvent
+from vocalis.providers.tts import TTS
+from vocalis.settings import ProviderSettings
+
+P = TypeVar("P", bound=Provider)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    """How hard to try one provider before moving on.
+
+    Attributes:
+        timeout: Seconds to wait for the first output (or a whole STT result).
+        max_retry: Extra attempts on the same provider before the next one.
+        retry_interval: Seconds between those attempts.
+        probe_interval: Seconds between background checks of a failed
+            provider (its ``prewarm`` must succeed to bring it back).
+    """
+
+    timeout: float = 10.0
+    max_retry: int = 0
+    retry_interval: float = 1.0
+    probe_interval: float = 30.0
+
+
+class _Fallback(Generic[P]):
+    """The bookkeeping shared by every fallback kind."""
+
+    def __init__(self, providers: Sequence[P], connect: ConnectOptions) -> None:
+        if not providers:
+            raise ValueError("a fallback needs at least one provider")
+        self.providers = list(providers)
+        self.connect = connect
+        self.events = EventEmitter()
+        self._down: set[int] = set()
+        self._probes: dict[int, asyncio.Task[None]] = {}
+
+    def available(self, provider: P) -> bool:
+        """Whether ``provider`` is currently tried."""
+        return id(provider) not in self._down
+
+    def _candidates(self) -> list[P]:
+        up = [p for p in self.providers if self.available(p)]
+        return up or list(self.providers)  # all down: try them all anyway
+
+    def _mark_down(self, provider: P, error: BaseException) -> None:
+        if id(provider) in self._down:
+            return
+        self._down.add(id(provider))
+        logger.warning("{} is unavailable ({}); falling back", provider.label, error)
+        self.events.emit("availability_changed", {"provider": provider.label, "available": False, "error": str(error)})
+        self._probes[id(provider)] = asyncio.get_running_loop().create_task(self._probe(provider))
+
+    async def _probe(self, provider: P) -> None:
+        while True:
+            await asyncio.sleep(self.connect.probe_interval)
+            try:
+                await asyncio.wait_for(provider.prewarm(), self.connect.timeout)
+            except Exception:
+                continue
+            self._down.discard(id(provider))
+            self._probes.pop(id(provider), None)
+            logger.info("{} is available again", provider.label)
+            self.events.emit("availability_changed", {"provider": provider.label, "available": True})
+            return
+
+    async def _attempts(self, provider: P, start: Callable[[], Awaitable[T]]) -> T:
+        last: BaseException | None = None
+        for attempt in range(self.connect.max_retry + 1):
+            if attempt:
+                await asyncio.sleep(self.connect.retry_interval)
+            try:
+                return await asyncio.wait_for(start(), self.connect.timeout)
+            except (asyncio.CancelledError, GeneratorExit):
+                raise
+            except Exception as exc:  # TimeoutError included
+                last = exc
+        assert last is not None
+        raise last
+
+    async def _close_probes(self) -> None:
+        for task in self._probes.values():
+            task.cancel()
+        await asyncio.gather(*self._probes.values(), return_exceptions=True)
+        self._probes.clear()
+
+
+class _NoSettings(ProviderSettings):
+    pass
+
+
+async def _first_and_rest(iterator: AsyncIterator[T]) -> tuple[T | None, AsyncIterator[T]]:
+    try:
+        first = await iterator.__anext__()
+    except StopAsyncIteration:
+        return None, iterator
+    return first, iterator
+
+
+class FallbackLLM(LLM):
+    """An LLM that tries ``providers`` in order (see the module docstring).
+
+    Args:
+        providers: LLMs in order of preference.
+        connect: Timeouts and retries.
+    """
+
+    name: ClassVar[str] = "fallback"
+    Settings: ClassVar[type[ProviderSettings]] = _NoSettings
+
+    def __init__(self, providers: Sequence[LLM], *, connect: ConnectOptions | None = None) -> None:
+        super().__init__(settings=_NoSettings())
+        self.fallback: _Fallback[LLM] = _Fallback(providers, connect or ConnectOptions())
+
+    @property
+    def events(self) -> EventEmitter:
+        """Emits ``availability_changed`` (``provider``, ``available``, ``error``)."""
+        return self.fallback.events
+
+    async def chat(
+        self, chat_ctx: Any, *, tools: Sequence[ToolSpec] = (), tool_choice: str | None = None
+    ) -> AsyncIterator[ChatChunk]:
+        errors: list[str] = []
+        for provider in self.fallback._candidates():
+            stream: AsyncIterator[ChatChunk] | None = None
+
+            async def start(p: LLM = provider) -> tuple[ChatChunk | None, AsyncIterator[ChatChunk]]:
+                nonlocal stream
+                stream = p.chat(chat_ctx, tools=tools, tool_choice=tool_choice)
+                return await _first_and_rest(stream)
+
+            try:
+                first, rest = await self.fallback._attempts(provider, start)
+            except (asyncio.CancelledError, GeneratorExit):
+                raise
+            except Exception as exc:
+                errors.append(f"{provider.label}: {exc or type(exc).__name__}")
+                self.fallback._mark_down(provider, exc)
+                if stream is not None:
+                    with contextlib.suppress(Exception):
+                        await stream.aclose()  # type: ignore[attr-defined]
+                continue
+            # Output has started: from here a failure is raised, never retried elsewhere.
+            async with contextlib.aclosing(rest) as chunks:  # type: ignore[type-var]
+                if first is not None:
+                    yield first
+                async for chunk in chunks:
+                    yield chunk
+            return
+        raise ProviderError("every LLM failed: " + "; ".join(errors), provider=self.label)
+
+    async def prewarm(self) -> None:
+        await asyncio.gather(*(p.prewarm() for p in self.fallback.providers), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.fallback._close_probes()
+
+
+class FallbackTTS(TTS):
+    """A TTS that tries ``providers`` in order; never switches mid-utterance.
+
+    Args:
+        providers: TTS providers in order of preference (ideally one rate).
+        connect: Timeouts and retries.
+    """
+
+    name: ClassVar[str] = "fallback"
+    Settings: ClassVar[type[ProviderSettings]] = _NoSettings
+
+    def __init__(self, providers: Sequence[TTS], *, connect: ConnectOptions | None = None) -> None:
+        super().__init__(settings=_NoSettings())
+        self.fallback: _Fallback[TTS] = _Fallback(providers, connect or ConnectOptions())
+        self.sample_rate = providers[0].sample_rate  # type: ignore[misc]
+
+    @property
+    def events(self) -> EventEmitter:
+        """Emits ``availability_changed``."""
+        return self.fallback.events
+
+    async def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
+        errors: list[str] = []
+        for provider in self.fallback._candidates():
+            stream: AsyncIterator[AudioFrame] | None = None
+
+            async def start(p: TTS = provider) -> tuple[AudioFrame | None, AsyncIterator[AudioFrame]]:
+                nonlocal stream
+                stream = p.synthesize(text)
+                return await _first_and_rest(stream)
+
+            try:
+                first, rest = await self.fallback._attempts(provider, start)
+            except (asyncio.CancelledError, GeneratorExit):
+                raise
+            except Exception as exc:
+                errors.append(f"{provider.label}: {exc or type(exc).__name__}")
+                self.fallback._mark_down(provider, exc)
+                continue
+            async with contextlib.aclosing(rest) as frames:  # type: ignore[type-var]
+                if first is not None:
+                    yield first
+                async for frame in frames:
+                    yield frame
+            return
+        raise ProviderError("every TTS failed: " + "; ".join(errors), provider=self.label)
+
+    async def prewarm(self) -> None:
+        await asyncio.gather(*(p.prewarm() for p in self.fallback.providers), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.fallback._close_probes()
+
+
+class FallbackSTT(STT):
+    """A one-shot STT that tries ``providers`` in order (segmented by the pipeline's VAD).
+
+    Args:
+        providers: STT providers in order of preference.
+        connect: Timeouts and retries.
+    """
+
+    name: ClassVar[str] = "fallback"
+    streaming: ClassVar[bool] = False
+    Settings: ClassVar[type[ProviderSettings]] = _NoSettings
+
+    def __init__(self, providers: Sequence[STT], *, connect: ConnectOptions | None = None) -> None:
+        super().__init__(settings=_NoSettings())
+        self.fallback: _Fallback[STT] = _Fallback(providers, connect or ConnectOptions())
+
+    @property
+    def events(self) -> EventEmitter:
+        """Emits ``availability_changed``."""
+        return self.fallback.events
+
+    async def recognize(self, frames: Sequence[AudioFrame], *, language: str | None = None) -> SpeechEvent:
+        errors: list[str] = []
+        for provider in self.fallback._candidates():
+            try:
+                return await self.fallback._attempts(
+                    provider, lambda p=provider: p.recognize(frames, language=language)  # type: ignore[misc]
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                errors.append(f"{provider.label}: {exc or type(exc).__name__}")
+                self.fallback._mark_down(provider, exc)
+        raise ProviderError("every STT failed: " + "; ".join(errors), provider=self.label)
+
+    async def prewarm(self) -> None:
+        await asyncio.gather(*(p.prewarm() for p in self.fallback.providers), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.fallback._close_probes()
