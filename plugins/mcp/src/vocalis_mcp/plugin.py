@@ -1,0 +1,18 @@
+"""Entry point of the ``mcp`` plugin: registers the stdio MCP tool source."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from vocalis import hookimpl
+
+from vocalis_mcp.stdio import MCPServerStdio
+
+if TYPE_CHECKING:
+    from vocalis.registry import ProviderRegister
+
+
+@hookimpl
+def vocalis_register_tools(register: ProviderRegister[MCPServerStdio]) -> None:
+    """Register :class:`MCPServerStdio` as ``mcp``."""
+    register(MCPServerStdio)
