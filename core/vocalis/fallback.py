@@ -103,6 +103,41 @@ class _Fallback(Generic[P]):
         assert last is not None
         raise last
 
+    async def stream(self, kind: str, label: str, open_stream: Callable[[P], AsyncIterator[T]]) -> AsyncIterator[T]:
+        """Stream from the first provider that produces output in time.
+
+        A provider that fails before its first item is marked down and the
+        next one is asked; once an item was yielded, a failure propagates.
+        """
+        errors: list[str] = []
+        for provider in self._candidates():
+
+            async def start(p: P = provider) -> tuple[T | None, AsyncIterator[T]]:
+                stream = open_stream(p)
+                try:
+                    return await _first_and_rest(stream)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await stream.aclose()  # type: ignore[attr-defined]
+                    raise
+
+            try:
+                first, rest = await self._attempts(provider, start)
+            except (asyncio.CancelledError, GeneratorExit):
+                raise
+            except Exception as exc:
+                errors.append(f"{provider.label}: {exc or type(exc).__name__}")
+                self._mark_down(provider, exc)
+                continue
+            # Output has started: from here a failure is raised, never retried elsewhere.
+            async with contextlib.aclosing(rest) as items:  # type: ignore[type-var]
+                if first is not None:
+                    yield first
+                async for item in items:
+                    yield item
+            return
+        raise ProviderError(f"every {kind} failed: " + "; ".join(errors), provider=label)
+
     async def _close_probes(self) -> None:
         for task in self._probes.values():
             task.cancel()
@@ -122,7 +157,24 @@ async def _first_and_rest(iterator: AsyncIterator[T]) -> tuple[T | None, AsyncIt
     return first, iterator
 
 
-class FallbackLLM(LLM):
+class _FallbackProvider:
+    """What the three fallback providers share (their ``fallback`` bookkeeping)."""
+
+    fallback: _Fallback[Any]
+
+    @property
+    def events(self) -> EventEmitter:
+        """Emits ``availability_changed`` (``provider``, ``available``, ``error``)."""
+        return self.fallback.events
+
+    async def prewarm(self) -> None:
+        await asyncio.gather(*(p.prewarm() for p in self.fallback.providers), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.fallback._close_probes()
+
+
+class FallbackLLM(_FallbackProvider, LLM):
     """An LLM that tries ``providers`` in order (see the module docstring).
 
     Args:
@@ -137,51 +189,19 @@ class FallbackLLM(LLM):
         super().__init__(settings=_NoSettings())
         self.fallback: _Fallback[LLM] = _Fallback(providers, connect or ConnectOptions())
 
-    @property
-    def events(self) -> EventEmitter:
-        """Emits ``availability_changed`` (``provider``, ``available``, ``error``)."""
-        return self.fallback.events
-
     async def chat(
         self, chat_ctx: Any, *, tools: Sequence[ToolSpec] = (), tool_choice: str | None = None
     ) -> AsyncIterator[ChatChunk]:
-        errors: list[str] = []
-        for provider in self.fallback._candidates():
-            stream: AsyncIterator[ChatChunk] | None = None
+        def open_stream(provider: LLM) -> AsyncIterator[ChatChunk]:
+            return provider.chat(chat_ctx, tools=tools, tool_choice=tool_choice)
 
-            async def start(p: LLM = provider) -> tuple[ChatChunk | None, AsyncIterator[ChatChunk]]:
-                nonlocal stream
-                stream = p.chat(chat_ctx, tools=tools, tool_choice=tool_choice)
-                return await _first_and_rest(stream)
-
-            try:
-                first, rest = await self.fallback._attempts(provider, start)
-            except (asyncio.CancelledError, GeneratorExit):
-                raise
-            except Exception as exc:
-                errors.append(f"{provider.label}: {exc or type(exc).__name__}")
-                self.fallback._mark_down(provider, exc)
-                if stream is not None:
-                    with contextlib.suppress(Exception):
-                        await stream.aclose()  # type: ignore[attr-defined]
-                continue
-            # Output has started: from here a failure is raised, never retried elsewhere.
-            async with contextlib.aclosing(rest) as chunks:  # type: ignore[type-var]
-                if first is not None:
-                    yield first
-                async for chunk in chunks:
-                    yield chunk
-            return
-        raise ProviderError("every LLM failed: " + "; ".join(errors), provider=self.label)
-
-    async def prewarm(self) -> None:
-        await asyncio.gather(*(p.prewarm() for p in self.fallback.providers), return_exceptions=True)
-
-    async def aclose(self) -> None:
-        await self.fallback._close_probes()
+        async with contextlib.aclosing(self.fallback.stream("LLM", self.label, open_stream)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
 
-class FallbackTTS(TTS):
+
+class FallbackTTS(_FallbackProvider, TTS):
     """A TTS that tries ``providers`` in order; never switches mid-utterance.
 
     Args:
@@ -197,45 +217,17 @@ class FallbackTTS(TTS):
         self.fallback: _Fallback[TTS] = _Fallback(providers, connect or ConnectOptions())
         self.sample_rate = providers[0].sample_rate  # type: ignore[misc]
 
-    @property
-    def events(self) -> EventEmitter:
-        """Emits ``availability_changed``."""
-        return self.fallback.events
-
     async def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
-        errors: list[str] = []
-        for provider in self.fallback._candidates():
-            stream: AsyncIterator[AudioFrame] | None = None
+        def open_stream(provider: TTS) -> AsyncIterator[AudioFrame]:
+            return provider.synthesize(text)
 
-            async def start(p: TTS = provider) -> tuple[AudioFrame | None, AsyncIterator[AudioFrame]]:
-                nonlocal stream
-                stream = p.synthesize(text)
-                return await _first_and_rest(stream)
-
-            try:
-                first, rest = await self.fallback._attempts(provider, start)
-            except (asyncio.CancelledError, GeneratorExit):
-                raise
-            except Exception as exc:
-                errors.append(f"{provider.label}: {exc or type(exc).__name__}")
-                self.fallback._mark_down(provider, exc)
-                continue
-            async with contextlib.aclosing(rest) as frames:  # type: ignore[type-var]
-                if first is not None:
-                    yield first
-                async for frame in frames:
-                    yield frame
-            return
-        raise ProviderError("every TTS failed: " + "; ".join(errors), provider=self.label)
-
-    async def prewarm(self) -> None:
-        await asyncio.gather(*(p.prewarm() for p in self.fallback.providers), return_exceptions=True)
-
-    async def aclose(self) -> None:
-        await self.fallback._close_probes()
+        async with contextlib.aclosing(self.fallback.stream("TTS", self.label, open_stream)) as frames:
+            async for frame in frames:
+                yield frame
 
 
-class FallbackSTT(STT):
+
+class FallbackSTT(_FallbackProvider, STT):
     """A one-shot STT that tries ``providers`` in order (segmented by the pipeline's VAD).
 
     Args:
@@ -251,11 +243,6 @@ class FallbackSTT(STT):
         super().__init__(settings=_NoSettings())
         self.fallback: _Fallback[STT] = _Fallback(providers, connect or ConnectOptions())
 
-    @property
-    def events(self) -> EventEmitter:
-        """Emits ``availability_changed``."""
-        return self.fallback.events
-
     async def recognize(self, frames: Sequence[AudioFrame], *, language: str | None = None) -> SpeechEvent:
         errors: list[str] = []
         for provider in self.fallback._candidates():
@@ -270,8 +257,3 @@ class FallbackSTT(STT):
                 self.fallback._mark_down(provider, exc)
         raise ProviderError("every STT failed: " + "; ".join(errors), provider=self.label)
 
-    async def prewarm(self) -> None:
-        await asyncio.gather(*(p.prewarm() for p in self.fallback.providers), return_exceptions=True)
-
-    async def aclose(self) -> None:
-        await self.fallback._close_probes()

@@ -35,6 +35,11 @@ if TYPE_CHECKING:
 TRACER_NAME = "vocalis"
 
 
+def _present(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Span attributes without the unset ones (OpenTelemetry rejects None)."""
+    return {key: value for key, value in attributes.items() if value is not None}
+
+
 def tracing_configured() -> bool:
     """Whether the application set up a real (SDK) tracer provider.
 
@@ -78,8 +83,7 @@ class SessionTracer:
 
     def _span(self, name: str, parent: Any, start: float | None, end: float | None, attrs: dict[str, Any]) -> Any:
         context = self._trace.set_span_in_context(parent)
-        clean = {k: v for k, v in attrs.items() if v is not None}
-        span = self.tracer.start_span(name, context=context, start_time=self._ns(start), attributes=clean)
+        span = self.tracer.start_span(name, context=context, start_time=self._ns(start), attributes=_present(attrs))
         span.end(end_time=self._ns(end if end is not None else start))
         return span
 
@@ -92,10 +96,10 @@ class SessionTracer:
                 "vocalis.user_turn",
                 context=context,
                 start_time=self._ns(start),
-                attributes={k: v for k, v in {
+                attributes=_present({
                     "vocalis.turn": m.turn,
                     "vocalis.user_text": m.user_text if self.record_text else None,
-                }.items() if v is not None},
+                }),
             )
             self._span("vocalis.stt", user, m.user_speech_ended_at, m.stt_final_at or m.user_speech_ended_at, {
                 "vocalis.provider": m.stt.get("provider"),
@@ -114,14 +118,14 @@ class SessionTracer:
             "vocalis.agent_turn",
             context=context,
             start_time=self._ns(agent_start),
-            attributes={k: v for k, v in {
+            attributes=_present({
                 "vocalis.turn": m.turn,
                 "vocalis.speech_id": m.speech_id,
                 "vocalis.source": m.source,
                 "vocalis.e2e_latency": m.e2e_latency,
                 "vocalis.interrupted": m.interrupted,
                 "vocalis.agent_text": m.agent_text if self.record_text else None,
-            }.items() if v is not None},
+            }),
         )
         for llm in m.llm:
             self._span("vocalis.llm", agent, llm.started_at, llm.started_at + (llm.duration or 0.0), {

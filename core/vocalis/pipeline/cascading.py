@@ -27,6 +27,7 @@ from vocalis.turn import EOUConfig, InterruptConfig
 
 if TYPE_CHECKING:
     from vocalis.registry import Registry
+    from vocalis.settings import VocalisSettings
     from vocalis.session import AgentSession
     from vocalis.speech import SpeechHandle
 
@@ -85,6 +86,7 @@ class CascadingPipeline(Pipeline):
         self.eou_config = eou_config or EOUConfig()
         self.interrupt_config = interrupt_config or InterruptConfig()
         self._registry = registry
+        self._settings: VocalisSettings | None = None
         self._owned: list[Provider] = []
         self.stt: STT = self._resolve(ProviderKind.STT, stt, required=True)  # type: ignore[assignment]
         self.llm: LLM = self._resolve(ProviderKind.LLM, llm, required=True)  # type: ignore[assignment]
@@ -115,25 +117,26 @@ class CascadingPipeline(Pipeline):
                 raise TypeError(f"{kind.value}= expects a {base.__name__}, got {type(value).__name__}")
             return value
         if value is None:
-            from vocalis.settings import VocalisSettings
-
-            value = VocalisSettings().provider_for(kind.value)
+            value = self._core_settings().provider_for(kind.value) or self._get_registry().default_name(kind)
             if value is None:
-                names = self._get_registry().names(kind)
-                value = self._get_registry().default_name(kind)
-                if value is not None:
-                    pass
-                elif not required:
+                if not required:
                     return None
-                else:
-                    available = ", ".join(names) or "none installed"
-                    raise ValueError(
-                        f"no {kind.value} provider given and none configured "
-                        f"(set VOCALIS_{kind.value.upper()}; installed: {available})"
-                    )
+                available = ", ".join(self._get_registry().names(kind)) or "none installed"
+                raise ValueError(
+                    f"no {kind.value} provider given and none configured "
+                    f"(set VOCALIS_{kind.value.upper()}; installed: {available})"
+                )
         provider = self._get_registry().create(kind, value)
         self._owned.append(provider)
         return provider
+
+    def _core_settings(self) -> VocalisSettings:
+        # Read once per pipeline: it parses the environment and .env.
+        if self._settings is None:
+            from vocalis.settings import VocalisSettings
+
+            self._settings = VocalisSettings()
+        return self._settings
 
     def _get_registry(self) -> Registry:
         if self._registry is None:

@@ -168,17 +168,17 @@ class FileTransport(Transport):
         silence = AudioFrame.silence(settings.frame_seconds, audio.sample_rate, audio.channels)
         frames = audio.frames(settings.frame_seconds)
         frames += [silence] * int(settings.tail / settings.frame_seconds)
+        mixer = AudioResampler(self.audio_output.sample_rate)
         start = loop.time()
         for index, frame in enumerate(frames):
             if frame.samples_per_channel == 0:
                 continue
             sink.push_audio(frame)
             if settings.mix_input and index * settings.frame_seconds < audio.duration:
-                mono = frame.to_mono()
-                from vocalis.audio import resample
-
-                piece = resample(mono, self.audio_output.sample_rate).to_numpy().astype("float32")
-                self._input_pieces.append((loop.time() - self.audio_output.origin, piece))
+                converted = mixer.push(frame)  # streaming: no clicks at frame edges
+                if converted is not None:
+                    piece = converted.to_numpy().astype("float32")
+                    self._input_pieces.append((loop.time() - self.audio_output.origin, piece))
             if settings.realtime:
                 await asyncio.sleep(max(0.0, start + (index + 1) * settings.frame_seconds - loop.time()))
             elif index % 10 == 0:
