@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from vocalis.commands import CommandRegister
     from vocalis.registry import ProviderRegister
 
 PROJECT_NAME = "vocalis"
@@ -109,4 +110,19 @@ def vocalis_register_transport(register: ProviderRegister) -> None:
     Args:
         register: Call ``register(cls, name=None, aliases=())`` once per
             subclass of :class:`vocalis.providers.transport.Transport`.
+    """
+
+
+@hookspec
+def vocalis_register_commands(register: CommandRegister) -> None:
+    """Register ``vocalis`` command-line commands (click commands or groups).
+
+    Called only by the CLI, when it lists its commands or meets a name it
+    does not know, so a plugin's command code costs nothing elsewhere. Import
+    click and heavy modules inside the hook, not at the plugin's top level.
+
+    Args:
+        register: Call ``register(command, name=None)`` once per
+            :class:`click.Command`; a name a built-in command or another
+            plugin already uses is refused.
     """

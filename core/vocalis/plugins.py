@@ -142,7 +142,9 @@ class VocalisPluginManager(pluggy.PluginManager):
 
 
 def _known_hooks() -> list[str]:
-    return [kind.hook_name for kind in ProviderKind]
+    from vocalis.commands import COMMANDS_HOOK
+
+    return [kind.hook_name for kind in ProviderKind] + [COMMANDS_HOOK]
 
 
 def _dist_of(ep: importlib.metadata.EntryPoint) -> PluginOrigin:

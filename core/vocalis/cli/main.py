@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import click
 
 from vocalis import __version__
@@ -11,8 +13,43 @@ from vocalis.cli.run_cmd import run_command
 from vocalis.cli.talk_cmd import talk_command
 from vocalis.log import configure_logging, level_from_verbosity
 
+if TYPE_CHECKING:
+    from vocalis.commands import CommandEntry
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class PluginCommandGroup(click.Group):
+    """The top-level group: built-in commands plus those plugins register.
+
+    Plugins are loaded only when a name is not built in or when ``--help``
+    lists every command, so built-in commands start as fast as before.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plugin_commands: dict[str, CommandEntry] | None = None
+
+    def plugin_commands(self) -> dict[str, CommandEntry]:
+        """Commands from installed plugins, collected once."""
+        if self._plugin_commands is None:
+            from vocalis.commands import collect_commands
+            from vocalis.plugins import make_plugin_manager
+
+            self._plugin_commands = collect_commands(make_plugin_manager(), builtin=self.commands)
+        return self._plugin_commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.plugin_commands()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self.commands.get(cmd_name)
+        if command is None and (entry := self.plugin_commands().get(cmd_name)) is not None:
+            command = entry.command
+        return command
+
+
+@click.group(
+    cls=PluginCommandGroup, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(__version__, prog_name="vocalis")
 @click.option(
     "--log-level",

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import click
 
+from vocalis.commands import CommandEntry, collect_commands
 from vocalis.plugins import PluginRecord, make_plugin_manager
 
 COLUMNS = ("kind", "name", "plugin", "distribution", "version", "status", "error")
 
 
-def plugin_rows(records: list[PluginRecord]) -> list[dict[str, Any]]:
-    """One row per registered provider, plus one per failure.
+def plugin_rows(
+    records: list[PluginRecord], commands: Iterable[CommandEntry] = ()
+) -> list[dict[str, Any]]:
+    """One row per registered provider and command, plus one per failure.
 
     A plugin that failed before registering anything gets a single row with
     ``kind`` and ``name`` null; a hook that raised gets a row with its kind.
+    Commands get the kind ``command``.
     """
     rows: list[dict[str, Any]] = []
+    commands_of: dict[str, list[str]] = {}
+    for command in commands:
+        commands_of.setdefault(command.origin.plugin, []).append(command.name)
     for record in records:
         base = {
             "plugin": record.name,
@@ -29,6 +37,8 @@ def plugin_rows(records: list[PluginRecord]) -> list[dict[str, Any]]:
             rows.append(
                 {"kind": entry.kind.value, "name": entry.name, **base, "status": "ok", "error": None}
             )
+        for name in commands_of.get(record.name, []):
+            rows.append({"kind": "command", "name": name, **base, "status": "ok", "error": None})
         failed_kinds = {kind.value for kind in record.kinds_failed}
         for kind in sorted(failed_kinds):
             messages = [m for m in record.errors if m.startswith(f"vocalis_register_{kind} ")]
@@ -38,7 +48,8 @@ def plugin_rows(records: list[PluginRecord]) -> list[dict[str, Any]]:
         other_errors = [
             m for m in record.errors if not any(m.startswith(f"vocalis_register_{k} ") for k in failed_kinds)
         ]
-        if other_errors or (not record.providers and not failed_kinds):
+        registered = record.providers or commands_of.get(record.name)
+        if other_errors or (not registered and not failed_kinds):
             rows.append(
                 {
                     "kind": None,
@@ -69,9 +80,12 @@ def render_table(rows: list[dict[str, Any]]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 @click.pass_obj
 def plugins_command(settings: Any, as_json: bool) -> None:
-    """List installed plugins and the providers they register."""
+    """List installed plugins and the providers and commands they register."""
     pm = make_plugin_manager(settings)
-    rows = plugin_rows(list(pm.records.values()))
+    root = click.get_current_context().find_root().command
+    builtin = root.commands if isinstance(root, click.Group) else {}
+    commands = collect_commands(pm, builtin=builtin)
+    rows = plugin_rows(list(pm.records.values()), commands.values())
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:

@@ -21,7 +21,7 @@ from vocalis_llamacpp import engine as engine_module
 
 pytestmark = pytest.mark.slow
 
-TOOLS_TEMPLATE = Path(__file__).with_name("chatml_tools.jinja")
+TOOLS_TEMPLATE = Path(__file__).parents[2] / "data" / "chatml_tools.jinja"
 LONG_PROMPT = "Count from one to fifty in words."
 
 

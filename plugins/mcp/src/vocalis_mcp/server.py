@@ -79,6 +79,13 @@ class MCPTool:
         return await self.source.call_tool(self.name, _parse_arguments(arguments))
 
 
+def _innermost(exc: BaseException) -> BaseException:
+    """The first real error inside anyio's task-group wrappers."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 def _parse_arguments(arguments: str | Mapping[str, Any] | None) -> dict[str, Any]:
     if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
         return {}
@@ -181,7 +188,8 @@ class MCPServer(ToolSource):
             await self._stop_runner()
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            message = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+            root = _innermost(exc)
+            message = "timed out" if isinstance(root, TimeoutError) else f"{type(root).__name__}: {root}"
             raise self.error(f"could not start MCP server {self.server_name}: {message}") from exc
         self._tools = [
             MCPTool(t.name, t.description or "", dict(t.input_schema or {"type": "object"}), self)
