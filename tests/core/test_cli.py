@@ -101,3 +101,17 @@ def test_settings_that_name_missing_things_are_warned_about(monkeypatch) -> None
 def test_bad_log_level_is_refused() -> None:
     result = CliRunner().invoke(cli, ["--log-level", "bogus", "plugins"])
     assert result.exit_code == 2
+
+
+def test_load_object_from_a_file_path(tmp_path, monkeypatch) -> None:
+    from vocalis.cli.run_cmd import load_object
+
+    (tmp_path / "my_agent.py").write_text("def make():\n    return 42\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_object("my_agent.py:make")() == 42
+    assert load_object(f"{tmp_path / 'my_agent.py'}:make")() == 42
+    import click
+    import pytest
+
+    with pytest.raises(click.BadParameter, match="cannot import"):
+        load_object("missing.py:make")

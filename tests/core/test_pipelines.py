@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import types
 
 import pytest
@@ -238,5 +240,22 @@ def test_realtime_say_and_reply() -> None:
         rt = model.sessions[0]
         assert "Hello there." in rt.response_requests[0] and rt.response_requests[1] == "Offer help."
         assert conv.agent_turns() == ["Hello there.", "Sure."]
+
+    run_virtual(main())
+
+
+def test_realtime_error_events_are_reported_and_the_session_goes_on() -> None:
+    from vocalis.providers.base import ProviderError
+    from vocalis.providers.realtime import RealtimeEvent, RealtimeEventType
+
+    async def main() -> None:
+        model = FakeRealtimeModel([RealtimeTurn(reply="Still here.")])
+        async with Conversation(Agent("x"), RealTimePipeline(model)) as conv:
+            failure = ProviderError("rate limited", provider="realtime:fake")
+            model.sessions[0].send(RealtimeEvent(RealtimeEventType.ERROR, text="rate limited", error=failure))
+            await asyncio.sleep(0)
+            await (await conv.session.say("Still here."))
+        assert [(e["source"], e["message"]) for e in conv.errors()] == [("realtime:fake", "rate limited")]
+        assert conv.agent_turns() == ["Still here."]
 
     run_virtual(main())

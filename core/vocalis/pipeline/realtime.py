@@ -147,6 +147,8 @@ class RealTimePipeline(Pipeline):
             self._response.tool_calls.extend(event.tool_calls)
         elif kind is RealtimeEventType.RESPONSE_DONE:
             self._end_response()
+        elif kind is RealtimeEventType.ERROR:
+            session.report_error(self.model.label, event.error or event.text or "unknown error")
 
     def _end_response(self) -> None:
         response, self._response = self._response, None

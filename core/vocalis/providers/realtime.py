@@ -27,6 +27,7 @@ class RealtimeEventType(StrEnum):
     OUTPUT_TRANSCRIPT = "output_transcript"
     FUNCTION_CALL = "function_call"
     RESPONSE_DONE = "response_done"
+    ERROR = "error"
 
 
 @dataclass(slots=True)
@@ -41,6 +42,9 @@ class RealtimeEvent:
         tool_calls: Calls for ``FUNCTION_CALL`` events.
         response_id: The response an output event belongs to.
         interrupted: On ``RESPONSE_DONE``, whether it was cut short.
+        error: On ``ERROR``: a non-fatal failure the model reported (the
+            session reports it and keeps going; a fatal one ends the stream
+            with an exception instead).
     """
 
     type: RealtimeEventType
@@ -50,6 +54,7 @@ class RealtimeEvent:
     tool_calls: list[ToolCallRequest] = field(default_factory=list)
     response_id: str = ""
     interrupted: bool = False
+    error: BaseException | None = None
 
 
 class RealtimeSession(ProviderStream[RealtimeEvent]):

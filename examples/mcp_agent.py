@@ -1,0 +1,32 @@
+"""A voice agent whose LLM calls a tool from a stdio MCP server.
+
+Any OpenAI-compatible server works as the LLM; point Vocalis at it::
+
+    export VOCALIS_LLM=openai
+    export VOCALIS_LLM_OPENAI_BASE_URL=http://127.0.0.1:8080/v1   # or leave unset for OpenAI
+    export VOCALIS_LLM_OPENAI_MODEL=your-model
+    export VOCALIS_LLM_OPENAI_API_KEY=...                         # if the server needs one
+    vocalis talk --agent examples/mcp_agent.py:make_agent --input examples/what_time_tokyo.wav
+
+Speech recognition, turn detection and the voice stay offline (the default
+stack); only the LLM is remote.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from vocalis import Agent
+from vocalis_mcp import MCPServerStdio
+
+SERVER = Path(__file__).with_name("mcp_time_server.py")
+
+
+def make_agent() -> Agent:
+    """The agent: short spoken answers, tools from the time server."""
+    return Agent(
+        "You are a voice assistant. Answer in one short spoken sentence, without "
+        "markdown. Use the get_local_time tool for any question about the time.",
+        mcp_servers=[MCPServerStdio(sys.executable, [str(SERVER)], session_timeout=10.0)],
+    )

@@ -1,0 +1,26 @@
+"""OpenAI and OpenAI-compatible servers as Vocalis providers.
+
+Modules load on first use so that ``vocalis plugins`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "OpenAILLM": "vocalis_openai.llm",
+    "OpenAISTT": "vocalis_openai.stt",
+    "OpenAITTS": "vocalis_openai.tts",
+    "OpenAIRealtime": "vocalis_openai.realtime",
+    "OpenAISettings": "vocalis_openai.client",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vocalis_openai' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

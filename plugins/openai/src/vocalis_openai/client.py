@@ -1,0 +1,172 @@
+"""What every OpenAI provider shares: connection settings, the client, error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import openai
+from pydantic import Field, SecretStr
+from vocalis.providers.base import Provider, ProviderError
+from vocalis.settings import ProviderSettings
+
+# Status codes worth trying again later or on another provider; anything else
+# (400, 401, 403, 404, 422) will fail the same way on a retry.
+_RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+class OpenAISettings(ProviderSettings):
+    """Connection settings shared by the OpenAI providers.
+
+    Each provider's ``Settings`` subclasses this with its own env prefix
+    (``VOCALIS_LLM_OPENAI_``, ``VOCALIS_STT_OPENAI_``, ...).
+
+    Attributes:
+        api_key: The API key; falls back to ``OPENAI_API_KEY``. Local
+            OpenAI-compatible servers that need none accept any value.
+        base_url: The API root, e.g. ``http://127.0.0.1:8080/v1`` for a
+            llama.cpp server; falls back to ``OPENAI_BASE_URL``, then OpenAI.
+        organization: Optional organization id.
+        project: Optional project id.
+        timeout: Seconds before a request (or a pause inside a stream) fails.
+        max_retries: Retries the SDK makes for connection errors, 408, 409,
+            429 and 5xx before the provider reports the error.
+        headers: Extra HTTP headers sent with every request (e.g. for
+            OpenRouter's ranking headers or a gateway's routing key).
+    """
+
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    organization: str | None = None
+    project: str | None = None
+    timeout: float = Field(30.0, gt=0)
+    max_retries: int = Field(1, ge=0, le=10)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class OpenAIClientMixin:
+    """Gives a provider its SDK client: made on first use, one per event loop.
+
+    The SDK's connection pool belongs to the loop that opened it, so a
+    provider reused under another loop (``asyncio.run`` per call) gets a
+    new client. Mix in before the provider base class.
+    """
+
+    settings: OpenAISettings
+    _client: openai.AsyncOpenAI | None = None
+    _client_loop: asyncio.AbstractEventLoop | None = None
+
+    def _client_options(self) -> dict[str, Any]:
+        """Extra keyword arguments for :func:`make_client`."""
+        return {}
+
+    @property
+    def client(self) -> openai.AsyncOpenAI:
+        """The SDK client for the running event loop."""
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if self._client is None or (loop is not None and self._client_loop not in (None, loop)):
+            self._client = make_client(self.settings, **self._client_options())
+            self._client_loop = loop
+        elif self._client_loop is None:
+            self._client_loop = loop
+        return self._client
+
+    async def prewarm(self) -> None:
+        """Connect and check the key now, so the first request skips the handshakes."""
+        await check_server(self, self.client)  # type: ignore[arg-type]
+
+    async def aclose(self) -> None:
+        """Close the HTTP client. Idempotent."""
+        client, self._client = self._client, None
+        loop, self._client_loop = self._client_loop, None
+        if client is not None and loop in (None, asyncio.get_running_loop()):
+            await client.close()
+
+
+def resolve_api_key(settings: OpenAISettings) -> str:
+    """The key to send: the setting, ``OPENAI_API_KEY``, or a placeholder.
+
+    Local servers (llama.cpp, vLLM, Ollama) usually need no key, and the SDK
+    refuses to start without one, so a placeholder stands in.
+    """
+    if settings.api_key is not None:
+        return settings.api_key.get_secret_value()
+    return os.environ.get("OPENAI_API_KEY") or "no-key"
+
+
+def make_client(settings: OpenAISettings, **kwargs: Any) -> openai.AsyncOpenAI:
+    """Build an async client from the provider's settings."""
+    return openai.AsyncOpenAI(
+        api_key=resolve_api_key(settings),
+        base_url=settings.base_url or os.environ.get("OPENAI_BASE_URL") or None,
+        organization=settings.organization,
+        project=settings.project,
+        timeout=settings.timeout,
+        max_retries=settings.max_retries,
+        default_headers=settings.headers or None,
+        **kwargs,
+    )
+
+
+async def check_server(provider: Provider, client: openai.AsyncOpenAI) -> None:
+    """Open a connection to the server and check the key, ahead of the first turn.
+
+    Lists the models (``GET /models``), which also leaves a warm connection in
+    the pool, so the first real request skips the TCP and TLS handshakes. A
+    server without that endpoint is fine; only an unreachable server or a
+    refused key is an error.
+
+    Raises:
+        ProviderError: Unreachable (recoverable) or the key is refused (not).
+    """
+    try:
+        await client.with_options(timeout=min(client.timeout.read or 5.0, 5.0), max_retries=0).models.list()
+    except openai.APIStatusError as exc:
+        if exc.status_code in (401, 403):
+            raise provider_error(provider, exc) from exc
+    except Exception as exc:
+        raise provider_error(provider, exc) from exc
+
+
+def provider_error(provider: Provider, exc: BaseException) -> ProviderError:
+    """Turn an SDK exception into a :class:`ProviderError` naming the provider.
+
+    Rate limits, timeouts, dropped connections and server errors are
+    recoverable (a retry or a fallback may succeed); bad requests, bad keys
+    and unknown models are not.
+    """
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, openai.APITimeoutError):
+        return provider.error("request timed out", recoverable=True)
+    if isinstance(exc, openai.APIConnectionError):
+        return provider.error(f"connection failed: {exc}", recoverable=True)
+    if isinstance(exc, openai.APIStatusError):
+        detail = _status_detail(exc)
+        recoverable = exc.status_code in _RETRYABLE_STATUS or exc.status_code >= 500
+        return provider.error(f"HTTP {exc.status_code}: {detail}", recoverable=recoverable)
+    if isinstance(exc, openai.OpenAIError):
+        return provider.error(f"{type(exc).__name__}: {exc}", recoverable=True)
+    # Errors while reading a streamed body come from the HTTP library, not the
+    # SDK; match them by class name so both httpx and httpx2 are covered.
+    bases = {cls.__name__ for cls in type(exc).__mro__}
+    if "TimeoutException" in bases:
+        return provider.error("timed out in the middle of a response", recoverable=True)
+    if "TransportError" in bases:
+        return provider.error(f"connection lost in the middle of a response: {exc}", recoverable=True)
+    return provider.error(f"{type(exc).__name__}: {exc}", recoverable=True)
+
+
+def _status_detail(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+    return exc.message
