@@ -59,6 +59,7 @@ class ChatServer:
         self.default = default or Reply(text="Hello there.")
         self.script: list[Reply] = []
         self.requests: list[Recorded] = []
+        self.model_lists: list[Recorded] = []
         self.disconnects = 0
         self.base_url = ""
         self._runner: web.AppRunner | None = None
@@ -66,6 +67,7 @@ class ChatServer:
     async def __aenter__(self) -> ChatServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
+        app.router.add_get("/v1/models", self._models)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -77,6 +79,13 @@ class ChatServer:
     async def __aexit__(self, *exc: object) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _models(self, request: web.Request) -> web.Response:
+        self.model_lists.append(Recorded(dict(request.headers), {}))
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return _error(401, "Incorrect API key provided.", "invalid_api_key")
+        model = {"id": "test-model", "object": "model", "created": 0, "owned_by": "test"}
+        return web.json_response({"object": "list", "data": [model]})
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()

@@ -216,3 +216,41 @@ def test_openai_itself_gets_max_completion_tokens(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     llm = OpenAILLM(api_key="k", max_tokens=5, _env_file=None)
     assert "max_completion_tokens" in llm._request([{"role": "user", "content": "x"}], (), None)
+
+
+async def test_prewarm_connects_and_checks_the_key(server: ChatServer) -> None:
+    llm = _llm(server)
+    await llm.prewarm()
+    assert len(server.model_lists) == 1 and not server.requests
+    assert server.model_lists[0].headers["Authorization"] == f"Bearer {KEY}"
+    await llm.aclose()
+    bad = OpenAILLM(base_url=server.base_url, api_key="wrong", _env_file=None)
+    with pytest.raises(ProviderError, match="HTTP 401") as info:
+        await bad.prewarm()
+    await bad.aclose()
+    assert not info.value.recoverable
+
+
+async def test_prewarm_accepts_a_server_without_a_models_endpoint() -> None:
+    from aiohttp import web
+
+    app = web.Application()  # answers 404 to everything
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    llm = OpenAILLM(base_url=f"http://127.0.0.1:{port}/v1", _env_file=None)
+    try:
+        await llm.prewarm()
+    finally:
+        await llm.aclose()
+        await runner.cleanup()
+
+
+async def test_prewarm_of_an_unreachable_server_names_the_url() -> None:
+    llm = OpenAILLM(base_url="http://127.0.0.1:9/v1", _env_file=None)
+    with pytest.raises(ProviderError, match="127.0.0.1:9") as info:
+        await llm.prewarm()
+    await llm.aclose()
+    assert info.value.recoverable

@@ -74,6 +74,7 @@ async def test_spoken_question_needs_an_mcp_tool(tmp_path: Path) -> None:
     tool = next(t for t in asked[0]["tools"] if t["function"]["name"] == "get_local_time")
     assert tool["function"]["parameters"]["required"] == ["city"]
     assert server.requests[0].headers["Authorization"] == "Bearer local-key"
+    assert len(server.model_lists) == 1  # prewarm connected at session start
     assert all(r.body["model"] == "local-model" for r in server.requests)
 
     # Hop 2: the MCP server ran the tool and its real output went back to the LLM.

@@ -124,7 +124,8 @@ async def check_server(provider: Provider, client: openai.AsyncOpenAI) -> None:
         ProviderError: Unreachable (recoverable) or the key is refused (not).
     """
     try:
-        await client.with_options(timeout=min(client.timeout.read or 5.0, 5.0), max_retries=0).models.list()
+        seconds = min(getattr(provider.settings, "timeout", 5.0), 5.0)
+        await client.with_options(timeout=seconds, max_retries=0).models.list()
     except openai.APIStatusError as exc:
         if exc.status_code in (401, 403):
             raise provider_error(provider, exc) from exc
@@ -144,7 +145,11 @@ def provider_error(provider: Provider, exc: BaseException) -> ProviderError:
     if isinstance(exc, openai.APITimeoutError):
         return provider.error("request timed out", recoverable=True)
     if isinstance(exc, openai.APIConnectionError):
-        return provider.error(f"connection failed: {exc}", recoverable=True)
+        try:
+            url = f" to {exc.request.url}"
+        except (AttributeError, RuntimeError):
+            url = ""
+        return provider.error(f"connection failed{url}: {exc}", recoverable=True)
     if isinstance(exc, openai.APIStatusError):
         detail = _status_detail(exc)
         recoverable = exc.status_code in _RETRYABLE_STATUS or exc.status_code >= 500
