@@ -126,7 +126,7 @@ class _Fallback(Generic[P]):
             except (asyncio.CancelledError, GeneratorExit):
                 raise
             except Exception as exc:
-                errors.append(f"{provider.label}: {exc or type(exc).__name__}")
+                errors.append(_describe(provider, exc))
                 self._mark_down(provider, exc)
                 continue
             # Output has started: from here a failure is raised, never retried elsewhere.
@@ -253,7 +253,12 @@ class FallbackSTT(_FallbackProvider, STT):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                errors.append(f"{provider.label}: {exc or type(exc).__name__}")
+                errors.append(_describe(provider, exc))
                 self.fallback._mark_down(provider, exc)
         raise ProviderError("every STT failed: " + "; ".join(errors), provider=self.label)
 
+
+def _describe(provider: Provider, exc: BaseException) -> str:
+    """``"<label>: <message>"``, without repeating a label the error already has."""
+    text = str(exc) or type(exc).__name__
+    return text if text.startswith(f"{provider.label}: ") else f"{provider.label}: {text}"

@@ -196,11 +196,20 @@ async def test_closing_midway_closes_the_response(server: ChatServer) -> None:
 
 async def test_empty_context_is_refused_without_a_request(server: ChatServer) -> None:
     llm = _llm(server)
-    ctx = ChatContext()
-    ctx.add_message(ChatRole.SYSTEM, "Only instructions.")
     with pytest.raises(ProviderError, match="empty") as info:
-        await _collect(llm, ctx)
+        await _collect(llm, ChatContext())
     assert not info.value.recoverable and not server.requests
+
+
+async def test_instructions_alone_are_enough_to_speak_first(server: ChatServer) -> None:
+    # An agent that greets the user first has only instructions so far.
+    server.script.append(Reply(text="Hi, how can I help?"))
+    llm = _llm(server)
+    ctx = ChatContext()
+    ctx.add_message(ChatRole.SYSTEM, "Greet the user.")
+    assert "".join(c.text for c in await _collect(llm, ctx)) == "Hi, how can I help?"
+    await llm.aclose()
+    assert server.requests[0].body["messages"] == [{"role": "system", "content": "Greet the user."}]
 
 
 def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

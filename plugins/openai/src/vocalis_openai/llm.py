@@ -78,7 +78,7 @@ class OpenAILLM(OpenAIClientMixin, LLM):
     ) -> AsyncIterator[ChatChunk]:
         """Stream a completion; tool calls arrive whole, on the last chunk."""
         messages = chat_ctx.to_openai(developer_role=self.settings.developer_role)
-        if not any(m["role"] in ("user", "assistant", "tool") for m in messages):
+        if not messages:
             raise self.error("the chat context is empty: nothing to answer", recoverable=False)
         request = self._request(messages, tools, tool_choice)
         try:
