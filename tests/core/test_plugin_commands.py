@@ -100,3 +100,12 @@ def test_plugins_lists_commands(dists, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = json.loads(CliRunner().invoke(cli, ["plugins", "--json"]).output)
     (row,) = [r for r in rows if r["plugin"] == "greeter"]
     assert (row["kind"], row["name"], row["status"]) == ("command", "greet", "ok")
+
+
+def test_each_invocation_sees_the_plugins_installed_now(dists, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOCALIS_DISABLE_PLUGIN_AUTOLOAD", "1")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["greet", "x"]).exit_code == 2
+    monkeypatch.delenv("VOCALIS_DISABLE_PLUGIN_AUTOLOAD")
+    _use(monkeypatch, dists.install("vocalis-greeter", GREET_PLUGIN))
+    assert runner.invoke(cli, ["greet", "x"]).output == "hello x\n"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,28 +21,27 @@ class PluginCommandGroup(click.Group):
     """The top-level group: built-in commands plus those plugins register.
 
     Plugins are loaded only when a name is not built in or when ``--help``
-    lists every command, so built-in commands start as fast as before.
+    lists every command, so built-in commands start as fast as before. The
+    collected commands live in the invocation's context, not on the group,
+    so each invocation sees the plugins installed at that time.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._plugin_commands: dict[str, CommandEntry] | None = None
-
-    def plugin_commands(self) -> dict[str, CommandEntry]:
-        """Commands from installed plugins, collected once."""
-        if self._plugin_commands is None:
+    def plugin_commands(self, ctx: click.Context) -> dict[str, CommandEntry]:
+        """Commands from installed plugins, collected once per invocation."""
+        key = "vocalis.plugin_commands"
+        if key not in ctx.meta:
             from vocalis.commands import collect_commands
             from vocalis.plugins import make_plugin_manager
 
-            self._plugin_commands = collect_commands(make_plugin_manager(), builtin=self.commands)
-        return self._plugin_commands
+            ctx.meta[key] = collect_commands(make_plugin_manager(), builtin=self.commands)
+        return ctx.meta[key]  # type: ignore[no-any-return]
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*self.commands, *self.plugin_commands()})
+        return sorted({*self.commands, *self.plugin_commands(ctx)})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = self.commands.get(cmd_name)
-        if command is None and (entry := self.plugin_commands().get(cmd_name)) is not None:
+        if command is None and (entry := self.plugin_commands(ctx).get(cmd_name)) is not None:
             command = entry.command
         return command
 
