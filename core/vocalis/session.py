@@ -82,6 +82,7 @@ class AgentSession(EventEmitter):
         if wake_up is not None and wake_up <= 0:
             raise ValueError("wake_up must be a positive number of seconds")
         self.id = session_id or f"session_{next(_session_ids)}"
+        self.close_reason = ""
         self.agent = agent
         self.pipeline = pipeline
         self.conversation_flow = conversation_flow
@@ -239,14 +240,19 @@ class AgentSession(EventEmitter):
         """Leave the conversation (closes the session)."""
         await self.close()
 
-    async def close(self) -> None:
+    async def close(self, *, reason: str = "closed") -> None:
         """Stop everything and release resources. Safe to call many times.
 
         Runs ``agent.on_exit()``, pipeline and flow cleanup, agent cleanup
         and transport close once each; a failure in one does not skip the
         others.
+
+        Args:
+            reason: Why, for the ``close`` event and the transport (e.g.
+                ``"idle"``, ``"shutdown"``, ``"hangup"``); the first call's wins.
         """
         if self._close_task is None:
+            self.close_reason = reason
             self._close_task = asyncio.get_running_loop().create_task(self._close())
         await asyncio.shield(self._close_task)
 
@@ -277,7 +283,7 @@ class AgentSession(EventEmitter):
             if self.transport is not None:
                 await self._guarded(self.transport.aclose(), self.transport.label)
             summary = self.recorder.close()
-            self.emit("close", {"session_id": self.id, "summary": summary})
+            self.emit("close", {"session_id": self.id, "summary": summary, "reason": self.close_reason})
             await self.aclose_handlers()
             logger.info("session closed")
 

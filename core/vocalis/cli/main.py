@@ -10,6 +10,7 @@ from vocalis import __version__
 from vocalis.cli.plugins_cmd import plugins_command
 from vocalis.cli.report_cmd import report_command
 from vocalis.cli.run_cmd import run_command
+from vocalis.cli.serve_cmd import serve_command
 from vocalis.cli.talk_cmd import talk_command
 from vocalis.log import configure_logging, level_from_verbosity
 
@@ -71,6 +72,7 @@ def cli(ctx: click.Context, log_level: str | None, verbose: int) -> None:
 cli.add_command(plugins_command)
 cli.add_command(report_command)
 cli.add_command(run_command)
+cli.add_command(serve_command)
 cli.add_command(talk_command)
 
 

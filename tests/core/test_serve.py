@@ -1,0 +1,184 @@
+"""SessionServer (admission, isolation, idle timeout, drain) and the HTTP
+security layer of ``vocalis serve``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+import pytest
+from aiohttp import ClientSession, web
+
+from vocalis import Agent, CascadingPipeline
+from vocalis.serve.http import Routes, build_app, serve
+from vocalis.serve.server import AdmissionError, ServeOptions, SessionServer
+from vocalis.testing import FakeLLM, FakeSTT, FakeTransport, FakeTTS, FakeVAD, run_virtual
+
+
+def echo_llm() -> FakeLLM:
+    # Answers from the session's own context, so crossed sessions would show.
+    return FakeLLM([lambda ctx, tools: f"You said {ctx.last_message('user').content}."] * 10)
+
+
+def make_server(**options: Any) -> SessionServer:
+    return SessionServer(
+        lambda: Agent("Be brief."),
+        lambda: CascadingPipeline(stt=FakeSTT([]), llm=echo_llm(), tts=FakeTTS(), vad=FakeVAD(), turn_detector=None),
+        ServeOptions(**options),
+    )
+
+
+def test_sessions_are_isolated_and_limited() -> None:
+    async def main() -> None:
+        server = make_server(max_sessions=3)
+        transports = [FakeTransport() for _ in range(3)]
+        sessions = [await server.open_session(t) for t in transports]
+        with pytest.raises(AdmissionError) as info:
+            await server.open_session(FakeTransport())
+        assert info.value.status == 503 and "full" in str(info.value)
+        await asyncio.gather(*(s.send_text(f"number {n}") for n, s in enumerate(sessions)))
+        await asyncio.sleep(5)
+        for n, session in enumerate(sessions):
+            assert session.agent.chat_context.last_message("assistant").content == f"You said number {n}."
+        assert len({id(s.agent) for s in sessions}) == 3 and len({id(s.pipeline) for s in sessions}) == 3
+        await sessions[0].close()
+        assert len(server.sessions) == 2
+        await server.open_session(FakeTransport())  # the place is free again
+        await server.aclose()
+        assert server.sessions == {} and all(t.closed == 1 for t in transports)
+
+    run_virtual(main())
+
+
+def test_idle_sessions_are_closed_and_activity_keeps_them() -> None:
+    async def main() -> None:
+        server = make_server(idle_timeout=10.0)
+        idle = await server.open_session(FakeTransport())
+        busy = await server.open_session(FakeTransport())
+        reasons: list[str] = []
+        idle.on("close", lambda e: reasons.append(e["reason"]))
+        for _ in range(4):
+            await asyncio.sleep(4)
+            await busy.send_text("still here")
+        assert idle.closed and reasons == ["idle"]
+        assert not busy.closed and list(server.sessions) == [busy]
+        await server.aclose()
+        assert busy.closed
+
+    run_virtual(main())
+
+
+def test_drain_lets_sessions_finish_then_closes_the_rest() -> None:
+    async def main() -> None:
+        server = make_server(drain_timeout=5.0)
+        finishing = await server.open_session(FakeTransport())
+        lingering = await server.open_session(FakeTransport())
+        reasons: dict[str, str] = {}
+        for s in (finishing, lingering):
+            s.on("close", lambda e: reasons.__setitem__(e["session_id"], e["reason"]))
+        loop = asyncio.get_running_loop()
+        loop.call_later(1.0, lambda: loop.create_task(finishing.close(reason="hangup")))
+        started = loop.time()
+        await server.drain()
+        assert 4.9 < loop.time() - started < 6.0
+        assert reasons == {finishing.id: "hangup", lingering.id: "shutdown"}
+        with pytest.raises(AdmissionError, match="shutting down"):
+            await server.open_session(FakeTransport())
+
+    run_virtual(main())
+
+
+def test_a_failing_agent_factory_frees_its_place() -> None:
+    async def main() -> None:
+        def broken() -> Agent:
+            raise RuntimeError("no agent today")
+
+        server = SessionServer(broken, lambda: CascadingPipeline(stt=FakeSTT([]), llm=echo_llm(), tts=FakeTTS()),
+                               ServeOptions(max_sessions=1))
+        for _ in range(2):
+            with pytest.raises(RuntimeError, match="no agent today"):
+                await server.open_session(FakeTransport())
+        assert server.sessions == {} and server._pending == 0
+
+    run_virtual(main())
+
+
+class EchoEndpoint:
+    """A serving 'transport' for the HTTP tests: one private and one public route."""
+
+    name: ClassVar[str] = "echo"
+
+    @classmethod
+    def add_routes(cls, routes: Routes, server: SessionServer) -> None:
+        async def private(request: web.Request) -> web.Response:
+            return web.json_response({"ok": True, "body": len(await request.read())})
+
+        async def public(request: web.Request) -> web.Response:
+            return web.json_response({"public": True})
+
+        routes.post("/private", private)
+        routes.get("/public", public, public=True)
+
+
+@pytest.fixture
+async def http() -> Any:
+    server = make_server(token="secret", allowed_origins=("https://app.example",), max_message_bytes=1000)
+    runner = web.AppRunner(build_app(server, [EchoEndpoint]), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    async with ClientSession() as client:
+        yield client, f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+    await server.aclose()
+
+
+async def test_the_token_is_required_wherever_it_is_carried(http: Any) -> None:
+    client, base = http
+    for kwargs in ({}, {"params": {"token": "wrong"}}, {"headers": {"Authorization": "Bearer nope"}}):
+        async with client.post(f"{base}/private", **kwargs) as response:
+            assert response.status == 401
+    for kwargs in (
+        {"params": {"token": "secret"}},
+        {"headers": {"Authorization": "Bearer secret"}},
+        {"cookies": {"vocalis_token": "secret"}},
+    ):
+        async with client.post(f"{base}/private", **kwargs) as response:
+            assert response.status == 200, kwargs
+    async with client.get(f"{base}/public") as response:
+        assert response.status == 200
+    async with client.get(f"{base}/healthz") as response:
+        assert await response.json() == {"sessions": 0, "max_sessions": 20, "accepting": True}
+
+
+async def test_foreign_origins_are_refused(http: Any) -> None:
+    client, base = http
+    ok = {"token": "secret"}
+    for origin, status in ((base, 200), ("https://app.example", 200), ("https://evil.example", 403)):
+        async with client.post(f"{base}/private", params=ok, headers={"Origin": origin}) as response:
+            assert response.status == status, origin
+    async with client.get(f"{base}/public", headers={"Origin": "https://evil.example"}) as response:
+        assert response.status == 403  # public routes are still same-origin
+
+
+async def test_bodies_over_the_limit_are_refused(http: Any) -> None:
+    client, base = http
+    async with client.post(f"{base}/private", params={"token": "secret"}, data=b"x" * 5000) as response:
+        assert response.status == 413
+
+
+async def test_serve_prints_the_url_and_stops_cleanly() -> None:
+    server = make_server(port=0, token="tok")
+    stop = asyncio.Event()
+    urls: list[str] = []
+
+    def ready(url: str) -> None:
+        urls.append(url)
+        stop.set()
+
+    before = asyncio.all_tasks()
+    await asyncio.wait_for(serve(server, [EchoEndpoint], ready=ready, stop=stop), 10)
+    assert urls and urls[0].startswith("http://127.0.0.1:") and urls[0].endswith("/?token=tok")
+    assert not server.accepting
+    assert asyncio.all_tasks() <= before | {asyncio.current_task()}
