@@ -93,9 +93,9 @@ class AudioOutput:
         self._pushed += frame.duration
         if self._paused_at is not None:
             return
-        self._send(frame, now)
+        self._timeline_deliver(frame, now)
 
-    def _send(self, frame: AudioFrame, now: float) -> None:
+    def _timeline_deliver(self, frame: AudioFrame, now: float) -> None:
         self._play_end = max(self._play_end, now) + frame.duration
         self._delivered += frame.duration
         self.frames_out += 1
@@ -133,7 +133,7 @@ class AudioOutput:
         for frame in self._frames:
             end = offset + frame.duration
             if end > position + 1e-9:
-                self._send(frame if offset >= position else frame.slice_from(position - offset), now)
+                self._timeline_deliver(frame if offset >= position else frame.slice_from(position - offset), now)
             offset = end
         self._delivered = self._pushed
         if self._flushed:

@@ -1,0 +1,174 @@
+"""Raw PCM over a WebSocket, for custom clients (``/ws``).
+
+Binary messages carry 16-bit little-endian mono PCM at the rate the client
+chose with ``?sample_rate=`` (8000..48000, 16000 by default), both ways.
+Text messages are JSON objects with a ``type``: the server sends
+``{"type": "ready", "session_id", "sample_rate"}`` first, then every
+session event as ``{"type": <event>, ...payload}``, ``{"type": "clear"}``
+when the user barges in (drop the agent audio not played yet) and
+``{"type": "close", "reason"}`` before it closes the socket. The client may
+send ``{"type": "text", "text": "..."}`` (a typed user turn) and
+``{"type": "end"}`` (hang up). Malformed messages give an ``error`` event;
+they never end the session.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from loguru import logger
+from vocalis.providers.transport import AudioSink
+from vocalis.serve.server import AdmissionError
+from vocalis.settings import ProviderSettings, provider_settings_config
+
+from vocalis_websocket.audio_out import ChunkedAudioOutput
+from vocalis_websocket.base import CLOSE_TRY_AGAIN_LATER, SocketTransport, new_socket, refuse
+from vocalis_websocket.outbox import dumps, jsonable
+
+if TYPE_CHECKING:
+    from aiohttp import web
+    from vocalis.serve.http import Routes
+    from vocalis.serve.server import SessionServer
+    from vocalis.session import AgentSession
+
+MIN_RATE = 8000
+MAX_RATE = 48000
+ERROR_SOURCE = "websocket"
+
+
+class PCMAudioOutput(ChunkedAudioOutput):
+    """Agent audio as binary PCM messages; ``{"type": "clear"}`` on barge-in."""
+
+    def __init__(self, transport: PCMWebSocketTransport, sample_rate: int, chunk_seconds: float) -> None:
+        super().__init__(sample_rate, chunk_seconds)
+        self._transport = transport
+
+    def send_chunk(self, pcm: bytes) -> None:
+        self._transport.put(pcm, audio=True)
+
+    def send_clear(self) -> None:
+        t = self._transport
+        if t.outbox is not None:
+            t.outbox.drop_audio()
+        t.put(dumps({"type": "clear"}))
+
+
+class PCMWebSocketTransport(SocketTransport):
+    """One raw-PCM WebSocket client.
+
+    Settings (``VOCALIS_TRANSPORT_WEBSOCKET_*``): ``path`` of the endpoint,
+    ``default_sample_rate`` (when the client names none), ``chunk_ms``
+    (agent audio per binary message), ``heartbeat`` (seconds between
+    WebSocket pings; None disables them), ``close_timeout``.
+
+    Args:
+        ws: The accepted socket.
+        sample_rate: The client's PCM rate, both directions.
+    """
+
+    name: ClassVar[str] = "websocket"
+
+    class Settings(ProviderSettings):
+        model_config = provider_settings_config("transport", "websocket")
+        path: str = "/ws"
+        default_sample_rate: int = 16000
+        chunk_ms: int = 20
+        heartbeat: float | None = 30.0
+        close_timeout: float = 2.0
+
+    def __init__(
+        self, ws: web.WebSocketResponse | None = None, *, sample_rate: int | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(ws, **kwargs)
+        settings: Any = self.settings
+        self.sample_rate = sample_rate or settings.default_sample_rate
+        self.audio_output: PCMAudioOutput = PCMAudioOutput(self, self.sample_rate, settings.chunk_ms / 1000)
+
+    async def start(self, sink: AudioSink) -> None:
+        await super().start(sink)
+        session_id = getattr(sink, "id", None)
+        self.put(dumps({"type": "ready", "session_id": session_id, "sample_rate": self.sample_rate}))
+
+    def send_event(self, event: str, payload: dict[str, Any]) -> None:
+        message = jsonable(payload)
+        message["type"] = event  # the event name wins over a payload field of that name
+        self.put(dumps(message))
+
+    def goodbye(self, reason: str) -> None:
+        self.put(dumps({"type": "close", "reason": reason}))
+
+    # -- inbound messages -----------------------------------------------------
+    async def on_binary(self, session: AgentSession, data: bytes) -> bool:
+        if data:
+            session.push_pcm(data, self.sample_rate)  # odd lengths become an error event
+        return True
+
+    async def on_text(self, session: AgentSession, text: str) -> bool:
+        try:
+            message = json.loads(text)
+        except ValueError:
+            session.report_error(ERROR_SOURCE, "a text message is not JSON")
+            return True
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "text":
+            typed = message.get("text")
+            if not isinstance(typed, str) or not typed.strip():
+                session.report_error(ERROR_SOURCE, 'a "text" message needs a non-empty "text" string')
+            else:
+                await session.send_text(typed, wait_for_playback=False)
+        elif kind == "end":
+            logger.info("{}: the client ended the session", self.label)
+            return False
+        elif isinstance(kind, str):
+            session.report_error(ERROR_SOURCE, f"unknown message type {kind[:40]!r}")
+        else:
+            session.report_error(ERROR_SOURCE, 'a text message must be a JSON object with a "type"')
+        return True
+
+    # -- serving ------------------------------------------------------------
+    @classmethod
+    def add_routes(cls, routes: Routes, server: SessionServer) -> None:
+        """Serve raw PCM at ``path`` (the server's token is required)."""
+        settings: Any = cls.Settings()
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return await cls.handle(request, server, settings)
+
+        routes.get(settings.path, handler)
+
+    @classmethod
+    async def handle(cls, request: web.Request, server: SessionServer, settings: Any) -> web.StreamResponse:
+        """One client: check the rate, admit, accept, run the session."""
+        from aiohttp import web
+
+        rate = parse_rate(request.query.get("sample_rate"), settings.default_sample_rate)
+        if rate is None:
+            raise web.HTTPBadRequest(text=f"sample_rate must be an integer from {MIN_RATE} to {MAX_RATE}")
+        ws = new_socket(server, settings)
+        try:
+            server.admit()
+        except AdmissionError as exc:
+            # Browsers cannot read a refused handshake's status: say it in a close frame.
+            await ws.prepare(request)
+            await refuse(ws, CLOSE_TRY_AGAIN_LATER, f"try again later: {exc}")
+            return ws
+        try:
+            await ws.prepare(request)
+            transport = cls(ws, sample_rate=rate, settings=settings)
+        except BaseException:
+            server.release()
+            raise
+        await cls.run_session(server, transport)
+        return ws
+
+
+def parse_rate(value: str | None, default: int) -> int | None:
+    """The requested sample rate, or None when it is not an integer in range."""
+    if value is None or value == "":
+        return default
+    try:
+        rate = int(value)
+    except ValueError:
+        return None
+    return rate if MIN_RATE <= rate <= MAX_RATE else None
