@@ -186,3 +186,50 @@ def test_agent_never_stuck_speaking_after_interrupt_near_tool_call() -> None:
             assert not conv.session.audio_output.speaking
 
     run_virtual(main())
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_a_failed_stt_request_does_not_leave_the_session_deaf(streaming: bool) -> None:
+    from vocalis.providers.base import ProviderError
+    from vocalis.turn import EOUConfig
+
+    class FlakySTT(FakeSTT):
+        """Fails the first utterance (like a 429), then recognises normally."""
+
+        failures = 1
+
+        async def recognize(self, frames, *, language=None):  # type: ignore[no-untyped-def]
+            if self.failures and any(f.to_numpy().any() for f in frames):
+                self.failures -= 1
+                self.next_transcript()  # this utterance's words are lost
+                raise self.error("HTTP 429: slow down", recoverable=True)
+            return await super().recognize(frames, language=language)
+
+        def stream(self, *, language=None):  # type: ignore[no-untyped-def]
+            stream = super().stream(language=language)
+            if self.failures:
+                self.failures -= 1
+                original = stream.push_frame
+
+                def push_then_fail(frame):  # type: ignore[no-untyped-def]
+                    original(frame)
+                    stream.fail(ProviderError("HTTP 429: slow down", provider=self.label))
+
+                stream.push_frame = push_then_fail  # type: ignore[method-assign]
+            return stream
+
+    async def main() -> None:
+        stt = FlakySTT(["lost to the error", "what time is it"], streaming=streaming)
+        config = EOUConfig(speculative_stt=0)
+        async with conversation(stt=stt, responses=["It is noon."], eou_config=config) as conv:
+            await conv.user_speaks(0.6, then_silence=2.0)
+            assert not conv.session.pipeline.turns.turn_pending  # the lost utterance let go of the turn
+            await conv.user_speaks(0.6)
+            await conv.wait_for_agent_turn()
+        assert [e["source"] for e in conv.errors()] == ["stt:fake"]
+        assert "slow down" in conv.errors()[0]["message"]
+        # A streaming recogniser restarted mid-utterance may still catch its end.
+        assert conv.user_turns()[-1] == "what time is it"
+        assert len(conv.agent_turns()) == len(conv.user_turns()) >= 1
+
+    run_virtual(main())

@@ -174,13 +174,13 @@ class CascadingPipeline(Pipeline):
             self._vad_resampler = AudioResampler(self.vad.sample_rate)
             self._vad_stream = self.vad.stream()
             self._tasks.append(loop.create_task(self._read_vad(self._vad_stream)))
-        if self.stt.streaming:
-            self._stt_stream = self.stt.stream()
-        else:
-            if self.vad is None:
-                raise ValueError(f"{self.stt.label} does not stream: the pipeline needs a vad= to segment speech")
-            self._stt_stream = SegmentedSTTStream(self.stt)
+        if not self.stt.streaming and self.vad is None:
+            raise ValueError(f"{self.stt.label} does not stream: the pipeline needs a vad= to segment speech")
+        self._stt_stream = self._open_stt_stream()
         self._tasks.append(loop.create_task(self._read_stt(self._stt_stream)))
+
+    def _open_stt_stream(self) -> STTStream:
+        return self.stt.stream() if self.stt.streaming else SegmentedSTTStream(self.stt)
 
     async def aclose(self) -> None:
         if self.turns is not None:
@@ -270,21 +270,31 @@ class CascadingPipeline(Pipeline):
             self.session.report_error(self.vad.label if self.vad else "vad", exc)
 
     async def _read_stt(self, stream: STTStream) -> None:
-        assert self.session is not None
-        session = self.session
-        try:
-            async for event in stream:
-                assert self.turns is not None
-                if event.type is SpeechEventType.INTERIM_TRANSCRIPT:
-                    self.turns.interim(event.text, event.language)
-                elif event.type is SpeechEventType.FINAL_TRANSCRIPT:
-                    self.turns.final(event.text, event.language)
-                elif event.type is SpeechEventType.START_OF_SPEECH and self.vad is None:
-                    self._on_speech_start()
-                elif event.type is SpeechEventType.END_OF_SPEECH and self.vad is None:
-                    self._on_speech_end()
-        except Exception as exc:
-            session.report_error(self.stt.label, exc)
+        assert self.session is not None and self.turns is not None
+        session, turns = self.session, self.turns
+        while True:
+            try:
+                async for event in stream:
+                    if event.type is SpeechEventType.INTERIM_TRANSCRIPT:
+                        turns.interim(event.text, event.language)
+                    elif event.type is SpeechEventType.FINAL_TRANSCRIPT:
+                        turns.final(event.text, event.language)
+                    elif event.type is SpeechEventType.START_OF_SPEECH and self.vad is None:
+                        self._on_speech_start()
+                    elif event.type is SpeechEventType.END_OF_SPEECH and self.vad is None:
+                        self._on_speech_end()
+                return
+            except Exception as exc:
+                session.report_error(self.stt.label, exc)
+            if session.closed:
+                return
+            # The utterance in flight lost its transcript: release the turn
+            # waiting for it, and listen on with a new stream, so one failed
+            # request does not leave the session deaf.
+            turns.final("", None)
+            with contextlib.suppress(Exception):
+                await stream.aclose()
+            stream = self._stt_stream = self._open_stt_stream()
 
     # -- agent speech ---------------------------------------------------------
     async def speak(self, handle: SpeechHandle, text: str) -> None:

@@ -300,7 +300,13 @@ class TurnController:
 
     def _schedule_end_of_turn(self) -> None:
         self._cancel_eou()
-        self._eou_task = asyncio.get_running_loop().create_task(self._end_of_turn())
+        task = self._eou_task = asyncio.get_running_loop().create_task(self._end_of_turn())
+        task.add_done_callback(self._eou_done)
+
+    def _eou_done(self, task: asyncio.Task[None]) -> None:
+        # A decision that ended without a turn (no words came) leaves nothing pending.
+        if self._eou_task is task:
+            self._eou_task = None
 
     def _cancel_eou(self) -> None:
         if self._eou_task is not None:
