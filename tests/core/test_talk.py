@@ -142,3 +142,27 @@ def test_file_transport_discards_unheard_audio(tmp_path: Path) -> None:
     run_virtual(main())
     audio = read_wav(tmp_path / "o.wav")
     assert audio.duration == pytest.approx(0.4, abs=0.03)
+
+
+def test_talk_exits_1_when_a_provider_failed_and_text_obeys_the_timeout(fakes, dists, monkeypatch) -> None:
+    failing = FAKES_PLUGIN.replace(
+        "register(FakeLLM, default=True)", "register(BrokenLLM, default=True)"
+    ).replace(
+        "from vocalis.testing import FakeLLM, FakeSTT, FakeTTS, FakeVAD",
+        "from vocalis.testing import FakeLLM, FakeSTT, FakeTTS, FakeVAD\n"
+        "class BrokenLLM(FakeLLM):\n"
+        "    name = 'broken'\n"
+        "    async def chat(self, ctx, *, tools=(), tool_choice=None):\n"
+        "        raise self.error('the server is down')\n"
+        "        yield\n",
+    )
+    dists.install("vocalis-broken", failing)
+    monkeypatch.setenv("VOCALIS_PLUGINS", "broken")
+    result = CliRunner().invoke(cli, ["talk", "--text", "hello"])
+    assert result.exit_code == 1 and "the server is down" in result.output
+
+    slow = failing.replace("raise self.error('the server is down')", "import asyncio; await asyncio.sleep(60)")
+    dists.install("vocalis-slow", slow)
+    monkeypatch.setenv("VOCALIS_PLUGINS", "slow")
+    result = CliRunner().invoke(cli, ["talk", "--text", "hello", "--timeout", "0.5"])
+    assert result.exit_code == 1 and "no complete reply within --timeout 0.5 s" in result.output

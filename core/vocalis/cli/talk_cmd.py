@@ -72,7 +72,10 @@ async def _talk(options: dict[str, Any]) -> int:
     async def entrypoint(ctx: Any) -> None:
         await ctx.start_session(session, transport)
         if options["text"] is not None:
-            await session.send_text(options["text"])
+            try:
+                await asyncio.wait_for(session.send_text(options["text"]), options["timeout"])
+            except TimeoutError:
+                errors.append(f"talk: no complete reply within --timeout {options['timeout']:g} s")
         else:
             await transport.input_finished.wait()
             # Let the last turn finish: wait while the user's turn is pending or the agent works.
@@ -89,7 +92,7 @@ async def _talk(options: dict[str, Any]) -> int:
         click.echo(f"\nagent audio written to {options['output']}")
     for error in errors:
         click.echo(f"error: {error}", err=True)
-    return 0
+    return 1 if errors else 0
 
 
 def _turn_pending(session: Any) -> bool:
@@ -102,25 +105,28 @@ def _turn_pending(session: Any) -> bool:
               help="WAV file fed to the agent as the user's microphone.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="WAV file for the agent's audio, on the conversation timeline.")
-@click.option("-t", "--text", help="One typed user turn instead of audio; the reply is printed.")
+@click.option("-t", "--text", help="One typed user turn instead of audio; the reply is printed once spoken.")
 @click.option("--agent", help="module:factory returning the Agent (default: the built-in assistant).")
 @click.option("--fast", is_flag=True,
               help="Feed the input as fast as possible instead of in real time (the STT then "
               "queues audio, so the latency table is not meaningful).")
 @click.option("--mix-input", is_flag=True, help="Mix the user's audio into the output file.")
 @click.option("--metrics", type=click.Path(dir_okay=False), help="Write per-turn metrics as JSON lines.")
-@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the last reply after the input ends.")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the last reply after the input ends (or for the --text reply).")
 def talk_command(input_path: Path | None, output: Path | None, text: str | None, agent: str | None,
                  fast: bool, mix_input: bool, metrics: str | None, timeout: float) -> None:
     """Hold a conversation with an agent over WAV files, offline by default.
 
-    Prints both sides' transcripts and a per-turn latency table.
+    Prints both sides' transcripts and a per-turn latency table. Exits with
+    status 1 when a provider reported an error (the errors are printed).
     """
     if (input_path is None) == (text is None):
         raise click.UsageError("give exactly one of --input or --text")
     options = {"input": input_path, "output": output, "text": text, "agent": agent, "fast": fast,
                "mix_input": mix_input, "metrics": metrics, "timeout": timeout}
     try:
-        asyncio.run(_talk(options))
+        code = asyncio.run(_talk(options))
     except (ValueError, LookupError) as exc:  # no providers installed, bad names
         raise click.ClickException(str(exc)) from None
+    if code:
+        raise SystemExit(code)

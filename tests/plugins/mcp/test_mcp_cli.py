@@ -71,7 +71,7 @@ def test_a_server_that_does_not_start_is_reported() -> None:
 
 def test_needs_exactly_one_server() -> None:
     code, out = invoke("mcp", "tools")
-    assert code == 2 and "--url" in out
+    assert code == 2 and "name one server" in out
 
 
 def test_http_server(http_port: int) -> None:  # noqa: F811
@@ -88,3 +88,29 @@ def test_installed_console_script(stdio_command: list[str]) -> None:
         capture_output=True, text=True, timeout=60, check=True,
     ).stdout
     assert out == "sum is 11\n"
+
+
+def test_a_silent_server_times_out_quickly_and_cleanly() -> None:
+    import time
+
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "vocalis.cli.main", "mcp", "tools", "--timeout", "2", "--", "sleep", "100"],
+        capture_output=True, text=True, timeout=60,
+    )
+    elapsed = time.perf_counter() - started
+    assert result.returncode == 1 and "no answer within 2 s" in result.stderr, result.stderr
+    assert "never retrieved" not in result.stderr
+    assert elapsed < 10
+
+
+def test_string_parameters_keep_their_text(stdio_command: list[str]) -> None:
+    code, out = invoke("mcp", "call", "fail", "-a", "reason=123", "--", *stdio_command)
+    assert code == 1 and "broken: 123" in out
+
+
+def test_options_that_do_not_fit_the_server_are_refused(stdio_command: list[str]) -> None:
+    code, out = invoke("mcp", "tools", "--url", "http://127.0.0.1:1/mcp", "--env", "A=1")
+    assert code == 2 and "--env and --cwd" in out
+    code, out = invoke("mcp", "tools", "--header", "A: b", "--", *stdio_command)
+    assert code == 2 and "--header is for --url" in out

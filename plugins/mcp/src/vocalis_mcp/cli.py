@@ -48,7 +48,14 @@ def _make_server(
     url: str | None, headers: Sequence[str], env: Sequence[str], cwd: str | None, timeout: float, command: Sequence[str]
 ) -> MCPServer:
     if bool(url) == bool(command):
-        raise click.UsageError("give either --url URL or -- COMMAND [ARGS...] (not both)")
+        raise click.UsageError(
+            "name one server: --url URL, or -- COMMAND [ARGS...]" if not url and not command
+            else "give --url URL or -- COMMAND [ARGS...], not both"
+        )
+    if url and (env or cwd):
+        raise click.UsageError("--env and --cwd are for a server started with -- COMMAND, not --url")
+    if command and headers:
+        raise click.UsageError("--header is for --url servers")
     if url:
         from vocalis_mcp.http import MCPServerHTTP
 
@@ -57,6 +64,7 @@ def _make_server(
             request_headers=_pairs(headers, ":", "NAME:VALUE"),
             connection_timeout=timeout,
             session_timeout=timeout,
+            startup_timeout=timeout,
             _env_file=None,
         )
     from vocalis_mcp.stdio import MCPServerStdio
@@ -67,6 +75,7 @@ def _make_server(
         environment_vars=_pairs(env, "=", "NAME=VALUE") or None,
         working_directory=cwd,
         session_timeout=timeout,
+        startup_timeout=timeout,
         _env_file=None,
     )
 
@@ -105,7 +114,7 @@ def tools_command(
     server = _make_server(url, headers, env, cwd, timeout, command)
 
     async def action(s: MCPServer) -> list[Any]:
-        await asyncio.wait_for(s.start(), timeout)
+        await s.start()
         return await s.list_tools()
 
     tools = _run(server, action)
@@ -127,7 +136,7 @@ def tools_command(
 @click.argument("tool")
 @click.option("--args", "args_json", metavar="JSON", help="Arguments as a JSON object.")
 @click.option("-a", "--arg", "arg_pairs", multiple=True, metavar="NAME=VALUE",
-              help="One argument; VALUE is parsed as JSON when it can be (numbers, true, lists), else text.")
+              help="One argument; VALUE is text for string parameters, else parsed as JSON when it can be (numbers, true, lists).")
 @_server_options
 def call_command(
     tool: str, args_json: str | None, arg_pairs: tuple[str, ...], url: str | None, headers: tuple[str, ...],
@@ -137,20 +146,19 @@ def call_command(
 
     Give arguments with --args '{"name": value}' or repeated -a name=value.
     """
-    arguments = _arguments(args_json, arg_pairs)
     server = _make_server(url, headers, env, cwd, timeout, command)
 
     async def action(s: MCPServer) -> str:
-        await asyncio.wait_for(s.start(), timeout)
-        names = [t.name for t in await s.list_tools()]
-        if tool not in names:
-            raise click.ClickException(f"no tool {tool!r} on {s.server_name}; it has: {', '.join(names) or 'none'}")
-        return await s.call_tool(tool, arguments)
+        await s.start()
+        tools = {t.name: t for t in await s.list_tools()}
+        if tool not in tools:
+            raise click.ClickException(f"no tool {tool!r} on {s.server_name}; it has: {', '.join(tools) or 'none'}")
+        return await s.call_tool(tool, _arguments(args_json, arg_pairs, tools[tool].parameters))
 
     click.echo(_run(server, action))
 
 
-def _arguments(args_json: str | None, arg_pairs: Sequence[str]) -> dict[str, Any]:
+def _arguments(args_json: str | None, arg_pairs: Sequence[str], schema: dict[str, Any]) -> dict[str, Any]:
     arguments: dict[str, Any] = {}
     if args_json:
         try:
@@ -160,7 +168,12 @@ def _arguments(args_json: str | None, arg_pairs: Sequence[str]) -> dict[str, Any
         if not isinstance(parsed, dict):
             raise click.BadParameter("must be a JSON object", param_hint="--args")
         arguments.update(parsed)
+    properties = schema.get("properties") or {}
     for name, value in _pairs(arg_pairs, "=", "NAME=VALUE").items():
+        # A string parameter takes the text as it is ("-a zip=02134" stays a string).
+        if (properties.get(name) or {}).get("type") == "string":
+            arguments[name] = value
+            continue
         try:
             arguments[name] = json.loads(value)
         except ValueError:

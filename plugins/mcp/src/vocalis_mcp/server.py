@@ -178,6 +178,9 @@ class MCPServer(ToolSource):
             logger.warning("restarting MCP server {}", self.server_name)
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[list[types.Tool]] = loop.create_future()
+        # Read the outcome even when nobody waits for it any more (a timed-out
+        # start), so asyncio does not warn about an unretrieved exception.
+        ready.add_done_callback(lambda f: f.cancelled() or f.exception())
         # Each runner gets its own queue, so a dying runner never eats new requests.
         self._queue = asyncio.Queue()
         self._broken = False
@@ -185,11 +188,18 @@ class MCPServer(ToolSource):
         try:
             listed = await asyncio.wait_for(asyncio.shield(ready), self.settings.startup_timeout)
         except BaseException as exc:
-            await self._stop_runner()
+            # The server never got as far as reading requests: no graceful stop.
+            runner, self._runner = self._runner, None
+            if runner is not None:
+                runner.cancel()
+                await asyncio.gather(runner, return_exceptions=True)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             root = _innermost(exc)
-            message = "timed out" if isinstance(root, TimeoutError) else f"{type(root).__name__}: {root}"
+            if isinstance(root, TimeoutError):
+                message = f"no answer within {self.settings.startup_timeout:g} s"
+            else:
+                message = f"{type(root).__name__}: {root}"
             raise self.error(f"could not start MCP server {self.server_name}: {message}") from exc
         self._tools = [
             MCPTool(t.name, t.description or "", dict(t.input_schema or {"type": "object"}), self)
