@@ -72,8 +72,9 @@ class _Fallback(Generic[P]):
         if id(provider) in self._down:
             return
         self._down.add(id(provider))
-        logger.warning("{} is unavailable ({}); falling back", provider.label, error)
-        self.events.emit("availability_changed", {"provider": provider.label, "available": False, "error": str(error)})
+        reason = _describe(provider, error).removeprefix(f"{provider.label}: ")
+        logger.warning("{} is unavailable ({}); falling back", provider.label, reason)
+        self.events.emit("availability_changed", {"provider": provider.label, "available": False, "error": reason})
         self._probes[id(provider)] = asyncio.get_running_loop().create_task(self._probe(provider))
 
     async def _probe(self, provider: P) -> None:
@@ -98,7 +99,9 @@ class _Fallback(Generic[P]):
                 return await asyncio.wait_for(start(), self.connect.timeout)
             except (asyncio.CancelledError, GeneratorExit):
                 raise
-            except Exception as exc:  # TimeoutError included
+            except TimeoutError:
+                last = TimeoutError(f"no output within {self.connect.timeout:g} s")
+            except Exception as exc:
                 last = exc
         assert last is not None
         raise last
@@ -172,6 +175,10 @@ class _FallbackProvider:
 
     async def aclose(self) -> None:
         await self.fallback._close_probes()
+
+    def __repr__(self) -> str:
+        labels = ", ".join(p.label for p in self.fallback.providers)
+        return f"<{type(self).__name__} [{labels}] {self.fallback.connect}>"
 
 
 class FallbackLLM(_FallbackProvider, LLM):

@@ -263,3 +263,26 @@ async def test_prewarm_of_an_unreachable_server_names_the_url() -> None:
         await llm.prewarm()
     await llm.aclose()
     assert info.value.recoverable
+
+
+async def test_openai_itself_without_a_key_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    llm = OpenAILLM(_env_file=None)
+    with pytest.raises(ProviderError, match="no API key: set VOCALIS_LLM_OPENAI_API_KEY") as info:
+        await _collect(llm, _ctx())
+    assert not info.value.recoverable
+
+
+def test_headers_are_kept_out_of_reprs_and_urls_need_a_scheme() -> None:
+    llm = OpenAILLM(base_url="http://h/v1", headers={"Authorization": "Bearer sk-HEADER"}, _env_file=None)
+    assert "sk-HEADER" not in repr(llm) and "sk-HEADER" not in repr(llm.settings)
+    with pytest.raises(ValueError, match="needs a scheme, e.g. http://127.0.0.1:8080/v1"):
+        OpenAILLM(base_url="127.0.0.1:8080/v1", _env_file=None)
+
+
+async def test_a_wrong_path_names_the_url(server: ChatServer) -> None:
+    llm = OpenAILLM(base_url=server.base_url.replace("/v1", "/v2"), api_key=KEY, _env_file=None)
+    with pytest.raises(ProviderError, match=r"HTTP 404 from http://127\.0\.0\.1:\d+/v2/chat/completions"):
+        await _collect(llm, _ctx())
+    await llm.aclose()

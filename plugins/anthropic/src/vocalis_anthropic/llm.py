@@ -70,7 +70,7 @@ class AnthropicLLM(LLM):
         temperature: float | None = Field(None, ge=0.0, le=1.0)
         timeout: float = Field(30.0, gt=0)
         max_retries: int = Field(1, ge=0, le=10)
-        headers: dict[str, str] = Field(default_factory=dict)
+        headers: dict[str, str] = Field(default_factory=dict, repr=False)  # may carry keys
 
     settings: Settings
 

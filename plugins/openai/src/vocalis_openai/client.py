@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 import openai
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from vocalis.providers.base import Provider, ProviderError
 from vocalis.settings import ProviderSettings
 
@@ -42,7 +42,15 @@ class OpenAISettings(ProviderSettings):
     project: str | None = None
     timeout: float = Field(30.0, gt=0)
     max_retries: int = Field(1, ge=0, le=10)
-    headers: dict[str, str] = Field(default_factory=dict)
+    # Headers often carry credentials (gateway keys): never in reprs or logs.
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url_with_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://", "ws://", "wss://")):
+            raise ValueError(f"base_url needs a scheme, e.g. http://{value}")
+        return value
 
 
 class OpenAIClientMixin:
@@ -63,7 +71,18 @@ class OpenAIClientMixin:
 
     @property
     def client(self) -> openai.AsyncOpenAI:
-        """The SDK client for the running event loop."""
+        """The SDK client for the running event loop.
+
+        Raises:
+            ProviderError: OpenAI itself would be called without an API key.
+        """
+        if missing_key(self.settings):
+            prefix = self.settings.model_config.get("env_prefix", "")
+            raise self.error(  # type: ignore[attr-defined]
+                f"no API key: set {prefix}API_KEY or OPENAI_API_KEY, or point {prefix}BASE_URL "
+                "at an OpenAI-compatible server",
+                recoverable=False,
+            )
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -96,6 +115,12 @@ def resolve_api_key(settings: OpenAISettings) -> str:
     if settings.api_key is not None:
         return settings.api_key.get_secret_value()
     return os.environ.get("OPENAI_API_KEY") or "no-key"
+
+
+def missing_key(settings: OpenAISettings) -> bool:
+    """Whether OpenAI itself (no other ``base_url``) would be called without a key."""
+    base_url = settings.base_url or os.environ.get("OPENAI_BASE_URL")
+    return resolve_api_key(settings) == "no-key" and (not base_url or "api.openai.com" in base_url)
 
 
 def make_client(settings: OpenAISettings, **kwargs: Any) -> openai.AsyncOpenAI:
@@ -143,17 +168,14 @@ def provider_error(provider: Provider, exc: BaseException) -> ProviderError:
     if isinstance(exc, ProviderError):
         return exc
     if isinstance(exc, openai.APITimeoutError):
-        return provider.error("request timed out", recoverable=True)
+        return provider.error(f"request{_url_of(exc)} timed out", recoverable=True)
     if isinstance(exc, openai.APIConnectionError):
-        try:
-            url = f" to {exc.request.url}"
-        except (AttributeError, RuntimeError):
-            url = ""
-        return provider.error(f"connection failed{url}: {exc}", recoverable=True)
+        return provider.error(f"connection failed{_url_of(exc, ' to')}: {exc}", recoverable=True)
     if isinstance(exc, openai.APIStatusError):
         detail = _status_detail(exc)
         recoverable = exc.status_code in _RETRYABLE_STATUS or exc.status_code >= 500
-        return provider.error(f"HTTP {exc.status_code}: {detail}", recoverable=recoverable)
+        where = _url_of(exc, " from") if exc.status_code == 404 else ""
+        return provider.error(f"HTTP {exc.status_code}{where}: {detail}", recoverable=recoverable)
     if isinstance(exc, openai.OpenAIError):
         return provider.error(f"{type(exc).__name__}: {exc}", recoverable=True)
     # Errors while reading a streamed body come from the HTTP library, not the
@@ -164,6 +186,14 @@ def provider_error(provider: Provider, exc: BaseException) -> ProviderError:
     if "TransportError" in bases:
         return provider.error(f"connection lost in the middle of a response: {exc}", recoverable=True)
     return provider.error(f"{type(exc).__name__}: {exc}", recoverable=True)
+
+
+def _url_of(exc: Exception, word: str = " to") -> str:
+    """`` to <url>`` of the request an SDK error is about, if it has one."""
+    try:
+        return f"{word} {exc.request.url}"  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):
+        return ""
 
 
 def _status_detail(exc: openai.APIStatusError) -> str:
