@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+# Every test fails if it held an event loop longer than 0.5 s in one callback.
+pytest_plugins = ["vocalis.testing.pytest_plugin"]
+
 
 @pytest.fixture(autouse=True)
 def _clean_vocalis_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:

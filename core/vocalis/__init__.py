@@ -23,6 +23,8 @@ _EXPORTS: dict[str, str] = {
     "EOUMode": "vocalis.turn",
     "InterruptConfig": "vocalis.turn",
     "InterruptMode": "vocalis.turn",
+    "ProviderTimeouts": "vocalis.turn",
+    "SessionLimits": "vocalis.limits",
     "function_tool": "vocalis.tools",
     "FunctionTool": "vocalis.tools",
     "ToolContext": "vocalis.tools",
@@ -67,6 +69,8 @@ if TYPE_CHECKING:
     from vocalis.speech import SpeechHandle as SpeechHandle
     from vocalis.tools import FunctionTool as FunctionTool, ToolContext as ToolContext, ToolError as ToolError, function_tool as function_tool
     from vocalis.turn import EOUConfig as EOUConfig, EOUMode as EOUMode, InterruptConfig as InterruptConfig, InterruptMode as InterruptMode
+    from vocalis.turn import ProviderTimeouts as ProviderTimeouts
+    from vocalis.limits import SessionLimits as SessionLimits
     from vocalis.hookspecs import hookimpl as hookimpl, hookspec as hookspec
     from vocalis.plugins import make_plugin_manager as make_plugin_manager
     from vocalis.providers.base import Provider as Provider, ProviderError as ProviderError, ProviderKind as ProviderKind

@@ -15,6 +15,8 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from vocalis.audio import AudioFrame
+from vocalis.pipeline.guards import check_speech_event
+from vocalis.providers.base import ProviderError
 from vocalis.providers.stt import SpeechEvent, SpeechEventType, STTStream
 from vocalis.providers.tts import SynthesizedAudio, TTSStream
 from vocalis.text import SentenceChunker, speakable
@@ -25,12 +27,21 @@ if TYPE_CHECKING:
 
 
 class SentenceTTSStream(TTSStream):
-    """Streaming synthesis over :meth:`TTS.synthesize`, one sentence at a time."""
+    """Streaming synthesis over :meth:`TTS.synthesize`, one sentence at a time.
 
-    def __init__(self, tts: TTS, *, chunker: SentenceChunker | None = None) -> None:
+    Args:
+        tts: The one-shot synthesiser.
+        chunker: How text is cut into sentences.
+        max_pending: Frames made but not read yet at which synthesis pauses
+            until the reader catches up (the session's audio output reads
+            at playout pace once it holds its ``max_agent_audio_ahead``).
+    """
+
+    def __init__(self, tts: TTS, *, chunker: SentenceChunker | None = None, max_pending: int = 250) -> None:
         super().__init__(tts.label)
         self._tts = tts
         self._chunker = chunker or SentenceChunker()
+        self._max_pending = max_pending
         self._pending: deque[str] = deque()
         self._wake = asyncio.Event()
         self.start_task(self._run())
@@ -63,10 +74,12 @@ class SentenceTTSStream(TTSStream):
             last: AudioFrame | None = None
             async for frame in self._tts.synthesize(sentence):
                 if last is not None:
+                    await self.wait_for_room(self._max_pending)
                     self.send(SynthesizedAudio(last, sentence if first else ""))
                     first = False
                 last = frame
             if last is not None:
+                await self.wait_for_room(self._max_pending)
                 self.send(SynthesizedAudio(last, sentence if first else "", segment_end=True))
 
 
@@ -83,6 +96,17 @@ class SegmentedSTTStream(STTStream):
             (0 disables interims).
         preroll: Seconds of audio before the VAD start to include, since VADs
             trigger a little after speech begins.
+        max_segment: Seconds of speech one recognition gets. Longer speech
+            (a monologue, or noise the VAD takes for speech) is recognised in
+            pieces of this length as it goes; each piece's final is part of
+            the same user turn. ``None``: no limit.
+        max_backlog: Seconds of speech that may wait for recognition. Past
+            it the stream fails with a recoverable error (the pipeline
+            reports it and listens on with a fresh stream) instead of
+            queueing without end. ``None`` (the default): no limit, since a
+            file fed faster than real time queues legitimately; in a live
+            session a recogniser that falls behind is replaced anyway once
+            a final is overdue (``ProviderTimeouts.stt_final``).
     """
 
     def __init__(
@@ -92,6 +116,8 @@ class SegmentedSTTStream(STTStream):
         language: str | None = None,
         interim_interval: float = 1.0,
         preroll: float = 0.3,
+        max_segment: float | None = 60.0,
+        max_backlog: float | None = None,
     ) -> None:
         super().__init__(stt.label)
         self._stt = stt
@@ -101,6 +127,9 @@ class SegmentedSTTStream(STTStream):
         self._history: deque[AudioFrame] = deque()
         self._history_seconds = 0.0
         self._segment: list[AudioFrame] | None = None
+        self._segment_seconds = 0.0
+        self._max_segment = max_segment
+        self._max_backlog = max_backlog
         self._since_interim = 0.0
         self._jobs: deque[tuple[list[AudioFrame], str, _Speculation | None]] = deque()
         self._speculation: _Speculation | None = None
@@ -111,12 +140,16 @@ class SegmentedSTTStream(STTStream):
     def start_segment(self) -> None:
         """Speech started: begin a segment with the pre-roll audio."""
         self._segment = list(self._history)
+        self._segment_seconds = self._history_seconds
         self._since_interim = 0.0
 
     def push_frame(self, frame: AudioFrame) -> None:
         if self._segment is not None:
             self._segment.append(frame)
+            self._segment_seconds += frame.duration
             self._since_interim += frame.duration
+            if self._max_segment is not None and self._segment_seconds >= self._max_segment:
+                self._split_segment()
             if (
                 self._interim_interval
                 and self._since_interim >= self._interim_interval
@@ -128,6 +161,13 @@ class SegmentedSTTStream(STTStream):
         self._history_seconds += frame.duration
         while self._history and self._history_seconds - self._history[0].duration >= self._preroll:
             self._history_seconds -= self._history.popleft().duration
+
+    def _split_segment(self) -> None:
+        """The segment reached ``max_segment``: recognise it now, go on with a new one."""
+        segment = self._segment or []
+        self._segment, self._segment_seconds, self._since_interim = [], 0.0, 0.0
+        self._speculation = None  # it was about the audio just queued
+        self._queue_job(segment, final=True)
 
     def speculate(self) -> None:
         """The user seems to have stopped: start the final recognition now.
@@ -170,6 +210,17 @@ class SegmentedSTTStream(STTStream):
             self._interim_busy = True
         self._jobs.append((frames, "final" if final else "interim", None))
         self._wake.set()
+        if final and self._max_backlog is not None:
+            waiting = sum(f.duration for job, kind, _ in self._jobs if kind == "final" for f in job)
+            if waiting > self._max_backlog:
+                self._jobs.clear()
+                self.fail(
+                    ProviderError(
+                        f"falling behind: {waiting:.0f} s of speech wait for recognition "
+                        f"(limit {self._max_backlog:g} s); the recogniser is slower than real time",
+                        provider=self.label,
+                    )
+                )
 
     def _on_end_input(self) -> None:
         self.flush()
@@ -191,10 +242,12 @@ class SegmentedSTTStream(STTStream):
                 self._interim_busy = False
                 continue  # a final for this segment is queued: skip the stale interim
             if final:
-                result = await self._stt.recognize(frames, language=self._language)
+                result = check_speech_event(self.label, await self._stt.recognize(frames, language=self._language))
             else:
                 segment = self._segment
-                result = await self._stt.recognize_interim(frames, language=self._language)
+                result = check_speech_event(
+                    self.label, await self._stt.recognize_interim(frames, language=self._language)
+                )
                 if self._segment is not segment or segment is None:
                     # The segment ended while this ran: its final supersedes it, and a
                     # late interim would look like new words from the user.
@@ -224,7 +277,7 @@ class SegmentedSTTStream(STTStream):
     async def _speculate(self, frames: list[AudioFrame], speculation: _Speculation) -> None:
         if speculation is not self._speculation and not speculation.wanted:
             return  # dropped before it started
-        result = await self._stt.recognize(frames, language=self._language)
+        result = check_speech_event(self.label, await self._stt.recognize(frames, language=self._language))
         event = SpeechEvent(
             SpeechEventType.FINAL_TRANSCRIPT,
             text=result.text.strip(),

@@ -43,21 +43,35 @@ class AudioFrame:
 
     def __post_init__(self) -> None:
         if not isinstance(self.data, bytes):
-            object.__setattr__(self, "data", bytes(self.data))
+            # bytes(x) would also take an int (that many zero bytes), a str or a
+            # list of ints; only buffers hold PCM.
+            try:
+                view = memoryview(self.data)
+            except TypeError:
+                raise AudioFormatError(
+                    "audio data must be bytes, bytearray or memoryview, "
+                    f"not {type(self.data).__name__}"
+                ) from None
+            object.__setattr__(self, "data", view.tobytes())
         # numpy integers (e.g. from a WAV reader) are fine as rates and counts.
         for name in ("sample_rate", "channels"):
             value = getattr(self, name)
             if not isinstance(value, (int, bool)) and isinstance(value, numbers.Integral):
                 object.__setattr__(self, name, int(value))
-        if not isinstance(self.sample_rate, int) or not (
-            MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE
-        ):
+            elif isinstance(value, bool) or not isinstance(value, int):
+                label = "sample rate" if name == "sample_rate" else "channel count"
+                raise AudioFormatError(
+                    f"{label} must be an int, not {type(value).__name__} ({_short(value)})"
+                )
+        if not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
             raise AudioFormatError(
-                f"sample rate {self.sample_rate!r} Hz is outside "
+                f"sample rate {_short(self.sample_rate)} Hz is outside "
                 f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz"
             )
-        if not isinstance(self.channels, int) or not 1 <= self.channels <= MAX_CHANNELS:
-            raise AudioFormatError(f"channel count {self.channels!r} is outside 1..{MAX_CHANNELS}")
+        if not 1 <= self.channels <= MAX_CHANNELS:
+            raise AudioFormatError(
+                f"channel count {_short(self.channels)} is outside 1..{MAX_CHANNELS}"
+            )
         bytes_per_block = 2 * self.channels
         if len(self.data) % bytes_per_block:
             raise AudioFormatError(
@@ -99,7 +113,14 @@ class AudioFrame:
 
         array = np.asarray(samples)
         if array.ndim == 2:
-            channels = array.shape[1] if channels is None else channels
+            if channels is not None and channels != array.shape[1]:
+                raise AudioFormatError(
+                    f"channels={_short(channels)} does not match the array's "
+                    f"{array.shape[1]} columns (samples, channels)"
+                )
+            channels = array.shape[1]
+            if channels == 0:
+                raise AudioFormatError("a 2-D sample array needs at least one channel column")
         elif array.ndim != 1:
             raise AudioFormatError(f"expected 1-D or 2-D samples, got {array.ndim}-D")
         if array.dtype.kind == "f":
@@ -110,7 +131,7 @@ class AudioFrame:
             array = np.clip(array, -32768, 32767).astype("<i2", copy=False)
         else:
             raise AudioFormatError(f"unsupported sample dtype {array.dtype}")
-        return cls(array.tobytes(), sample_rate, channels or 1)
+        return cls(array.tobytes(), sample_rate, 1 if channels is None else channels)
 
     def to_numpy(self) -> np.ndarray[Any, np.dtype[np.int16]]:
         """Samples as int16, shape ``(samples,)`` or ``(samples, channels)``."""
@@ -181,7 +202,8 @@ class AudioResampler:
             # The input format changed: drain the old stream so its last samples are not lost.
             tail = self.flush()
             if tail is not None and tail.channels != frame.channels:
-                tail = None
+                # Channels changed too: convert the tail rather than drop it.
+                tail = _with_channels(tail, frame.channels)
         if frame.sample_rate == self.sample_rate:
             return frame if tail is None else concat([tail, frame])
         if self._stream is None:
@@ -212,6 +234,25 @@ class AudioResampler:
         if len(out) == 0:
             return None
         return AudioFrame(out.astype("<i2", copy=False).tobytes(), self.sample_rate, channels)
+
+
+def _short(value: object) -> str:
+    """``repr`` cut short: a bad value from a client may be huge."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more than 4300 digits has no repr
+        return f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def _with_channels(frame: AudioFrame, channels: int) -> AudioFrame:
+    """Mix down to mono, then copy it into ``channels`` channels."""
+    import numpy as np
+
+    mono = frame.to_mono().to_numpy()
+    if channels == 1:
+        return AudioFrame(mono.tobytes(), frame.sample_rate)
+    return AudioFrame(np.repeat(mono, channels).tobytes(), frame.sample_rate, channels)
 
 
 def _empty(channels: int) -> Any:

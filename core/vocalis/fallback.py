@@ -1,9 +1,10 @@
 """Fallback providers: the next provider takes over when one fails.
 
 ``FallbackLLM([primary, secondary])`` is itself an LLM, so a pipeline uses it
-like any other. A provider that raises or times out *before its first
-output* is skipped (with retries per :class:`ConnectOptions`) and marked
-unavailable; a background probe brings it back. Once output has started, a
+like any other. A provider that raises, times out, returns garbage or
+ends its stream *before its first output* is skipped (with retries per
+:class:`ConnectOptions`) and marked unavailable; a background probe brings
+it back. Once output has started, a
 failure is raised instead of retried: the user may already have heard part
 of the reply, and saying it twice is worse than stopping.
 """
@@ -20,11 +21,13 @@ from loguru import logger
 
 from vocalis.audio import AudioFrame
 from vocalis.events import EventEmitter
+from vocalis.pipeline.guards import check_chunk, check_speech_event, garbage
 from vocalis.providers.base import Provider, ProviderError
 from vocalis.providers.llm import LLM, ChatChunk, ToolSpec
 from vocalis.providers.stt import STT, SpeechEvent
 from vocalis.providers.tts import TTS
 from vocalis.settings import ProviderSettings
+from vocalis.text import speakable
 
 P = TypeVar("P", bound=Provider)
 T = TypeVar("T")
@@ -106,11 +109,21 @@ class _Fallback(Generic[P]):
         assert last is not None
         raise last
 
-    async def stream(self, kind: str, label: str, open_stream: Callable[[P], AsyncIterator[T]]) -> AsyncIterator[T]:
+    async def stream(
+        self,
+        kind: str,
+        label: str,
+        open_stream: Callable[[P], AsyncIterator[T]],
+        check: Callable[[str, Any], T] | None = None,
+    ) -> AsyncIterator[T]:
         """Stream from the first provider that produces output in time.
 
         A provider that fails before its first item is marked down and the
         next one is asked; once an item was yielded, a failure propagates.
+
+        Args:
+            check: Validates the first item (raising for garbage); when
+                given, a stream that ends without any item is a failure too.
         """
         errors: list[str] = []
         for provider in self._candidates():
@@ -118,7 +131,12 @@ class _Fallback(Generic[P]):
             async def start(p: P = provider) -> tuple[T | None, AsyncIterator[T]]:
                 stream = open_stream(p)
                 try:
-                    return await _first_and_rest(stream)
+                    first, rest = await _first_and_rest(stream)
+                    if check is not None:
+                        if first is None:
+                            raise ProviderError("stream ended before any output", provider=p.label)
+                        first = check(p.label, first)
+                    return first, rest
                 except BaseException:
                     with contextlib.suppress(Exception):
                         await stream.aclose()  # type: ignore[attr-defined]
@@ -202,7 +220,8 @@ class FallbackLLM(_FallbackProvider, LLM):
         def open_stream(provider: LLM) -> AsyncIterator[ChatChunk]:
             return provider.chat(chat_ctx, tools=tools, tool_choice=tool_choice)
 
-        async with contextlib.aclosing(self.fallback.stream("LLM", self.label, open_stream)) as chunks:
+        stream = self.fallback.stream("LLM", self.label, open_stream, check_chunk)
+        async with contextlib.aclosing(stream) as chunks:
             async for chunk in chunks:
                 yield chunk
 
@@ -225,10 +244,14 @@ class FallbackTTS(_FallbackProvider, TTS):
         self.sample_rate = providers[0].sample_rate  # type: ignore[misc]
 
     async def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
+        if not speakable(text):
+            return  # nothing to say: no provider is asked, none can fail
+
         def open_stream(provider: TTS) -> AsyncIterator[AudioFrame]:
             return provider.synthesize(text)
 
-        async with contextlib.aclosing(self.fallback.stream("TTS", self.label, open_stream)) as frames:
+        stream = self.fallback.stream("TTS", self.label, open_stream, _check_frame)
+        async with contextlib.aclosing(stream) as frames:
             async for frame in frames:
                 yield frame
 
@@ -253,16 +276,23 @@ class FallbackSTT(_FallbackProvider, STT):
     async def recognize(self, frames: Sequence[AudioFrame], *, language: str | None = None) -> SpeechEvent:
         errors: list[str] = []
         for provider in self.fallback._candidates():
+            async def attempt(p: STT = provider) -> SpeechEvent:
+                return check_speech_event(p.label, await p.recognize(frames, language=language))
+
             try:
-                return await self.fallback._attempts(
-                    provider, lambda p=provider: p.recognize(frames, language=language)  # type: ignore[misc]
-                )
+                return await self.fallback._attempts(provider, attempt)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 errors.append(_describe(provider, exc))
                 self.fallback._mark_down(provider, exc)
         raise ProviderError("every STT failed: " + "; ".join(errors), provider=self.label)
+
+
+def _check_frame(label: str, frame: Any) -> AudioFrame:
+    if not isinstance(frame, AudioFrame):
+        raise garbage(label, frame, "an AudioFrame")
+    return frame
 
 
 def _describe(provider: Provider, exc: BaseException) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import statistics
+from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from vocalis.metrics import SessionSummary, TurnMetrics, summarize
+from vocalis.metrics import SessionSummary, TurnMetrics
 
 if TYPE_CHECKING:
     from vocalis.session import AgentSession
@@ -35,18 +37,26 @@ class UserTurnTiming:
 
 
 class MetricsRecorder:
-    """Builds a :class:`TurnMetrics` per agent utterance and keeps them all.
+    """Builds a :class:`TurnMetrics` per agent utterance and keeps the newest.
+
+    ``turns`` holds at most ``max_turns`` records (the oldest are dropped:
+    they were emitted as ``metrics_collected`` already); running totals keep
+    the session summary exact over every turn.
 
     Args:
         session: The session measured.
         record_text: Keep user and agent text in the metrics (off by default:
             metrics files and traces often leave the machine).
+        max_turns: Records kept in :attr:`turns`.
     """
 
-    def __init__(self, session: AgentSession, *, record_text: bool = False) -> None:
+    def __init__(self, session: AgentSession, *, record_text: bool = False, max_turns: int = 1_000) -> None:
         self.session = session
         self.record_text = record_text
         self.turns: list[TurnMetrics] = []
+        self.max_turns = max_turns
+        self.turn_count = 0
+        self._totals = _Totals()
         self.counts: dict[str, int] = {}
         self.started_at = 0.0
         self.summary: SessionSummary | None = None
@@ -67,7 +77,7 @@ class MetricsRecorder:
 
     def begin(self, handle: SpeechHandle, timing: UserTurnTiming | None, user_text: str | None) -> TurnMetrics:
         """An utterance starts running: open its record."""
-        metrics = TurnMetrics(turn=len(self.turns) + 1, speech_id=handle.id, source=handle.source)
+        metrics = TurnMetrics(turn=self.turn_count + 1, speech_id=handle.id, source=handle.source)
         if timing is not None:
             metrics.user_speech_started_at = self.rel(timing.speech_started_at)
             metrics.user_speech_ended_at = self.rel(timing.speech_ended_at)
@@ -98,6 +108,10 @@ class MetricsRecorder:
         if handle.discarded or (metrics.first_audio_at is None and not metrics.llm):
             return
         self.turns.append(metrics)
+        self.turn_count += 1
+        self._totals.add(metrics)
+        if len(self.turns) > self.max_turns:
+            del self.turns[0]
         logger.info("{}", metrics.log_line())
         self.session.emit("metrics_collected", {"metrics": metrics})
 
@@ -105,7 +119,7 @@ class MetricsRecorder:
         """Build the session summary (once)."""
         if self.summary is None:
             duration = asyncio.get_running_loop().time() - self.started_at
-            self.summary = summarize(self.session.id, duration, self.turns, self.counts)
+            self.summary = self._totals.summary(self.session.id, duration, self.counts)
             s = self.summary
             p50 = "-" if s.e2e_p50 is None else f"{s.e2e_p50 * 1000:.0f}ms"
             logger.info(
@@ -114,3 +128,48 @@ class MetricsRecorder:
                 s.turns, p50, s.interruptions, s.false_interruptions, s.backchannels, s.tool_calls, s.errors,
             )
         return self.summary
+
+
+class _Totals:
+    """What the summary needs from every turn, without keeping the turns.
+
+    One 8-byte float per turn with a latency stays, so the percentiles are
+    exact; everything else is a running sum.
+    """
+
+    def __init__(self) -> None:
+        self.turns = 0
+        self.e2e = array("d")
+        self.tool_calls = 0
+        self.tool_errors = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+
+    def add(self, turn: TurnMetrics) -> None:
+        self.turns += 1
+        if turn.e2e_latency is not None:
+            self.e2e.append(turn.e2e_latency)
+        self.tool_calls += len(turn.tools)
+        self.tool_errors += sum(tool.is_error for tool in turn.tools)
+        self.prompt_tokens += sum(llm.prompt_tokens for llm in turn.llm)
+        self.completion_tokens += sum(llm.completion_tokens for llm in turn.llm)
+
+    def summary(self, session_id: str, duration: float, counts: dict[str, int]) -> SessionSummary:
+        """The same figures as :func:`vocalis.metrics.summarize` over every turn."""
+        e2e = sorted(self.e2e)
+        p90 = e2e[min(len(e2e) - 1, round(0.9 * (len(e2e) - 1)))] if e2e else None
+        return SessionSummary(
+            session_id=session_id,
+            duration=round(duration, 6),
+            turns=self.turns,
+            e2e_p50=statistics.median(e2e) if e2e else None,
+            e2e_p90=p90,
+            interruptions=counts.get("interruptions", 0),
+            false_interruptions=counts.get("false_interruptions", 0),
+            backchannels=counts.get("backchannels", 0),
+            tool_calls=self.tool_calls,
+            tool_errors=self.tool_errors,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            errors=counts.get("errors", 0),
+        )

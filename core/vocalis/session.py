@@ -13,12 +13,14 @@ from loguru import logger
 
 from vocalis.audio import AudioFormatError, AudioFrame
 from vocalis.events import EventEmitter
+from vocalis.limits import SessionLimits, trim_chat_context
 from vocalis.log import session_context
 from vocalis.metrics_recorder import MetricsRecorder, UserTurnTiming
 from vocalis.providers.base import ProviderError
 from vocalis.providers.transport import AudioOutput, Transport
 from vocalis.speech import SpeechHandle, SpeechSource
 from vocalis.states import FORWARDED_EVENTS, SESSION_EVENTS, AgentState, UserState
+from vocalis.text import clean_text, has_text
 from vocalis.tool_runner import ToolRunner
 from vocalis.wake_up import WakeUpTimer
 
@@ -30,6 +32,13 @@ if TYPE_CHECKING:
     from vocalis.pipeline.base import Pipeline
 
 _session_ids = itertools.count(1)
+
+
+def _text_argument(value: object, method: str, name: str) -> str:
+    """A str argument, cleaned; anything else is a caller bug worth a clear TypeError."""
+    if not isinstance(value, str):
+        raise TypeError(f"{method}() expects {name} as a str, not {type(value).__name__}")
+    return clean_text(value)
 
 
 class AgentSession(EventEmitter):
@@ -54,9 +63,16 @@ class AgentSession(EventEmitter):
         session_id: An id for logs; generated when omitted.
         tool_timeout: Seconds a tool call may take before it fails.
         max_tool_steps: LLM rounds with tool calls per reply.
-        max_parallel_tools: Tool calls one LLM round may run at once.
+        max_parallel_tools: Tool calls that may run at once (more wait).
         record_text: Put user and agent text into metrics and traces (off
             by default, for privacy).
+        error_message: Spoken when a turn fails before the agent said
+            anything (a provider raised, timed out or returned garbage),
+            e.g. ``"Sorry, something went wrong on my side."``. None (the
+            default) stays silent; the ``error`` event is emitted either way.
+        limits: Caps on chat context, tool output, kept metrics and queued
+            agent audio (:class:`vocalis.limits.SessionLimits`; defaults
+            when omitted).
     """
 
     def __init__(
@@ -72,6 +88,8 @@ class AgentSession(EventEmitter):
         max_tool_steps: int = 5,
         max_parallel_tools: int = 8,
         record_text: bool = False,
+        error_message: str | None = None,
+        limits: SessionLimits | None = None,
     ) -> None:
         super().__init__()
         if agent.session is not None and not agent.session.closed:
@@ -82,6 +100,9 @@ class AgentSession(EventEmitter):
         if wake_up is not None and wake_up <= 0:
             raise ValueError("wake_up must be a positive number of seconds")
         self.id = session_id or f"session_{next(_session_ids)}"
+        if error_message is not None and not isinstance(error_message, str):
+            raise TypeError(f"error_message expects a str or None, not {type(error_message).__name__}")
+        self.error_message = error_message.strip() if error_message and error_message.strip() else None
         self.close_reason = ""
         self.agent = agent
         self.pipeline = pipeline
@@ -96,9 +117,16 @@ class AgentSession(EventEmitter):
         self._mixer: BackgroundMixer | None = None
         self.on_wake_up: Callable[[], Any] | None = None
         self.transport: Transport | None = None
+        if limits is not None and not isinstance(limits, SessionLimits):
+            raise TypeError("limits expects a SessionLimits")
+        self.limits = limits if limits is not None else SessionLimits()
         self.audio_output: AudioOutput = AudioOutput()
         self.tools = ToolRunner(
-            self, timeout=tool_timeout, max_steps=max_tool_steps, max_parallel=max_parallel_tools
+            self,
+            timeout=tool_timeout,
+            max_steps=max_tool_steps,
+            max_parallel=max_parallel_tools,
+            max_output_chars=self.limits.max_tool_output_chars,
         )
         self._user_state = UserState.IDLE
         self._agent_state = AgentState.STARTING
@@ -108,7 +136,7 @@ class AgentSession(EventEmitter):
         self._pending_handoff: Agent | None = None
         self._scheduler: asyncio.Task[None] | None = None
         self._wake = WakeUpTimer(self)
-        self.recorder = MetricsRecorder(self, record_text=record_text)
+        self.recorder = MetricsRecorder(self, record_text=record_text, max_turns=self.limits.max_metrics_turns)
         self.tracer: Any = None
         self._started = False
         self._closed = False
@@ -148,7 +176,7 @@ class AgentSession(EventEmitter):
 
     @property
     def metrics(self) -> list[TurnMetrics]:
-        """Metrics of every agent turn so far."""
+        """Metrics of the agent turns so far (the newest ``limits.max_metrics_turns``)."""
         return self.recorder.turns
 
     @property
@@ -196,6 +224,7 @@ class AgentSession(EventEmitter):
                 self.on_any(self._forward_to_transport)
                 if self.background_audio is not None:
                     self._start_background(transport.audio_output)
+            self.audio_output.max_ahead = self.limits.max_agent_audio_ahead
             await self.tools.start_sources(self.agent)
             await self.pipeline.attach(self)
             self._scheduler = asyncio.get_running_loop().create_task(
@@ -321,10 +350,24 @@ class AgentSession(EventEmitter):
         logger.error("{} failed: {}", source, message)
         self.emit("error", {"source": source, "message": message, "recoverable": recoverable})
 
+    def _apologize(self) -> None:
+        """A user turn was lost to a provider failure: say ``error_message``, if set."""
+        message = self.error_message
+        if message is None or self._closed or not self._started:
+            return
+        handle = SpeechHandle("say")
+        self._enqueue(handle, lambda: self.pipeline.speak(handle, message))
+
     # -- audio in --------------------------------------------------------------------
     def push_audio(self, frame: AudioFrame) -> None:
         """Feed one frame of user audio (called by transports)."""
         if self._closed:
+            return
+        if not isinstance(frame, AudioFrame):
+            self.report_error(
+                "audio input",
+                f"expected an AudioFrame, got {type(frame).__name__} (use push_pcm for raw PCM bytes)",
+            )
             return
         try:
             self.pipeline.push_audio(frame)
@@ -334,7 +377,7 @@ class AgentSession(EventEmitter):
     def push_pcm(self, data: bytes, sample_rate: int, channels: int = 1) -> None:
         """Feed raw int16 PCM; malformed input is reported, not raised."""
         try:
-            frame = AudioFrame(bytes(data), sample_rate, channels)
+            frame = AudioFrame(data, sample_rate, channels)
         except AudioFormatError as exc:
             self.report_error("audio input", exc)
             return
@@ -347,16 +390,22 @@ class AgentSession(EventEmitter):
         """Speak ``message`` as is (queued after the current utterance).
 
         Args:
-            message: The text to speak.
+            message: The text to speak (control characters are dropped, see
+                :func:`vocalis.text.clean_text`).
             interruptible: Whether user speech may cut it off.
             wait_for_playback: Return only when it has played out (by default
                 it returns at once; ``await`` the handle to wait).
 
         Returns:
-            The utterance's handle.
+            The utterance's handle (discarded, with an ``error`` event, when
+            there is nothing to say).
+
+        Raises:
+            TypeError: ``message`` is not a str.
         """
+        message = _text_argument(message, "say", "message")
         handle = SpeechHandle("say", allow_interruptions=interruptible)
-        if not message or not message.strip():
+        if not has_text(message):
             self.report_error("say", "empty message: nothing to say")
             handle._discard()
             return handle
@@ -371,10 +420,18 @@ class AgentSession(EventEmitter):
         The agent's current utterance is interrupted if it allows it, and the
         agent answers as it would after a spoken turn.
 
+        Control characters are dropped and lone surrogates replaced (see
+        :func:`vocalis.text.clean_text`).
+
         Returns:
-            The handle of the agent's reply.
+            The handle of the agent's reply (discarded, with an ``error``
+            event, when the text is empty).
+
+        Raises:
+            TypeError: ``text`` is not a str.
         """
-        if not text or not text.strip():
+        text = _text_argument(text, "send_text", "text")
+        if not has_text(text):
             self.report_error("send_text", "empty text: no user turn")
             handle = SpeechHandle("user_turn")
             handle._discard()
@@ -398,12 +455,16 @@ class AgentSession(EventEmitter):
             instructions: Guidance for this reply only (not stored).
             wait_for_playback: Return only when the reply has played out.
             interruptible: Whether user speech may cut the reply off.
+
+        Raises:
+            TypeError: ``instructions`` is not a str.
         """
+        instructions = _text_argument(instructions, "reply", "instructions")
         handle = SpeechHandle("reply", allow_interruptions=interruptible)
-        if not instructions or not instructions.strip() or self._reply_pending():
+        if not has_text(instructions) or self._reply_pending():
             logger.info(
                 "reply() discarded: {}",
-                "empty instructions" if not instructions or not instructions.strip() else "a reply is already running",
+                "empty instructions" if not has_text(instructions) else "a reply is already running",
             )
             handle._discard()
             return handle
@@ -471,6 +532,7 @@ class AgentSession(EventEmitter):
                     continue
                 self._current = handle
                 self._cancel_wake_up()
+                self._trim_context()
                 handle.metrics = self.recorder.begin(handle, handle.user_timing, handle.user_text)
                 try:
                     await handle._factory()  # type: ignore[attr-defined]
@@ -488,6 +550,18 @@ class AgentSession(EventEmitter):
                     await self._do_handoff()
                 if not self._queue:
                     self._arm_wake_up()
+
+    def _trim_context(self) -> None:
+        """Apply the context limits before a reply (see :class:`SessionLimits`)."""
+        limits = self.limits
+        dropped = trim_chat_context(
+            self.agent.chat_context,
+            max_items=limits.max_context_items,
+            max_chars=limits.max_context_chars,
+            keep=limits.context_keep,
+        )
+        if dropped:
+            logger.debug("chat context over its limits: dropped the {} oldest items", dropped)
 
     # -- handoff ---------------------------------------------------------------------
     def request_handoff(self, agent: Agent) -> None:

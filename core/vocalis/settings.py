@@ -79,15 +79,56 @@ def validate_name(name: str) -> str:
     return name
 
 
+# Last words of field names whose values are credentials even when not typed
+# SecretStr (``headers`` dicts carry ``Authorization``; ``api_key: str`` happens).
+_SECRET_WORDS = frozenset(
+    {"key", "token", "secret", "password", "passwd", "credential", "credentials",
+     "auth", "authorization", "header", "headers", "cookie", "cookies"}
+)
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
+_QUERY_VALUE = re.compile(r"(?P<name>[?&][^=&#\s]+=)[^&#\s]*")
+
+
+def _redact_url(text: str) -> str:
+    """A URL without its ``user:password@`` part and its query values (keys travel there)."""
+    return _QUERY_VALUE.sub(r"\g<name>***", _URL_USERINFO.sub(r"\g<scheme>***@", text))
+
+
+class _Masked:
+    def __repr__(self) -> str:
+        return "'**********'"
+
+
+def _mask(value: Any) -> Any:
+    """``value`` with every string in it masked (dict keys stay readable)."""
+    if isinstance(value, str):
+        return _Masked() if value else value
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_mask(v) for v in value)
+    return value
+
+
 class ProviderSettings(BaseSettings):
     """Base class of every provider's settings.
 
     Subclasses set ``model_config = provider_settings_config(kind, name)``.
     Secrets must be typed ``SecretStr`` so that they never show in reprs or
-    logs.
+    logs. As a second line of defence, the repr also masks the strings of
+    fields named like credentials (``api_key``, ``*_token``, ``headers``,
+    ...) and the ``user:password@`` part and query values of URLs.
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            if name and name.lower().rsplit("_", 1)[-1] in _SECRET_WORDS:
+                value = _mask(value)
+            elif isinstance(value, str) and "://" in value:
+                value = _redact_url(value)
+            yield name, value
 
 
 def _split_list(value: Any) -> Any:

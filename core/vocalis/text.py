@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof sr jr st vs etc e.g i.e approx no fig inc ltd co jan feb mar apr "
@@ -43,7 +44,7 @@ class SentenceChunker:
         for match in _BOUNDARY.finditer(self._buffer):
             end = match.end(1)
             candidate = self._buffer[start:end].strip()
-            if len(candidate) < self.min_chars or _ends_with_abbreviation(candidate):
+            if not candidate or len(candidate) < self.min_chars or _ends_with_abbreviation(candidate):
                 continue
             out.append(candidate)
             start = match.end()
@@ -61,7 +62,9 @@ class SentenceChunker:
             cut = cut + 1 if cut > self.max_chars // 3 else window.rfind(" ")
             if cut <= 0:
                 cut = self.max_chars
-            out.append(rest[:cut].strip())
+            piece = rest[:cut].strip()
+            if piece:  # a cut inside leading white space leaves nothing to say
+                out.append(piece)
             rest = rest[cut:].lstrip()
         self._buffer = rest
         if out:
@@ -82,8 +85,33 @@ class SentenceChunker:
 def _ends_with_abbreviation(text: str) -> bool:
     if not text.endswith("."):
         return False
-    word = text[:-1].rsplit(None, 1)[-1].lower().lstrip("(\"'")
+    words = text[:-1].rsplit(None, 1)
+    if not words:  # a lone "."
+        return False
+    word = words[-1].lower().lstrip("(\"'")
     return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+
+
+# C0/C1 controls other than tab, newline and carriage return; lone UTF-16 surrogates.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Make text from outside (typed input, a client) safe to pass on.
+
+    Control characters are dropped (those that are white space, like a form
+    feed, become a space) and lone surrogates, which cannot be encoded as
+    UTF-8 and so would fail in any HTTP or WebSocket provider, become U+FFFD.
+    Everything else (emoji, RTL marks, combining accents) is kept as is.
+    """
+    text = _CONTROL.sub(lambda m: " " if m.group().isspace() else "", text)
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def has_text(text: str) -> bool:
+    """Whether text has anything visible (not only white space or format marks)."""
+    return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text)
 
 
 def speakable(text: str) -> bool:

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+from vocalis.chat import FunctionCall
 from vocalis.providers.llm import ToolCallRequest
-from vocalis.tools import ToolArgumentsError, ToolContext, ToolError
+from vocalis.tools import ToolArgumentsError, ToolContext, ToolError, _short
 
 if TYPE_CHECKING:
     from vocalis.agent import Agent
@@ -58,9 +59,11 @@ class ToolRunner:
         session: The owning session (for events, errors and handoffs).
         timeout: Seconds one call may run.
         max_steps: LLM rounds with tool calls per reply.
-        max_parallel: Calls of one round that run at the same time.
+        max_parallel: Calls that run at the same time in this session (calls
+            of an interrupted reply that still run count too); more wait.
         max_calls_per_turn: Calls per reply; further calls get an error output.
-        max_output_chars: Longer outputs are cut (the model is told so).
+        max_output_chars: Longer outputs and error messages are cut (the
+            model is told so).
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class ToolRunner:
         self._source_tools: dict[int, list[Tool]] = {}
         self._started_sources: list[ToolSource] = []
         self._running: set[asyncio.Task[ToolResult]] = set()
+        self._slots: asyncio.Semaphore | None = None  # one per session, made on first use
         self._warned: set[str] = set()
 
     # -- tool sources -------------------------------------------------------
@@ -159,10 +163,19 @@ class ToolRunner:
         """
         loop = asyncio.get_running_loop()
         tools = self.tools_for(agent)
-        semaphore = asyncio.Semaphore(self.max_parallel)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_parallel)
+        semaphore = self._slots
         tasks: list[asyncio.Task[ToolResult]] = []
+        # Outputs are matched to calls by id: a repeated (or missing) id gets a fresh one.
+        taken = {item.call_id for item in chat_ctx.items if isinstance(item, FunctionCall)}
         for index, call in enumerate(calls):
-            call_id = call.call_id or f"call_{uuid.uuid4().hex[:12]}"
+            call_id = call.call_id
+            if not call_id or not isinstance(call_id, str) or call_id in taken:
+                if call_id:
+                    logger.warning("the model reused tool call id {}; renamed", _short(call_id))
+                call_id = f"call_{uuid.uuid4().hex[:12]}"
+            taken.add(call_id)
             chat_ctx.add_function_call(call_id, call.name, call.arguments, created_at=loop.time())
             if refuse is None and calls_so_far + index >= self.max_calls_per_turn:
                 refusal: str | None = f"too many tool calls in one turn (limit {self.max_calls_per_turn})"
@@ -194,7 +207,7 @@ class ToolRunner:
                 raise ToolError(refusal)
             if tool is None:
                 known = ", ".join(sorted(self.tools_for(agent))) or "none"
-                raise ToolError(f"unknown tool {call.name!r} (available: {known})")
+                raise ToolError(f"unknown tool {_short(call.name)} (available: {known})")
             context = ToolContext(call_id=call_id, tool_name=call.name, session=self.session, agent=agent)
             async with semaphore:
                 value = await asyncio.wait_for(
@@ -239,11 +252,13 @@ class ToolRunner:
                 text = json.dumps(value, ensure_ascii=False, default=str)
             except (TypeError, ValueError):
                 text = str(value)
-        if len(text) > self.max_output_chars:
-            text = text[: self.max_output_chars] + f"… [output cut at {self.max_output_chars} characters]"
         result.output = text
 
     def _record(self, result: ToolResult, chat_ctx: ChatContext) -> None:
+        if len(result.output) > self.max_output_chars:
+            # Before the context, the event and the LLM see it: a tool (or its error) may return megabytes.
+            cut = self.max_output_chars
+            result.output = result.output[:cut] + f"… [output cut at {cut} characters]"
         result.duration = round(asyncio.get_running_loop().time() - result.started_at, 6)
         chat_ctx.add_function_output(
             result.call_id,

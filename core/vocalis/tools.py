@@ -179,22 +179,7 @@ class FunctionTool:
         return await result if inspect.isawaitable(result) else result
 
     def _parse(self, arguments: str | Mapping[str, Any] | None) -> dict[str, Any]:
-        if isinstance(arguments, Mapping):
-            return dict(arguments)
-        if arguments is None or not arguments.strip():
-            return {}
-        prefix = f"Invalid arguments for tool {self.name!r}"
-        try:
-            value = json.loads(arguments)
-        except json.JSONDecodeError as exc:
-            where = f"at line {exc.lineno} column {exc.colno}"
-            raise ToolArgumentsError(f"{prefix}: not valid JSON ({exc.msg} {where})") from exc
-        if value is None:  # some models send "null" for a call without arguments
-            return {}
-        if not isinstance(value, dict):
-            kind = _JSON_TYPES.get(type(value), type(value).__name__)
-            raise ToolArgumentsError(f"{prefix}: expected a JSON object, got a JSON {kind}")
-        return value
+        return parse_tool_arguments(arguments, tool=self.name)
 
 
 @overload
@@ -254,6 +239,95 @@ def find_function_tools(obj: object) -> list[FunctionTool]:
             raise ValueError(f"{cls.__name__} defines more than one tool named {value.name!r}")
         tools.append(value.__get__(obj, cls))
     return tools
+
+
+def parse_tool_arguments(arguments: str | bytes | Mapping[str, Any] | None, *, tool: str) -> dict[str, Any]:
+    """Parse a model's tool-call arguments strictly, for any kind of tool.
+
+    Standard JSON only: ``NaN``/``Infinity``, numbers out of range, repeated
+    keys and absurd nesting are refused rather than passed on. Empty text,
+    ``"null"`` and None mean no arguments.
+
+    Args:
+        arguments: JSON text (str or UTF-8 bytes) or an already-parsed mapping.
+        tool: The tool's name, for the error message.
+
+    Raises:
+        ToolArgumentsError: The arguments are not a JSON object, with the reason.
+    """
+    if isinstance(arguments, Mapping):
+        return dict(arguments)
+    prefix = f"Invalid arguments for tool {tool!r}"
+    if isinstance(arguments, bytes | bytearray):
+        try:
+            arguments = arguments.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ToolArgumentsError(f"{prefix}: not UTF-8 text") from None
+    if arguments is None:
+        return {}
+    if not isinstance(arguments, str):
+        kind = type(arguments).__name__
+        raise ToolArgumentsError(f"{prefix}: expected JSON text or a mapping, got {kind}")
+    if not arguments.strip():
+        return {}
+    try:
+        value = json.loads(
+            arguments,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+        )
+    except json.JSONDecodeError as exc:
+        where = f"at line {exc.lineno} column {exc.colno}"
+        raise ToolArgumentsError(f"{prefix}: not valid JSON ({exc.msg} {where})") from exc
+    except _StrictJSONError as exc:
+        raise ToolArgumentsError(f"{prefix}: {exc}") from None
+    except RecursionError:
+        raise ToolArgumentsError(f"{prefix}: JSON nested too deeply") from None
+    if value is None:  # some models send "null" for a call without arguments
+        return {}
+    if not isinstance(value, dict):
+        kind = _JSON_TYPES.get(type(value), type(value).__name__)
+        raise ToolArgumentsError(f"{prefix}: expected a JSON object, got a JSON {kind}")
+    return value
+
+
+class _StrictJSONError(ValueError):
+    """JSON that Python's parser takes but the JSON standard (or sense) does not."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # A repeated key is ambiguous: refuse it rather than silently keep the last.
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _StrictJSONError(f"duplicate key {_short(key)} in the JSON object")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise _StrictJSONError(f"{name} is not a valid JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _StrictJSONError(f"the number {_short(text)} is out of range")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > 400:  # int() of thousands of digits is slow, and no tool needs it
+        raise _StrictJSONError(f"an integer of {len(text)} digits is too long")
+    return int(text)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr`` cut to ``limit`` characters: arguments from a model may be huge."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _defined_in_class(func: Callable[..., Any]) -> bool:
@@ -320,7 +394,9 @@ def _build_model(
         # parameter name works, even "_x", "json" or "model_config".
         fields[f"p{i}"] = _field(p, hints[p.name], docs.get(p.name))
         params.append(_Param(p.name, p.kind, f"p{i}"))
-    model = create_model(f"{tool}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
+    # NaN and infinity are not JSON and would reach float parameters as "nan" strings.
+    config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model = create_model(f"{tool}_arguments", __config__=config, **fields)
     return params, model
 
 
@@ -386,15 +462,19 @@ def _clean(
     }
 
 
-def _summarize(exc: ValidationError) -> str:
+def _summarize(exc: ValidationError, limit: int = 5) -> str:
     parts: list[str] = []
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for err in errors[:limit]:
         loc = ".".join(str(x) for x in err["loc"])
         if err["type"] == "extra_forbidden":
-            parts.append(f"unexpected argument {loc!r}")
+            parts.append(f"unexpected argument {_short(loc)}")
         elif err["type"] == "missing":
-            parts.append(f"missing required argument {loc!r}")
+            parts.append(f"missing required argument {_short(loc)}")
         else:
             got = reprlib.repr(err.get("input"))
-            parts.append(f"{loc or 'arguments'}: {err['msg']} (got {got})")
+            where = loc if len(loc) <= 60 else f"{loc[:57]}..."
+            parts.append(f"{where or 'arguments'}: {err['msg']} (got {got})")
+    if len(errors) > limit:
+        parts.append(f"and {len(errors) - limit} more problems")
     return "; ".join(parts)

@@ -1,4 +1,5 @@
-"""Turn-taking configuration: when the user's turn ends and when they interrupt."""
+"""Turn-taking configuration: when the user's turn ends, when they interrupt,
+and how long a turn waits on each provider."""
 
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ class EOUConfig:
             conversational compromise; raise it for dictation-like use.
         threshold: Probability above which the turn counts as complete.
         stt_timeout: Seconds to wait after speech ends for a final
-            transcript before deciding with the interim one (or nothing).
+            transcript before deciding with the interim one (without one,
+            the turn waits on; :attr:`ProviderTimeouts.stt_final` bounds
+            that wait).
         stt_watchdog: Seconds without any new transcript, while the VAD
             still hears "speech" (background noise), after which the turn is
             decided anyway. 0 disables it.
@@ -68,6 +71,66 @@ class EOUConfig:
         if self.mode is EOUMode.FIXED:
             return self.min_delay if probability >= self.threshold else self.max_delay
         return self.max_delay - probability * (self.max_delay - self.min_delay)
+
+
+@dataclass(slots=True)
+class ProviderTimeouts:
+    """How long a turn waits on each provider before it gives up on it.
+
+    A provider that exceeds its limit is reported as an ``error`` event that
+    names it (``"llm:openai: no output within 15 s"``), and the turn ends:
+    with what was already said, or with the session's ``error_message``.
+    Defaults are generous: real networked providers and the offline stack on
+    a 2-core machine stay well inside them, so only a stuck provider hits
+    them. Set a limit to ``None`` to wait forever.
+
+    Attributes:
+        llm_first_chunk: Seconds from the request to the LLM's first chunk
+            (a long prompt on a local model, or a busy API, needs several).
+        llm_next_chunk: Seconds between two chunks; a local model writing a
+            long tool call yields nothing until the call is complete.
+        tts_first_audio: Seconds for the TTS's first audio once all the
+            text of the reply was given to it.
+        tts_next_audio: Seconds between two pieces of audio once all the
+            text was given (a sentence-by-sentence TTS pauses between
+            sentences). While the LLM still writes, the TTS may be waiting
+            for text, so no limit applies then.
+        stt_final: Seconds, on top of the utterance's own length, for the
+            final transcript after the user stopped speaking. Past it the
+            recogniser is taken as stuck: its request is dropped and a fresh
+            stream listens on. (``EOUConfig.stt_timeout`` is the much
+            shorter wait after which the turn goes on with the interim.)
+        eou_predict: Seconds for one turn-detector prediction; past it the
+            turn is decided without the detector.
+        vad_stall: Seconds of audio during which a VAD that says the user
+            is speaking may report no change at all (its speech time stands
+            still and no end of speech comes); past it the VAD is taken as
+            stuck and restarted.
+        audio_output: Seconds the transport may take to accept one frame of
+            agent audio (a transport that applies backpressure blocks).
+        realtime_response: Seconds a realtime model may take to start a
+            response (after a request, or after the user stopped speaking).
+        realtime_next_event: Seconds between two pieces of a realtime
+            response (audio, transcript) before the connection is taken as
+            stuck and reopened.
+    """
+
+    llm_first_chunk: float | None = 15.0
+    llm_next_chunk: float | None = 15.0
+    tts_first_audio: float | None = 10.0
+    tts_next_audio: float | None = 10.0
+    stt_final: float | None = 10.0
+    eou_predict: float | None = 3.0
+    vad_stall: float | None = 5.0
+    audio_output: float | None = 5.0
+    realtime_response: float | None = 30.0
+    realtime_next_event: float | None = 15.0
+
+    def __post_init__(self) -> None:
+        for name in self.__slots__:  # type: ignore[attr-defined]
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"ProviderTimeouts.{name} must be a positive number of seconds or None")
 
 
 DEFAULT_BACKCHANNELS = frozenset(

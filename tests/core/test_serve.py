@@ -182,3 +182,115 @@ async def test_serve_prints_the_url_and_stops_cleanly() -> None:
     assert urls and urls[0].startswith("http://127.0.0.1:") and urls[0].endswith("/?token=tok")
     assert not server.accepting
     assert asyncio.all_tasks() <= before | {asyncio.current_task()}
+
+
+def test_drain_flushes_every_sessions_metrics_to_the_file(tmp_path: Any) -> None:
+    from vocalis.metrics_file import read_metrics
+
+    path = tmp_path / "serve.jsonl"
+
+    async def main() -> None:
+        server = make_server(drain_timeout=5.0, metrics_path=path)
+        leaving = await server.open_session(FakeTransport())
+        staying = await server.open_session(FakeTransport())
+        await asyncio.gather(leaving.send_text("first"), staying.send_text("second"))
+        loop = asyncio.get_running_loop()
+        loop.call_later(1.0, lambda: loop.create_task(leaving.close(reason="hangup")))
+        await server.drain()
+        assert leaving.closed and staying.closed
+        # Nothing is written after the drain: the file is closed.
+        assert server._metrics is not None and server._metrics._file is None
+
+    run_virtual(main())
+    records = read_metrics(path)
+    sessions = [r["session_id"] for r in records if r["type"] == "session"]
+    assert len(sessions) == 2
+    for session_id in sessions:
+        mine = [r for r in records if r.get("session_id") == session_id]
+        assert [r["type"] for r in mine] == ["session", "turn", "summary"], mine
+        assert mine[1]["source"] == "user_turn" and mine[1]["llm"], mine[1]
+        assert mine[2]["turns"] == 1
+
+
+async def test_healthz_reveals_no_secrets_and_says_when_draining(http: Any) -> None:
+    client, base = http
+    async with client.get(f"{base}/healthz") as response:
+        assert response.status == 200
+        body = await response.text()
+    assert "secret" not in body and "token" not in body
+    # The token also stays out of the server's reprs.
+    server = make_server(token="secret-token-value")
+    assert "secret-token-value" not in repr(server.options) + repr(server)
+
+
+async def test_healthz_is_503_while_draining() -> None:
+    server = make_server(port=0, token="tok", drain_timeout=30.0)
+    stop = asyncio.Event()
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve(server, [EchoEndpoint], ready=ready.set_result, stop=stop))
+    url = await asyncio.wait_for(ready, 10)
+    base = url.split("/?")[0]
+    session = await server.open_session(FakeTransport())  # keeps the drain waiting
+    async with ClientSession() as client:
+        async with client.get(f"{base}/healthz") as response:
+            assert response.status == 200 and (await response.json())["sessions"] == 1
+        stop.set()
+        while server.accepting:
+            await asyncio.sleep(0.01)
+        async with client.get(f"{base}/healthz") as response:
+            assert response.status == 503 and (await response.json())["accepting"] is False
+        with pytest.raises(AdmissionError, match="shutting down"):
+            await server.open_session(FakeTransport())
+    await session.close(reason="hangup")
+    await asyncio.wait_for(task, 10)
+
+
+async def test_tokens_are_compared_in_constant_time_and_odd_ones_are_refused(
+    http: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hmac
+
+    from vocalis.serve import server as server_module
+
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(server_module.hmac, "compare_digest", spy)
+    client, base = http
+    for headers in ({"Authorization": "Bearer secreT"}, {"Authorization": "Bearer s\u00e9cret"}):
+        async with client.post(f"{base}/private", headers=headers) as response:
+            assert response.status == 401
+    # Bytes that are not UTF-8 reach the check as lone surrogates: refused, not a 500.
+    host, port = base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"POST /private HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n"
+                 b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+    assert (await reader.read()).startswith(b"HTTP/1.1 401 ")
+    writer.close()
+    await writer.wait_closed()
+    async with client.post(f"{base}/private", params={"token": "%FF"}) as response:
+        assert response.status == 401
+    assert len(compared) >= 3 and all(b == b"secret" for _, b in compared)
+
+
+async def test_the_access_log_leaves_the_token_out(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
+    server = make_server(port=0, token="tok-in-the-query")
+    stop = asyncio.Event()
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve(server, [EchoEndpoint], ready=ready.set_result, stop=stop))
+    base = (await asyncio.wait_for(ready, 10)).split("/?")[0]
+    async with ClientSession() as client:
+        async with client.post(f"{base}/private", params={"token": "tok-in-the-query"}) as response:
+            assert response.status == 200
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    access = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    assert any('"POST /private" 200' in line for line in access), access
+    assert "tok-in-the-query" not in caplog.text

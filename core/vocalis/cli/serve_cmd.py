@@ -73,6 +73,7 @@ async def _serve(options: dict[str, Any]) -> None:
             idle_timeout=options["idle_timeout"],
             drain_timeout=options["drain_timeout"],
             max_message_bytes=options["max_message_bytes"],
+            metrics_path=options["metrics_path"],
         ),
     )
 
@@ -94,6 +95,8 @@ async def _serve(options: dict[str, Any]) -> None:
 @click.option("--idle-timeout", default=300.0, show_default=True, type=click.FloatRange(1), help="Seconds of silence before a session is closed.")
 @click.option("--drain-timeout", default=30.0, show_default=True, type=click.FloatRange(0), help="Seconds running sessions get on shutdown.")
 @click.option("--max-message-bytes", default=1 << 20, show_default=True, type=click.IntRange(1024), help="Largest HTTP body or WebSocket message accepted.")
+@click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False), default=None,
+              help="Write every session's metrics to this JSONL file (see `vocalis report`); flushed on shutdown.")
 @click.option("--preemptive/--no-preemptive", default=True, show_default=True, help="Start the LLM before the turn is committed.")
 def serve_command(**options: Any) -> None:
     """Serve the agent: a web page to talk to it, and telephony WebSockets.

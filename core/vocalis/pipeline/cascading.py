@@ -15,15 +15,16 @@ from vocalis.audio import AudioFrame, AudioResampler
 from vocalis.chat import ChatRole
 from vocalis.pipeline.base import Pipeline
 from vocalis.pipeline.generation import Preemptive, Utterance, llm_text, speak
+from vocalis.pipeline.inputs import InputStreams
 from vocalis.pipeline.turns import TurnController
 from vocalis.providers.base import Provider, ProviderKind
 from vocalis.providers.eou import EOU
 from vocalis.providers.llm import LLM
-from vocalis.providers.stt import STT, SpeechEventType, STTStream
+from vocalis.providers.stt import STT, STTStream
 from vocalis.providers.tts import TTS
-from vocalis.providers.vad import VAD, VADEventType, VADStream
+from vocalis.providers.vad import VAD, VADStream
 from vocalis.states import AgentState
-from vocalis.turn import EOUConfig, InterruptConfig
+from vocalis.turn import EOUConfig, InterruptConfig, ProviderTimeouts
 
 if TYPE_CHECKING:
     from vocalis.registry import Registry
@@ -49,7 +50,7 @@ DEFAULT = _Default()
 """Marks an optional provider left out: resolve the installed default."""
 
 
-class CascadingPipeline(Pipeline):
+class CascadingPipeline(InputStreams, Pipeline):
     """Speech in, speech out, through separate STT, LLM and TTS providers.
 
     Each provider argument is an instance or a registered name (``"whisper"``).
@@ -67,6 +68,8 @@ class CascadingPipeline(Pipeline):
         turn_detector: End-of-utterance model or name.
         eou_config: When a pause ends the user's turn.
         interrupt_config: When user speech interrupts the agent.
+        timeouts: How long a turn waits on each provider before it reports
+            the provider as failed and goes on.
         registry: Where names are looked up (default: installed plugins).
     """
 
@@ -80,11 +83,13 @@ class CascadingPipeline(Pipeline):
         *,
         eou_config: EOUConfig | None = None,
         interrupt_config: InterruptConfig | None = None,
+        timeouts: ProviderTimeouts | None = None,
         registry: Registry | None = None,
     ) -> None:
         super().__init__()
         self.eou_config = eou_config or EOUConfig()
         self.interrupt_config = interrupt_config or InterruptConfig()
+        self.timeouts = timeouts or ProviderTimeouts()
         self._registry = registry
         self._settings: VocalisSettings | None = None
         self._owned: list[Provider] = []
@@ -108,6 +113,7 @@ class CascadingPipeline(Pipeline):
         self._speculative_stt = self.eou_config.speculative_stt > 0
         self._last_spoken = 0.0
         self._paused_for = 0.0
+        self._init_input_streams()
 
     # -- providers ----------------------------------------------------------
     def _resolve(self, kind: ProviderKind, value: Provider | str | None, *, required: bool) -> Provider | None:
@@ -169,15 +175,17 @@ class CascadingPipeline(Pipeline):
             self.turn_detector,
             self._preempt,
             lambda: self._vad_stream.speech_duration if self._vad_stream is not None else None,
+            timeouts=self.timeouts,
+            on_stt_stuck=self._on_stt_stuck,
         )
         if self.vad is not None:
             self._vad_resampler = AudioResampler(self.vad.sample_rate)
             self._vad_stream = self.vad.stream()
-            self._tasks.append(loop.create_task(self._read_vad(self._vad_stream)))
+            self._vad_reader = loop.create_task(self._read_vad(self._vad_stream))
         if not self.stt.streaming and self.vad is None:
             raise ValueError(f"{self.stt.label} does not stream: the pipeline needs a vad= to segment speech")
         self._stt_stream = self._open_stt_stream()
-        self._tasks.append(loop.create_task(self._read_stt(self._stt_stream)))
+        self._stt_reader = loop.create_task(self._read_stt(self._stt_stream))
 
     def _open_stt_stream(self) -> STTStream:
         return self.stt.stream() if self.stt.streaming else SegmentedSTTStream(self.stt)
@@ -189,9 +197,10 @@ class CascadingPipeline(Pipeline):
             if stream is not None:
                 with contextlib.suppress(Exception):
                     await stream.aclose()
-        for task in self._tasks:
+        readers = [t for t in (self._vad_reader, self._stt_reader) if t is not None]
+        for task in [*self._tasks, *readers]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *readers, return_exceptions=True)
         self._tasks.clear()
         for provider in self._owned:
             try:
@@ -208,6 +217,8 @@ class CascadingPipeline(Pipeline):
                 self._vad_stream.push_frame(vad_frame)
                 if self._speculative_stt:
                     self._watch_for_pause(vad_frame.duration)
+                if self._vad_in_speech:
+                    self._watch_vad(vad_frame.duration)
         if self._stt_stream is not None:
             stt_frame = self._stt_resampler.push(frame)
             if stt_frame is not None:
@@ -258,44 +269,6 @@ class CascadingPipeline(Pipeline):
         self._last_spoken, self._paused_for = 0.0, 0.0
         self.turns.speech_ended(silence)
 
-    async def _read_vad(self, stream: VADStream) -> None:
-        assert self.session is not None
-        try:
-            async for event in stream:
-                if event.type is VADEventType.START_OF_SPEECH:
-                    self._on_speech_start()
-                elif event.type is VADEventType.END_OF_SPEECH:
-                    self._on_speech_end(event.silence_duration)
-        except Exception as exc:
-            self.session.report_error(self.vad.label if self.vad else "vad", exc)
-
-    async def _read_stt(self, stream: STTStream) -> None:
-        assert self.session is not None and self.turns is not None
-        session, turns = self.session, self.turns
-        while True:
-            try:
-                async for event in stream:
-                    if event.type is SpeechEventType.INTERIM_TRANSCRIPT:
-                        turns.interim(event.text, event.language)
-                    elif event.type is SpeechEventType.FINAL_TRANSCRIPT:
-                        turns.final(event.text, event.language)
-                    elif event.type is SpeechEventType.START_OF_SPEECH and self.vad is None:
-                        self._on_speech_start()
-                    elif event.type is SpeechEventType.END_OF_SPEECH and self.vad is None:
-                        self._on_speech_end()
-                return
-            except Exception as exc:
-                session.report_error(self.stt.label, exc)
-            if session.closed:
-                return
-            # The utterance in flight lost its transcript: release the turn
-            # waiting for it, and listen on with a new stream, so one failed
-            # request does not leave the session deaf.
-            turns.final("", None)
-            with contextlib.suppress(Exception):
-                await stream.aclose()
-            stream = self._stt_stream = self._open_stt_stream()
-
     # -- agent speech ---------------------------------------------------------
     async def speak(self, handle: SpeechHandle, text: str) -> None:
         assert self.session is not None
@@ -304,7 +277,7 @@ class CascadingPipeline(Pipeline):
         async def one() -> AsyncIterator[str]:
             yield text
 
-        await speak(self.session, handle, self.tts, one(), utterance)
+        await speak(self.session, handle, self.tts, one(), utterance, timeouts=self.timeouts)
 
     async def generate_reply(
         self,
@@ -328,13 +301,18 @@ class CascadingPipeline(Pipeline):
                 await session._guarded(flow.on_turn_start(user_text), "conversation_flow.on_turn_start")
         session._set_agent_state(AgentState.THINKING)
         utterance = Utterance(chat_ctx)
-        llm_source = llm_text(session, self.llm, utterance, instructions=instructions, preemptive=preemptive)
+        llm_source = llm_text(
+            session, self.llm, utterance, instructions=instructions, preemptive=preemptive, timeouts=self.timeouts
+        )
         text_source = llm_source
         if flow is not None and user_text is not None:
             flow._llm_stream = lambda: llm_source
             text_source = flow.run(user_text)
         try:
-            await speak(session, handle, self.tts, text_source, utterance)
+            await speak(
+                session, handle, self.tts, text_source, utterance,
+                timeouts=self.timeouts, apology=session.error_message,
+            )
         finally:
             if flow is not None and user_text is not None:
                 flow._llm_stream = None

@@ -15,8 +15,19 @@ from typing import TYPE_CHECKING, Any
 
 from vocalis.chat import ChatContext, ChatMessage, ChatRole
 from vocalis.metrics import LLMMetrics, ToolMetrics, TTSMetrics, TurnMetrics
+from vocalis.pipeline.guards import (
+    END,
+    Deadline,
+    as_provider_error,
+    check_audio,
+    check_chunk,
+    next_item,
+)
+from vocalis.providers.base import ProviderError
 from vocalis.providers.llm import LLM, ChatChunk, ToolCallRequest
 from vocalis.states import AgentState
+from vocalis.text import speakable
+from vocalis.turn import ProviderTimeouts
 
 if TYPE_CHECKING:
     from vocalis.providers.tts import TTS, TTSStream
@@ -39,6 +50,7 @@ class Utterance:
         self.speech_id = ""
         self.metrics: TurnMetrics | None = None
         self.announcements: list[asyncio.TimerHandle] = []
+        self.failed = False  # a provider failed: what was not heard is dropped
 
     def add_text(self, text: str, now: float) -> str:
         """Text sent to the TTS joins the open assistant message.
@@ -110,11 +122,45 @@ async def speak(
     tts: TTS,
     text_source: AsyncIterator[str],
     utterance: Utterance,
+    *,
+    timeouts: ProviderTimeouts | None = None,
+    apology: str | None = None,
 ) -> None:
-    """Speak a text stream; returns when played out, interrupted or failed."""
+    """Speak a text stream; returns when played out, interrupted or failed.
+
+    Args:
+        timeouts: Limits on the TTS and the transport.
+        apology: Spoken instead when a provider fails before anything was
+            heard (the session's ``error_message``); None stays silent.
+    """
+    timeouts = timeouts or ProviderTimeouts()
+    text = await _speak_once(session, handle, tts, text_source, utterance, timeouts)
+    nothing_heard = utterance.failed and utterance.pushed == 0
+    if apology and nothing_heard and not handle.interrupted and not session.closed:
+        sorry = Utterance(utterance.chat_ctx)
+
+        async def one() -> AsyncIterator[str]:
+            yield apology
+
+        text = await _speak_once(session, handle, tts, one(), sorry, timeouts)
+    handle.text = text
+    session.emit(
+        "agent_turn",
+        {"speech_id": handle.id, "text": text, "interrupted": handle.interrupted, "source": handle.source},
+    )
+
+
+async def _speak_once(
+    session: AgentSession,
+    handle: SpeechHandle,
+    tts: TTS,
+    text_source: AsyncIterator[str],
+    utterance: Utterance,
+    timeouts: ProviderTimeouts,
+) -> str:
     loop = asyncio.get_running_loop()
     output = session.audio_output
-    work = loop.create_task(_generate(session, tts, text_source, utterance))
+    work = loop.create_task(_generate(session, tts, text_source, utterance, timeouts))
 
     def on_interrupt() -> None:
         utterance.heard = output.clear_buffer() if output.speaking else utterance.pushed
@@ -129,17 +175,18 @@ async def speak(
     for timer in utterance.announcements:
         timer.cancel()  # sentences cut off before they started playing
     if not work.cancelled() and work.exception() is not None:
+        utterance.failed = True
         session.report_error("speech", work.exception())  # type: ignore[arg-type]
-    text = utterance.finish(handle.interrupted)
-    handle.text = text
-    session.emit(
-        "agent_turn",
-        {"speech_id": handle.id, "text": text, "interrupted": handle.interrupted, "source": handle.source},
-    )
+    # After a failure, text the user never heard is not kept as said.
+    return utterance.finish(handle.interrupted or utterance.failed)
 
 
 async def _generate(
-    session: AgentSession, tts: TTS, text_source: AsyncIterator[str], utterance: Utterance
+    session: AgentSession,
+    tts: TTS,
+    text_source: AsyncIterator[str],
+    utterance: Utterance,
+    timeouts: ProviderTimeouts,
 ) -> None:
     loop = asyncio.get_running_loop()
     output = session.audio_output
@@ -148,7 +195,9 @@ async def _generate(
     tts_record = None
     if utterance.metrics is not None:
         tts_record = utterance.metrics.tts = TTSMetrics(tts.label, tts.model_name)
-    forward = loop.create_task(_forward_audio(session, stream, utterance))
+    deadline = Deadline()
+    forward = loop.create_task(_forward_audio(session, tts.label, stream, utterance, deadline, timeouts))
+    deadline.task = forward
     try:
         try:
             async for text in text_source:
@@ -161,14 +210,21 @@ async def _generate(
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # LLM, flow or tool failure: keep what was said
+            utterance.failed = True
             session.report_error(getattr(exc, "provider", "") or "llm", exc)
         stream.end_input()
+        # All the text is in: from now on the TTS owes audio, within limits.
+        first = utterance.first_audio_at is None
+        deadline.restart("tts", timeouts.tts_first_audio if first else timeouts.tts_next_audio)
         await asyncio.wait([forward])
-        if not forward.cancelled() and forward.exception() is not None:
-            session.report_error(tts.label, forward.exception())  # type: ignore[arg-type]
+        failure = deadline.error if forward.cancelled() else forward.exception()
+        if failure is not None:
+            utterance.failed = True
+            session.report_error(tts.label, failure)
         output.flush()
         await output.wait_for_playout()
     finally:
+        deadline.cancel()
         forward.cancel()
         with contextlib.suppress(BaseException):
             await forward
@@ -192,13 +248,38 @@ def _announce_when_played(session: AgentSession, utterance: Utterance, text: str
     utterance.announcements.append(timer)
 
 
-async def _forward_audio(session: AgentSession, stream: TTSStream, utterance: Utterance) -> None:
+async def _forward_audio(
+    session: AgentSession,
+    label: str,
+    stream: TTSStream,
+    utterance: Utterance,
+    deadline: Deadline,
+    timeouts: ProviderTimeouts,
+) -> None:
     output = session.audio_output
-    async for audio in stream:
+    sink = session.transport.label if session.transport is not None else "audio output"
+    iterator = aiter(stream)
+    while True:
+        # While the LLM still writes, the TTS may be waiting for text: no limit then.
+        limit = None
+        if stream.input_ended:
+            limit = timeouts.tts_first_audio if utterance.first_audio_at is None else timeouts.tts_next_audio
+        deadline.wait_on("tts", limit, label, "waiting for audio")
+        try:
+            item = await anext(iterator)
+        except StopAsyncIteration:
+            break
+        except Exception as exc:
+            raise as_provider_error(label, exc) from exc
+        audio = check_audio(label, item)
         if audio.text:
             utterance.segments.append((utterance.pushed, audio.text))
             _announce_when_played(session, utterance, audio.text)
-        await output.capture_frame(audio.frame)
+        deadline.wait_on("output", timeouts.audio_output, sink, "for the transport to take agent audio")
+        try:
+            await output.capture_frame(audio.frame)
+        except Exception as exc:
+            raise as_provider_error(sink, exc) from exc
         utterance.pushed += audio.frame.duration
         metrics = utterance.metrics
         if metrics is not None and metrics.tts is not None:
@@ -210,6 +291,13 @@ async def _forward_audio(session: AgentSession, stream: TTSStream, utterance: Ut
                 if metrics.tts is not None and metrics.tts.started_at is not None:
                     metrics.tts.ttfb = round(metrics.first_audio_at - metrics.tts.started_at, 6)  # type: ignore[operator]
             session._on_agent_audio_started()
+    if not stream.input_ended:
+        raise ProviderError("stream ended early: it closed while text was still coming", provider=label)
+    said = "".join(message.content for message in utterance.messages)
+    if utterance.pushed == 0 and speakable(said):
+        raise ProviderError(
+            f"stream ended early: no audio for {len(said.strip())} characters of text", provider=label
+        )
 
 
 class Preemptive:
@@ -275,10 +363,19 @@ async def llm_text(
     *,
     instructions: str | None = None,
     preemptive: Preemptive | None = None,
+    timeouts: ProviderTimeouts | None = None,
 ) -> AsyncIterator[str]:
-    """Stream the LLM's text, running tool calls between rounds."""
+    """Stream the LLM's text, running tool calls between rounds.
+
+    Raises:
+        ProviderError: The LLM failed, timed out (``timeouts``), yielded
+            something other than a :class:`ChatChunk`, or ended its stream
+            without any chunk.
+    """
+    limits = timeouts or ProviderTimeouts()
     try:
-        async with contextlib.aclosing(_llm_rounds(session, llm, utterance, instructions, preemptive)) as rounds:
+        rounds_source = _llm_rounds(session, llm, utterance, instructions, preemptive, limits)
+        async with contextlib.aclosing(rounds_source) as rounds:
             async for text in rounds:
                 yield text
     finally:
@@ -292,6 +389,7 @@ async def _llm_rounds(
     utterance: Utterance,
     instructions: str | None,
     preemptive: Preemptive | None,
+    timeouts: ProviderTimeouts,
 ) -> AsyncIterator[str]:
     runner = session.tools
     calls_made = 0
@@ -325,7 +423,13 @@ async def _llm_rounds(
         # it can stop generating instead of running on in the background.
         try:
             async with contextlib.aclosing(stream) as chunks:  # type: ignore[type-var]
-                async for chunk in chunks:
+                while True:
+                    limit = timeouts.llm_first_chunk if first is None else timeouts.llm_next_chunk
+                    what = "the first chunk" if first is None else "the next chunk"
+                    item = await next_item(llm.label, chunks, limit, what)
+                    if item is END:
+                        break
+                    chunk = check_chunk(llm.label, item)
                     if first is None:
                         first = loop.time()
                         record.ttft = round(first - started, 6)
@@ -340,6 +444,9 @@ async def _llm_rounds(
                     calls.extend(chunk.tool_calls)
         finally:
             _close_llm_record(record, loop.time(), started, first, chunk_count)
+        if not chunk_count:
+            # Every LLM ends a reply with at least one chunk: an empty stream is a dropped connection.
+            raise ProviderError("stream ended early: no output at all", provider=llm.label)
         if not calls:
             return
         utterance.close_message()

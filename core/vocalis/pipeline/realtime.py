@@ -11,10 +11,14 @@ from loguru import logger
 from vocalis.audio import AudioFrame, AudioResampler
 from vocalis.chat import ChatRole
 from vocalis.pipeline.base import Pipeline
+from vocalis.pipeline.guards import as_provider_error, check_realtime_event
+from vocalis.pipeline.reconnect import Reconnecting
+from vocalis.providers.base import ProviderError
 from vocalis.providers.llm import ToolCallRequest
 from vocalis.providers.realtime import RealtimeEvent, RealtimeEventType, RealtimeModel, RealtimeSession
 from vocalis.states import AgentState
 from vocalis.speech import SpeechHandle
+from vocalis.turn import ProviderTimeouts
 
 if TYPE_CHECKING:
     from vocalis.registry import Registry
@@ -32,21 +36,34 @@ class _Response:
         self.text = ""
         self.tool_calls: list[ToolCallRequest] = []
         self.done = False
+        self.failed = False
 
 
-class RealTimePipeline(Pipeline):
+class RealTimePipeline(Reconnecting, Pipeline):
     """Runs a session on a :class:`RealtimeModel` (speech in, speech out).
 
     The model detects the user's turns itself; the pipeline plays its audio,
     records transcripts in the agent's chat context, runs its tool calls and
     relays interruptions (cancel, truncated to what the user heard).
 
+    A connection that fails, closes, sends a malformed event or stops
+    answering (``timeouts.realtime_response``, ``realtime_next_event``) is
+    reported and reopened with the conversation so far; a turn it lost is
+    answered with the session's ``error_message`` if one is set.
+
     Args:
         model: A realtime model instance or registered name.
         registry: Where a name is looked up (default: installed plugins).
+        timeouts: How long to wait for responses and the transport.
     """
 
-    def __init__(self, model: RealtimeModel | str, *, registry: Registry | None = None) -> None:
+    def __init__(
+        self,
+        model: RealtimeModel | str,
+        *,
+        registry: Registry | None = None,
+        timeouts: ProviderTimeouts | None = None,
+    ) -> None:
         super().__init__()
         self._owned = False
         if isinstance(model, str):
@@ -63,8 +80,10 @@ class RealTimePipeline(Pipeline):
         self._reader: asyncio.Task[None] | None = None
         self._resampler = AudioResampler(model.sample_rate)
         self._response: _Response | None = None
-        self._awaiting: asyncio.Future[_Response] | None = None
+        self._awaiting: asyncio.Future[_Response | None] | None = None
         self._speech_stopped_at: float | None = None
+        self.timeouts = timeouts or ProviderTimeouts()
+        self._init_reconnecting()
 
     async def attach(self, session: AgentSession) -> None:
         await super().attach(session)
@@ -85,6 +104,10 @@ class RealTimePipeline(Pipeline):
             await self._rt.update_instructions(self.session.agent.instructions)
 
     async def aclose(self) -> None:
+        self._cancel_no_response()
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+            await asyncio.gather(self._reconnecting, return_exceptions=True)
         if self._rt is not None:
             await self._rt.aclose()
         if self._reader is not None:
@@ -101,14 +124,20 @@ class RealTimePipeline(Pipeline):
     # -- model events ----------------------------------------------------------
     async def _read(self, rt: RealtimeSession) -> None:
         assert self.session is not None
-        session = self.session
+        session, label = self.session, self.model.label
         try:
-            async for event in rt:
-                self._on_event(event)
+            async for item in rt:
+                if rt is not self._rt:
+                    return  # a replaced connection
+                self._on_event(check_realtime_event(label, item))
+            if rt.input_ended or session.closed or rt is not self._rt:
+                return
+            raise ProviderError("connection closed: the event stream ended", provider=label)
         except Exception as exc:
-            session.report_error(self.model.label, exc, recoverable=False)
+            if rt is self._rt and not session.closed:
+                self._connection_lost(as_provider_error(label, exc))
         finally:
-            if self._response is not None:
+            if rt is self._rt and self._response is not None:
                 self._end_response()
 
     def _on_event(self, event: RealtimeEvent) -> None:
@@ -116,6 +145,7 @@ class RealTimePipeline(Pipeline):
         assert session is not None
         kind = event.type
         if kind is RealtimeEventType.SPEECH_STARTED:
+            self._cancel_no_response()
             session._on_user_speech_started()
             current = session.current_speech
             if current is not None and current.interrupt():
@@ -123,6 +153,8 @@ class RealTimePipeline(Pipeline):
         elif kind is RealtimeEventType.SPEECH_STOPPED:
             self._speech_stopped_at = asyncio.get_running_loop().time()
             session._on_user_speech_stopped()
+            if self._awaiting is None:
+                self._arm_no_response()
         elif kind is RealtimeEventType.INPUT_TRANSCRIPT:
             session.emit("on_speech_in", {"text": event.text, "is_final": event.is_final, "language": None})
             if event.is_final and event.text.strip():
@@ -131,13 +163,14 @@ class RealTimePipeline(Pipeline):
                 session._mark_user_activity()
                 session.emit("user_turn", {"text": event.text.strip()})
         elif kind is RealtimeEventType.RESPONSE_STARTED:
+            self._cancel_no_response()
             response = _Response(event.response_id)
             self._response = response
             if self._awaiting is not None and not self._awaiting.done():
                 self._awaiting.set_result(response)
             else:
                 handle = SpeechHandle("user_turn")
-                session._enqueue(handle, lambda: self._play(handle, response), front=True)
+                session._enqueue(handle, lambda: self._play(handle, response, apologize=True), front=True)
             session._set_agent_state(AgentState.THINKING)
         elif kind is RealtimeEventType.AUDIO and self._response is not None and event.frame is not None:
             self._response.frames.put_nowait(event.frame)
@@ -158,7 +191,7 @@ class RealTimePipeline(Pipeline):
 
     # -- speaking ----------------------------------------------------------------
     async def speak(self, handle: SpeechHandle, text: str) -> None:
-        await self._respond(handle, f"Say exactly this, and nothing else: {text}")
+        await self._respond(handle, f"Say exactly this, and nothing else: {text}", apologize=False)
 
     async def generate_reply(
         self,
@@ -167,33 +200,51 @@ class RealTimePipeline(Pipeline):
         instructions: str | None = None,
         user_text: str | None = None,
     ) -> None:
-        assert self._rt is not None and self.session is not None
+        assert self.session is not None
         if user_text is not None:
             self.session.agent.chat_context.add_message(ChatRole.USER, user_text)
             self.session.emit("user_turn", {"text": user_text})
-            await self._rt.send_text(user_text)
-        await self._respond(handle, instructions)
+            rt = await self._connection()
+            if rt is None:
+                return
+            try:
+                await rt.send_text(user_text)
+            except Exception as exc:
+                self._connection_lost(as_provider_error(self.model.label, exc))
+        await self._respond(handle, instructions, apologize=True)
 
-    async def _respond(self, handle: SpeechHandle, instructions: str | None) -> None:
-        assert self._rt is not None and self.session is not None
-        loop = asyncio.get_running_loop()
-        self._awaiting = loop.create_future()
+    async def _respond(self, handle: SpeechHandle, instructions: str | None, *, apologize: bool) -> None:
+        label, limit = self.model.label, self.timeouts.realtime_response
+        rt = await self._connection()
+        if rt is None:
+            return  # reopening failed: reported
+        self._awaiting = asyncio.get_running_loop().create_future()
+        response: _Response | None = None
         try:
-            await self._rt.create_response(instructions)
-            response = await asyncio.wait_for(asyncio.shield(self._awaiting), timeout=30.0)
+            await rt.create_response(instructions)
+            response = await asyncio.wait_for(asyncio.shield(self._awaiting), timeout=limit)
+        except TimeoutError:
+            self._awaiting = None
+            self._connection_lost(ProviderError(f"timed out after {limit:g} s waiting for a response", provider=label))
         except Exception as exc:
-            self.session.report_error(self.model.label, exc)
-            return
+            self._awaiting = None
+            self._connection_lost(as_provider_error(label, exc))
         finally:
             self._awaiting = None
-        await self._play(handle, response)
+        if response is None:
+            if apologize:
+                await self._say_sorry(handle)
+            return
+        await self._play(handle, response, apologize=apologize)
 
-    async def _play(self, handle: SpeechHandle, response: _Response) -> None:
+    async def _play(self, handle: SpeechHandle, response: _Response, *, apologize: bool = False) -> None:
         session = self.session
-        assert session is not None and self._rt is not None
+        assert session is not None
         output = session.audio_output
         pushed = 0.0
         heard: list[float] = []
+        label, limit = self.model.label, self.timeouts.realtime_next_event
+        sink = session.transport.label if session.transport is not None else "audio output"
 
         def on_interrupt() -> None:
             heard.append(output.clear_buffer() if output.speaking else pushed)
@@ -201,11 +252,31 @@ class RealTimePipeline(Pipeline):
 
         async def consume() -> None:
             nonlocal pushed
-            while (frame := await response.frames.get()) is not None:
+            while True:
+                try:
+                    async with asyncio.timeout(limit) as timer:
+                        frame = await response.frames.get()
+                except TimeoutError:
+                    if not timer.expired():
+                        raise
+                    raise ProviderError(
+                        f"timed out after {limit:g} s waiting for the rest of the response", provider=label
+                    ) from None
+                if frame is None:
+                    break
                 if pushed == 0.0:
                     self._first_audio(handle)
                     session._on_agent_audio_started()
-                await output.capture_frame(frame)
+                try:
+                    async with asyncio.timeout(self.timeouts.audio_output):
+                        await output.capture_frame(frame)
+                except TimeoutError:
+                    raise ProviderError(
+                        f"timed out after {self.timeouts.audio_output:g} s for the transport to take agent audio",
+                        provider=sink,
+                    ) from None
+                except Exception as exc:
+                    raise as_provider_error(sink, exc) from exc
                 pushed += frame.duration
             output.flush()
             await output.wait_for_playout()
@@ -213,7 +284,19 @@ class RealTimePipeline(Pipeline):
         play = asyncio.get_running_loop().create_task(consume())
         handle.add_interrupt_callback(on_interrupt)
         await asyncio.wait([play])
-        if handle.interrupted:
+        failure = None if play.cancelled() else play.exception()
+        if failure is not None:
+            response.failed = True
+            if getattr(failure, "provider", "") == label:
+                self._connection_lost(as_provider_error(label, failure))  # stuck: reopen it
+            else:
+                session.report_error(sink, failure)
+            output.flush()  # what arrived still plays
+            await output.wait_for_playout()
+        if apologize and response.failed and pushed == 0 and not handle.interrupted:
+            await self._say_sorry(handle)
+            return
+        if handle.interrupted and self._rt is not None:
             with contextlib.suppress(Exception):
                 await self._rt.cancel_response(played_seconds=heard[0] if heard else 0.0)
         text = response.text.strip()
@@ -245,13 +328,20 @@ class RealTimePipeline(Pipeline):
 
     async def _run_tools(self, calls: list[ToolCallRequest]) -> None:
         session = self.session
-        assert session is not None and self._rt is not None
+        assert session is not None
         results = await session.tools.run(calls, session.agent, session.agent.chat_context)
-        for result in results:
-            await self._rt.send_tool_output(result.call_id, result.output, is_error=result.is_error)
+        rt = await self._connection()
+        if rt is None:
+            return
+        try:
+            for result in results:
+                await rt.send_tool_output(result.call_id, result.output, is_error=result.is_error)
+        except Exception as exc:
+            self._connection_lost(as_provider_error(self.model.label, exc))
+            return
         if not any(result.handoff for result in results):
             handle = SpeechHandle("reply")
-            session._enqueue(handle, lambda: self._respond(handle, None), front=True)
+            session._enqueue(handle, lambda: self._respond(handle, None, apologize=True), front=True)
 
     def describe(self) -> dict[str, Any]:
         """Provider info for logs and metrics."""

@@ -25,8 +25,10 @@ from loguru import logger
 from vocalis.audio import AudioFrame, concat
 from vocalis.chat import ChatRole
 from vocalis.metrics_recorder import UserTurnTiming
+from vocalis.pipeline.guards import check_probability
+from vocalis.providers.base import ProviderError
 from vocalis.states import AgentState
-from vocalis.turn import EOUConfig, InterruptConfig, InterruptMode
+from vocalis.turn import EOUConfig, InterruptConfig, InterruptMode, ProviderTimeouts
 
 if TYPE_CHECKING:
     from vocalis.pipeline.generation import Preemptive
@@ -47,6 +49,11 @@ class TurnController:
         interrupt: Interruption settings.
         detector: Optional end-of-utterance model.
         start_preemptive: Builds a preemptive generation for a transcript.
+        speech_duration: The VAD's speech time in the current segment.
+        timeouts: Limits on the turn detector and the final transcript.
+        on_stt_stuck: Called with the seconds waited when no final
+            transcript came within ``timeouts.stt_final``; it replaces the
+            recogniser's stream and calls :meth:`stt_failed`.
     """
 
     def __init__(
@@ -57,8 +64,20 @@ class TurnController:
         detector: EOU | None,
         start_preemptive: Any = None,
         speech_duration: Callable[[], float | None] | None = None,
+        *,
+        timeouts: ProviderTimeouts | None = None,
+        on_stt_stuck: Callable[[float], None] | None = None,
     ) -> None:
         self.session = session
+        self.timeouts = timeouts or ProviderTimeouts()
+        self._on_stt_stuck = on_stt_stuck
+        self._owed = 0  # final transcripts the recogniser still owes (one per flushed segment)
+        self._stale = 0  # of those, finals for speech already committed or dropped
+        self._final_timer: asyncio.TimerHandle | None = None
+        self._lost_words = False  # the recogniser failed while the user's turn was pending
+        self._unasked_final = False  # a final came during the current speech, before its end
+        self._segment_open = False  # speech started and its end (the STT flush) has not come
+        self._taken_interim = ""  # words of an open segment already taken as a turn
         self.eou = eou
         self.interrupt = interrupt
         self.detector = detector
@@ -123,6 +142,8 @@ class TurnController:
         loop = asyncio.get_running_loop()
         self.user_speaking = True
         self._speech_started_at = loop.time()
+        self._unasked_final = False
+        self._segment_open = True
         self._cancel(self._false_timer)
         self._false_timer = None
         self._cancel_eou()
@@ -142,9 +163,14 @@ class TurnController:
                 user actually stopped that long ago (used for metrics).
         """
         self.user_speaking = False
+        self._segment_open = False
         self._speech_ended_at = asyncio.get_running_loop().time()
         self._actual_end = self._speech_ended_at - max(0.0, silence)
         self._awaiting_final = True
+        if not self._unasked_final:
+            # A recogniser that finalised this speech on its own may owe nothing more.
+            self._owed += 1
+            self._arm_final_timer(self._speech_ended_at - self._speech_started_at)
         self._cancel(self._interrupt_timer)
         self._interrupt_timer = None
         self._cancel(self._watchdog)
@@ -160,7 +186,7 @@ class TurnController:
             self._cancel_audio_eou()
             context = self._pending_context(" ".join([*self._finals, self._interim]).strip())
             self._audio_eou = asyncio.get_running_loop().create_task(
-                self.detector.predict(context, audio=concat(self._turn_audio))
+                self._predict(context, concat(self._turn_audio))
             )
         self._schedule_end_of_turn()
 
@@ -184,8 +210,21 @@ class TurnController:
 
     def final(self, text: str, language: str | None) -> None:
         """A final transcript for the latest speech."""
+        if self._owed:
+            self._owed -= 1
+            self._cancel(self._final_timer)
+            self._final_timer = None
+            if self._owed:
+                self._arm_final_timer(0.0)
+            if self._stale:
+                # The late final of speech already taken as a turn (with its
+                # interim): answering it again would repeat the reply.
+                self._stale -= 1
+                return
+        elif self.user_speaking:
+            self._unasked_final = True
         self._awaiting_final = False
-        text = text.strip()
+        text = self._untaken(text.strip())
         if text:
             self._final_at = asyncio.get_running_loop().time()
             self._finals.append(text)
@@ -194,6 +233,41 @@ class TurnController:
             self.session.emit("on_speech_in", {"text": text, "is_final": True, "language": language})
             self._arm_watchdog()
             self._judge_words(" ".join(self._finals))
+        if not self.user_speaking:
+            self._schedule_end_of_turn()
+
+    def _untaken(self, text: str) -> str:
+        """The final without the words already taken as a turn from its interim.
+
+        The watchdog (or a stuck VAD) may decide a turn before the segment
+        ends; the segment's final then repeats those words.
+        """
+        taken, self._taken_interim = self._taken_interim.split(), ""
+        words = text.split()
+        if taken and [w.lower() for w in words[: len(taken)]] == [w.lower() for w in taken]:
+            return " ".join(words[len(taken) :])
+        return text
+
+    def _arm_final_timer(self, spoken: float) -> None:
+        limit = self.timeouts.stt_final
+        if limit is None or self._on_stt_stuck is None or self._final_timer is not None:
+            return
+        # A recogniser that is not streaming needs time in proportion to the speech.
+        waited = limit + max(0.0, spoken)
+        loop = asyncio.get_running_loop()
+        self._final_timer = loop.call_later(waited, self._on_stt_stuck, round(waited, 1))
+
+    def stt_failed(self) -> None:
+        """The recogniser failed or was stuck, and was replaced: the finals it
+        owed will never come. The turn goes on with what was heard; if no
+        words were heard of a pending turn, the session apologises."""
+        pending = self.user_speaking or self._awaiting_final or self._owed > self._stale
+        self._owed = self._stale = 0
+        self._cancel(self._final_timer)
+        self._final_timer = None
+        self._awaiting_final = False
+        if pending:
+            self._lost_words = True
         if not self.user_speaking:
             self._schedule_end_of_turn()
 
@@ -320,6 +394,9 @@ class TurnController:
             await asyncio.sleep(config.stt_timeout)  # a final reschedules this task
         transcript = " ".join(self._finals).strip() or self._interim.strip()
         if not transcript:
+            if self._lost_words and not self._awaiting_final:
+                self._lost_words = False
+                self.session._apologize()
             return
         if self._over_agent and self.interrupt.is_backchannel(transcript) and self._agent_speech():
             self._drop_backchannel(transcript)
@@ -331,7 +408,7 @@ class TurnController:
                 if self._audio_eou is not None:
                     probability = await asyncio.shield(self._audio_eou)
                 else:
-                    probability = await self.detector.predict(self._pending_context(transcript), audio=None)
+                    probability = await self._predict(self._pending_context(transcript), None)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -351,6 +428,23 @@ class TurnController:
             return
         self._eou_task = None
         self._commit(transcript)
+
+    async def _predict(self, context: Any, audio: AudioFrame | None) -> float:
+        """The detector's probability within ``eou_predict`` seconds, checked."""
+        assert self.detector is not None
+        label, limit = self.detector.label, self.timeouts.eou_predict
+        if limit is None:
+            value = await self.detector.predict(context, audio=audio)
+        else:
+            try:
+                async with asyncio.timeout(limit) as timer:
+                    value = await self.detector.predict(context, audio=audio)
+            except TimeoutError:
+                if not timer.expired():
+                    raise
+                message = f"timed out after {limit:g} s predicting the end of turn"
+                raise ProviderError(message, provider=label) from None
+        return check_probability(label, value)
 
     def _drop_backchannel(self, transcript: str) -> None:
         self.counts["backchannels"] += 1
@@ -387,10 +481,15 @@ class TurnController:
             decided_at=asyncio.get_running_loop().time(),
             probability=self._probability,
         )
+        self._taken_interim = self._interim if self._segment_open and not self._finals else ""
         self._reset_turn()
         self.session._start_user_turn(transcript, timing=timing)
 
     def _reset_turn(self) -> None:
+        # Finals still owed belong to the speech just taken (or dropped).
+        self._stale = self._owed
+        self._awaiting_final = False
+        self._lost_words = False
         self._audio_eou = None
         self._finals.clear()
         self._interim = ""
@@ -418,7 +517,7 @@ class TurnController:
 
     async def aclose(self) -> None:
         """Cancel timers and pending decisions."""
-        for timer in (self._interrupt_timer, self._false_timer, self._watchdog):
+        for timer in (self._interrupt_timer, self._false_timer, self._watchdog, self._final_timer):
             self._cancel(timer)
         self.drop_preemptive()
         self._cancel_audio_eou()

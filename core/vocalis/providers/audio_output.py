@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass
 
 from vocalis.audio import AudioFrame
+
+_MAX_WAIT = 2.0  # seconds one frame may wait for room (see AudioOutput.max_ahead)
 
 
 @dataclass(slots=True)
@@ -32,13 +35,27 @@ class AudioOutput:
     per segment, not per frame, keeps idle and speaking sessions cheap.
 
     :meth:`pause` stops the sound at once (it discards what the device has
-    queued) but keeps the segment's audio, so :meth:`resume` can replay it
-    from the exact position where the user stopped hearing it.
+    queued) but keeps the segment's audio not heard yet, so :meth:`resume`
+    can replay it from the exact position where the user stopped hearing it.
+
+    Memory stays bounded: frames already heard are let go, and with
+    :attr:`max_ahead` set, :meth:`capture_frame` waits while that many
+    seconds are queued ahead of playout, so a TTS faster than real time
+    (or a long reply) never piles up more than that here or downstream.
+
+    Attributes:
+        max_ahead: Seconds of audio that may be queued ahead of playout
+            before :meth:`capture_frame` waits (``None``: no limit). The
+            session sets it from ``SessionLimits.max_agent_audio_ahead``.
     """
+
+    max_ahead: float | None = None
 
     def __init__(self) -> None:
         self._segment_start: float | None = None
-        self._frames: list[AudioFrame] = []
+        self._segment = 0  # counts segments, so a wait can tell its segment ended
+        self._frames: deque[AudioFrame] = deque()  # not yet heard, from ``_kept_from`` on
+        self._kept_from = 0.0
         self._pushed = 0.0
         self._delivered = 0.0
         self._play_end = 0.0
@@ -68,6 +85,13 @@ class AudioOutput:
         return self._paused_at is not None
 
     @property
+    def unplayed(self) -> float:
+        """Seconds of delivered audio still to play on the timeline (0 when idle or paused)."""
+        if self._segment_start is None or self._paused_at is not None:
+            return 0.0
+        return max(0.0, self._play_end - asyncio.get_running_loop().time())
+
+    @property
     def position(self) -> float:
         """Seconds of the current segment heard so far."""
         if self._segment_start is None:
@@ -81,11 +105,21 @@ class AudioOutput:
 
     # -- used by the session ----------------------------------------------
     async def capture_frame(self, frame: AudioFrame) -> None:
-        """Queue one frame of agent audio for playout."""
-        now = asyncio.get_running_loop().time()
+        """Queue one frame of agent audio for playout.
+
+        With :attr:`max_ahead` set this waits while the queue is full (about
+        a frame's duration); a frame whose segment was cleared meanwhile is
+        dropped.
+        """
+        loop = asyncio.get_running_loop()
+        if self._segment_start is not None and not await self._wait_for_room(loop):
+            return
+        now = loop.time()
         if self._segment_start is None:
             self._segment_start = now
-            self._frames = []
+            self._segment += 1
+            self._frames = deque()
+            self._kept_from = 0.0
             self._pushed = self._delivered = 0.0
             self._play_end = now
             self._flushed = False
@@ -94,6 +128,33 @@ class AudioOutput:
         if self._paused_at is not None:
             return
         self._timeline_deliver(frame, now)
+        self._forget_heard(self._delivered - max(0.0, self._play_end - now))
+
+    async def _wait_for_room(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Wait until less than ``max_ahead`` is queued; False if the segment ended meanwhile.
+
+        One frame waits at most ``_MAX_WAIT``: a frame is then at most that late, well
+        inside ``ProviderTimeouts.audio_output`` (frames longer than it loosen the bound).
+        """
+        segment = self._segment
+        give_up = loop.time() + _MAX_WAIT
+        while (
+            self.max_ahead is not None
+            and self._segment == segment
+            and self._segment_start is not None
+            and self._paused_at is None
+            and self._play_end - loop.time() > self.max_ahead + 1e-6
+            and loop.time() < give_up
+        ):
+            # At least a millisecond, so float rounding can never spin this loop.
+            await asyncio.sleep(max(0.001, min(self._play_end - self.max_ahead, give_up) - loop.time()))
+        return self._segment == segment and self._segment_start is not None
+
+    def _forget_heard(self, position: float) -> None:
+        """Let go of frames played entirely before ``position`` (resume never needs them)."""
+        frames = self._frames
+        while len(frames) > 1 and self._kept_from + frames[0].duration <= position - 1e-9:
+            self._kept_from += frames.popleft().duration
 
     def _timeline_deliver(self, frame: AudioFrame, now: float) -> None:
         self._play_end = max(self._play_end, now) + frame.duration
@@ -129,7 +190,7 @@ class AudioOutput:
         now = asyncio.get_running_loop().time()
         self._play_end = now
         self._delivered = position
-        offset = 0.0
+        offset = self._kept_from
         for frame in self._frames:
             end = offset + frame.duration
             if end > position + 1e-9:
@@ -183,7 +244,8 @@ class AudioOutput:
         self._cancel_timer()
         self._segment_start = None
         self._paused_at = None
-        self._frames = []
+        self._frames = deque()
+        self._kept_from = 0.0
         self._flushed = False
         self._last_result = result
         waiter, self._waiter = self._waiter, None

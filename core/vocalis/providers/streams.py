@@ -37,6 +37,7 @@ class ProviderStream(Generic[E]):
     def __init__(self, label: str = "") -> None:
         self.label = label
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._room: asyncio.Event | None = None  # set by the reader, for wait_for_room
         self._task: asyncio.Task[None] | None = None
         self._input_ended = False
         self._finished = False
@@ -60,6 +61,20 @@ class ProviderStream(Generic[E]):
         """Deliver one event to the reader."""
         if not self._finished:
             self._queue.put_nowait(event)
+
+    async def wait_for_room(self, limit: int) -> None:
+        """Wait while ``limit`` or more events wait for the reader.
+
+        Workers that produce faster than the reader consumes (a TTS faster
+        than real time) call this before :meth:`send`, so what they made
+        but nobody read yet stays bounded. Returns at once once the stream
+        is closed.
+        """
+        while self._queue.qsize() >= limit and not self._closed and not self._finished:
+            if self._room is None:
+                self._room = asyncio.Event()
+            self._room.clear()
+            await self._room.wait()
 
     def fail(self, exc: BaseException) -> None:
         """End the stream with an error the reader will see."""
@@ -103,6 +118,8 @@ class ProviderStream(Generic[E]):
         if self._closed and self._queue.empty():
             raise StopAsyncIteration
         item = await self._queue.get()
+        if self._room is not None:
+            self._room.set()
         if item is _END:
             self._queue.put_nowait(_END)  # later readers also see the end
             raise StopAsyncIteration

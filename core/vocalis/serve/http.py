@@ -79,6 +79,19 @@ def own_origin(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
 
+def access_logger() -> type:
+    """aiohttp's access log without query strings: they carry the token."""
+    from aiohttp.abc import AbstractAccessLogger
+
+    class AccessLogger(AbstractAccessLogger):
+        def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+            self.logger.info(
+                '%s "%s %s" %s %.3f', request.remote, request.method, request.path, response.status, time
+            )
+
+    return AccessLogger
+
+
 def build_app(server: SessionServer, transports: Iterable[Any]) -> web.Application:
     """The aiohttp application serving every transport's routes.
 
@@ -108,12 +121,14 @@ def build_app(server: SessionServer, transports: Iterable[Any]) -> web.Applicati
         return await handler(request)
 
     async def health(request: web.Request) -> web.Response:
+        # 503 while draining tells a load balancer to send new calls elsewhere.
         return web.json_response(
             {
                 "sessions": len(server.sessions),
                 "max_sessions": server.options.max_sessions,
                 "accepting": server.accepting,
-            }
+            },
+            status=200 if server.accepting else 503,
         )
 
     app = web.Application(client_max_size=server.options.max_message_bytes, middlewares=[security])
@@ -147,7 +162,7 @@ async def serve(
 
     options = server.options
     app = build_app(server, transports)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, access_log_class=access_logger())
     await runner.setup()
     site = web.TCPSite(runner, options.host, options.port)
     await site.start()

@@ -16,12 +16,14 @@ import inspect
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 if TYPE_CHECKING:
     from vocalis.agent import Agent
+    from vocalis.metrics_file import MetricsFileWriter
     from vocalis.pipeline.base import Pipeline
     from vocalis.providers.transport import Transport
     from vocalis.session import AgentSession
@@ -56,16 +58,20 @@ class ServeOptions:
             session is closed.
         drain_timeout: Seconds running sessions get to finish on shutdown.
         max_message_bytes: Largest HTTP body or WebSocket message accepted.
+        metrics_path: Write every session's metrics (a header line, one
+            line per turn, the summary) to this JSONL file; see
+            ``vocalis report``.
     """
 
     host: str = "127.0.0.1"
     port: int = 8080
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)  # a credential: never in reprs
     allowed_origins: tuple[str, ...] = ()
     max_sessions: int = 20
     idle_timeout: float = 300.0
     drain_timeout: float = 30.0
     max_message_bytes: int = 1 << 20
+    metrics_path: str | Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -99,11 +105,19 @@ class SessionServer:
         self._pending = 0
         self._watcher: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        self._metrics: MetricsFileWriter | None = None
+        if self.options.metrics_path is not None:
+            from vocalis.metrics_file import MetricsFileWriter
+
+            self._metrics = MetricsFileWriter(self.options.metrics_path)
 
     # -- admission ---------------------------------------------------------------
     def check_token(self, token: str | None) -> bool:
         """Whether ``token`` is this server's (constant-time comparison)."""
-        return token is not None and hmac.compare_digest(token.encode(), self.token.encode())
+        if token is None:
+            return False
+        # Header values may hold undecodable bytes (as lone surrogates): compare, never raise.
+        return hmac.compare_digest(token.encode("utf-8", "surrogatepass"), self.token.encode())
 
     def check_origin(self, origin: str | None, own_origin: str) -> bool:
         """Whether a browser ``Origin`` may connect.
@@ -156,6 +170,8 @@ class SessionServer:
         for event in _ACTIVITY_EVENTS:
             session.on(event, lambda *_: self._touch(session))
         session.on("close", lambda *_: self.sessions.pop(session, None))
+        if self._metrics is not None:
+            self._metrics.attach(session)
         try:
             await session.start(transport)
         except BaseException:
@@ -210,12 +226,15 @@ class SessionServer:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close every session and stop the idle watcher. Idempotent."""
+        """Close every session, stop the idle watcher, close the metrics file. Idempotent."""
         self.accepting = False
         for session in list(self.sessions):
             self._close_soon(session, reason="shutdown")
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
+        if self._metrics is not None:
+            # Every session's summary line is written by now (on its close).
+            self._metrics.close()
         watcher, self._watcher = self._watcher, None
         if watcher is not None and not watcher.done():
             watcher.cancel()

@@ -12,6 +12,19 @@ from vocalis.testing.clock import (
     virtual_time,
 )
 from vocalis.testing.conversation import Conversation, RecordedEvent
+from vocalis.testing.faults import (
+    Fault,
+    FaultyEOU,
+    FaultyLLM,
+    FaultyRealtimeModel,
+    FaultySTT,
+    FaultyToolSource,
+    FaultyTransport,
+    FaultyTTS,
+    FaultyVAD,
+)
+from vocalis.testing.capture import OutputCapture
+from vocalis.testing.watchdog import LoopBlock, LoopBlocked, LoopWatchdog
 from vocalis.testing.realtime import FakeRealtimeModel, FakeRealtimeSession, RealtimeTurn
 from vocalis.testing.fakes import (
     FakeEOU,
@@ -42,7 +55,20 @@ __all__ = [
     "FakeTTS",
     "FakeTransport",
     "FakeVAD",
+    "Fault",
+    "FaultyEOU",
+    "FaultyLLM",
+    "FaultyRealtimeModel",
+    "FaultySTT",
+    "FaultyTTS",
+    "FaultyToolSource",
+    "FaultyTransport",
+    "FaultyVAD",
     "LLMRequest",
+    "LoopBlock",
+    "LoopBlocked",
+    "LoopWatchdog",
+    "OutputCapture",
     "PlayedFrame",
     "RecordedEvent",
     "RecordingAudioOutput",

@@ -184,6 +184,9 @@ async def test_tools_are_not_offered_through_smollm2s_own_template(llm: LlamaCpp
     assert chunks[-1].usage is not None and chunks[-1].tool_calls == []
 
 
+# Loading a second model: xllamacpp.Server() holds the GIL while it loads (~0.5 s),
+# so even from a worker thread it stalls the loop. `vocalis serve` prewarms first.
+@pytest.mark.loop_block_ok(5.0, reason="xllamacpp holds the GIL while loading a model")
 async def test_a_tool_template_offers_tools_natively(llm: LlamaCppLLM) -> None:
     provider = LlamaCppLLM(chat_template=str(TOOLS_TEMPLATE), max_tokens=24, seed=3, _env_file=None)
     await provider.prewarm()

@@ -71,6 +71,7 @@ async def detect(vad: SileroVAD, chunks: list[AudioFrame], *, end: bool = True) 
     stream = vad.stream()
     for chunk in chunks:
         stream.push_frame(chunk)
+        await asyncio.sleep(0)  # frames arrive one by one, as from a transport
     if end:
         stream.end_input()
         events = [event async for event in stream]

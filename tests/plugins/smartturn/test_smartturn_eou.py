@@ -103,7 +103,8 @@ def right_padded_probability(eou: SmartTurnEOU, audio: AudioFrame) -> float:
 async def test_left_padding_matters(eou: SmartTurnEOU, turns: list, hesitations: list) -> None:
     items = turns + hesitations
     left = await scores(eou, items)
-    right = [(label, right_padded_probability(eou, audio)) for _, audio, label in items]
+    # Inference is CPU work: off the event loop, like the provider does it.
+    right = await asyncio.to_thread(lambda: [(label, right_padded_probability(eou, audio)) for _, audio, label in items])
     cut_left = np.mean([p for label, p in left if not label])
     cut_right = np.mean([p for label, p in right if not label])
     # Silence after the speech reads as "they stopped talking": padding at the

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import importlib
 import os
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -23,6 +26,26 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL = "claude-haiku-4-5"
 """Claude's fastest current model: in a voice agent, time to first token rules."""
+
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """The TLS context every client of the process shares.
+
+    Building one loads the CA bundle (20 ms, far more on a busy machine): once
+    per client, it would stall the event loop at every session start. An
+    ``SSLContext`` is safe to share between clients and threads.
+    """
+    import httpx2  # the SDK's HTTP library
+
+    return httpx2.create_ssl_context()
+
+
+def _warm_sdk() -> None:
+    # The SDK's slow first-use work, for a thread: the TLS context, and the
+    # messages module it imports on first use.
+    shared_ssl_context()
+    importlib.import_module("anthropic.resources.messages")
+
 
 # Seconds to open a connection, capped below the read timeout: an unreachable
 # host should fail fast so a fallback LLM can take over.
@@ -97,12 +120,14 @@ class AnthropicLLM(LLM):
                 timeout=anthropic.Timeout(s.timeout, connect=min(s.timeout, _CONNECT_TIMEOUT)),
                 max_retries=s.max_retries,
                 default_headers=s.headers or None,
+                http_client=anthropic.DefaultAsyncHttpxClient(verify=shared_ssl_context()),
             )
             self._client_loop = loop
         return self._client
 
     async def prewarm(self) -> None:
         """Make the HTTP client ahead of the first chat (no request is sent)."""
+        await asyncio.to_thread(_warm_sdk)
         self._get_client()
 
     async def aclose(self) -> None:

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from vocalis_mcp.server import MCPServer
+
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its ``user:password@`` part, query and fragment."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 class MCPServerHTTP(MCPServer):
@@ -40,8 +51,16 @@ class MCPServerHTTP(MCPServer):
 
     @property
     def server_name(self) -> str:
-        """The endpoint URL."""
-        return self.endpoint_url
+        """The endpoint URL without credentials (``user:password@``, query string).
+
+        It names the server in logs, errors (which the LLM reads) and task
+        names, so a key carried in the URL must not come along.
+        """
+        return redact_url(self.endpoint_url)
+
+    def _redact(self, text: str) -> str:
+        # HTTP errors quote the request URL (query string included).
+        return _URL.sub(lambda m: redact_url(m.group()), text)
 
     @property
     def streamable(self) -> bool:

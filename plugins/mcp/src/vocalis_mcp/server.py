@@ -24,11 +24,11 @@ from typing import Any, ClassVar
 
 import anyio
 from loguru import logger
-from mcp import ClientSession, types
-from pydantic import Field
+from mcp import ClientSession, MCPError, types
+from pydantic import Field, ValidationError
 from vocalis.providers.tools import Tool, ToolSource
 from vocalis.settings import ProviderSettings, provider_settings_config
-from vocalis.tools import ToolArgumentsError, ToolError
+from vocalis.tools import ToolArgumentsError, ToolError, parse_tool_arguments
 
 _Request = tuple[Callable[[ClientSession], Any], "asyncio.Future[Any]"]
 
@@ -61,6 +61,7 @@ class MCPTool:
     description: str
     parameters: dict[str, Any]
     source: MCPServer = field(repr=False)
+    _validator: Any = field(default=None, init=False, repr=False)
 
     async def invoke(self, arguments: str | Mapping[str, Any] | None, *, context: Any = None) -> Any:
         """Call the tool on the server.
@@ -73,10 +74,55 @@ class MCPTool:
             The text output, or the structured content as JSON text.
 
         Raises:
-            ToolArgumentsError: The arguments are not a JSON object.
+            ToolArgumentsError: The arguments are not a JSON object or
+                violate the tool's input schema (the server is not called).
             ToolError: The tool failed, timed out or the server is gone.
         """
-        return await self.source.call_tool(self.name, _parse_arguments(arguments))
+        parsed = parse_tool_arguments(arguments, tool=self.name)
+        self._check(parsed)
+        return await self.source.call_tool(self.name, parsed)
+
+    def _check(self, arguments: dict[str, Any]) -> None:
+        """Validate against the server's input schema, so bad calls never reach it."""
+        if self._validator is None:
+            self._validator = _validator_for(self.name, self.parameters)
+        if self._validator is False:
+            return
+        try:
+            error = _best_match(self._validator.iter_errors(arguments))
+        except RecursionError:
+            raise ToolArgumentsError(f"Invalid arguments for tool {self.name!r}: nested too deeply") from None
+        except Exception as exc:  # noqa: BLE001 - e.g. a $ref the schema cannot resolve: the server decides
+            logger.debug("cannot check arguments of MCP tool {!r}: {!r}", self.name, exc)
+            return
+        if error is not None:
+            where = ".".join(str(part) for part in error.absolute_path) or "arguments"
+            raise ToolArgumentsError(f"Invalid arguments for tool {self.name!r}: {_cut(where)}: {_cut(error.message, 200)}")
+
+
+def _validator_for(tool: str, schema: dict[str, Any]) -> Any:
+    """A JSON-schema validator for ``schema``, or False when the schema itself is invalid."""
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.validators import validator_for
+
+    try:
+        cls = validator_for(schema)
+        cls.check_schema(schema)
+    except (SchemaError, TypeError) as exc:
+        logger.warning("MCP tool {!r} has an invalid input schema; arguments go unchecked ({})", tool, _cut(str(exc)))
+        return False
+    return cls(schema)
+
+
+def _best_match(errors: Any) -> Any:
+    from jsonschema.exceptions import best_match as pick
+
+    return pick(errors)
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    """Text from a model or a server, cut short for an error message."""
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _innermost(exc: BaseException) -> BaseException:
@@ -84,19 +130,6 @@ def _innermost(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
-
-
-def _parse_arguments(arguments: str | Mapping[str, Any] | None) -> dict[str, Any]:
-    if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
-        return {}
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments)
-        except json.JSONDecodeError as exc:
-            raise ToolArgumentsError(f"arguments are not valid JSON: {exc}") from None
-    if not isinstance(arguments, Mapping):
-        raise ToolArgumentsError("arguments must be a JSON object")
-    return dict(arguments)
 
 
 def _result_output(result: types.CallToolResult) -> str:
@@ -159,6 +192,10 @@ class MCPServer(ToolSource):
         """A short name of the server for errors and logs."""
         raise NotImplementedError
 
+    def _redact(self, text: str) -> str:
+        """``text`` (from a connection error) without credentials the server's address holds."""
+        return text
+
     def _transport(self) -> AbstractAsyncContextManager[tuple[Any, Any]]:
         raise NotImplementedError
 
@@ -199,7 +236,7 @@ class MCPServer(ToolSource):
             if isinstance(root, TimeoutError):
                 message = f"no answer within {self.settings.startup_timeout:g} s"
             else:
-                message = f"{type(root).__name__}: {root}"
+                message = self._redact(f"{type(root).__name__}: {root}")
             raise self.error(f"could not start MCP server {self.server_name}: {message}") from exc
         self._tools = [
             MCPTool(t.name, t.description or "", dict(t.input_schema or {"type": "object"}), self)
@@ -222,7 +259,7 @@ class MCPServer(ToolSource):
                 ready.set_exception(exc if isinstance(exc, Exception) else ConnectionError(str(exc)))
             if not isinstance(exc, Exception):
                 raise
-            logger.debug("MCP server {} connection ended: {!r}", self.server_name, exc)
+            logger.debug("MCP server {} connection ended: {}", self.server_name, self._redact(repr(exc)))
         finally:
             if not ready.done():
                 ready.set_exception(ConnectionError("the connection closed"))
@@ -304,9 +341,23 @@ class MCPServer(ToolSource):
                     result = await session.call_tool(name, arguments)
             except TimeoutError:
                 raise ToolError(f"tool {name!r} on MCP server {self.server_name} timed out after {timeout:g} s") from None
+            except MCPError as exc:
+                if exc.code != types.CONNECTION_CLOSED or exc.message != "Connection closed":
+                    # A JSON-RPC error answer: the server is fine, the call is not.
+                    raise ToolError(
+                        f"MCP server {self.server_name} refused {name!r}: {_cut(exc.message, 300)} (code {exc.code})"
+                    ) from None
+                raise ConnectionError(
+                    f"MCP server {self.server_name} crashed or disconnected during {name!r}: {self._redact(str(exc))}"
+                ) from exc
+            except ValidationError as exc:
+                raise ToolError(
+                    f"MCP server {self.server_name} sent a malformed result for {name!r} "
+                    f"({exc.error_count()} schema errors, first: {_cut(str(exc.errors()[0]['msg']), 120)})"
+                ) from None
             except Exception as exc:
                 raise ConnectionError(
-                    f"MCP server {self.server_name} crashed or disconnected during {name!r}: {exc}"
+                    f"MCP server {self.server_name} crashed or disconnected during {name!r}: {self._redact(str(exc))}"
                 ) from exc
             if not isinstance(result, types.CallToolResult):
                 raise ToolError(f"tool {name!r} gave an unsupported result ({type(result).__name__})")
@@ -323,4 +374,4 @@ class MCPServer(ToolSource):
         except ConnectionError as exc:
             raise ToolError(str(exc)) from exc
         except Exception as exc:
-            raise ToolError(f"MCP server {self.server_name} failed: {type(exc).__name__}: {exc}") from exc
+            raise ToolError(f"MCP server {self.server_name} failed: {type(exc).__name__}: {self._redact(str(exc))}") from exc

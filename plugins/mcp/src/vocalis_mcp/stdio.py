@@ -54,5 +54,9 @@ class MCPServerStdio(MCPServer):
             args=self.process_arguments,
             env={**os.environ, **self.environment_vars},
             cwd=self.working_directory,
+            # Stray non-UTF-8 bytes on stdout must not kill the reader (and
+            # with it every later call): they become U+FFFD, and the line is
+            # dropped as invalid JSON-RPC.
+            encoding_error_handler="replace",
         )
         return stdio_client(params)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib
 import os
-from typing import Any
+import ssl
+from typing import Any, ClassVar
 
 import openai
 from pydantic import Field, SecretStr, field_validator
@@ -64,6 +67,9 @@ class OpenAIClientMixin:
     settings: OpenAISettings
     _client: openai.AsyncOpenAI | None = None
     _client_loop: asyncio.AbstractEventLoop | None = None
+    # The SDK imports a resource's module on first use (tenths of a second on
+    # a busy machine): prewarm imports them off the event loop.
+    sdk_modules: ClassVar[tuple[str, ...]] = ()
 
     def _client_options(self) -> dict[str, Any]:
         """Extra keyword arguments for :func:`make_client`."""
@@ -96,6 +102,7 @@ class OpenAIClientMixin:
 
     async def prewarm(self) -> None:
         """Connect and check the key now, so the first request skips the handshakes."""
+        await asyncio.to_thread(warm_sdk, self.sdk_modules)
         await check_server(self, self.client)  # type: ignore[arg-type]
 
     async def aclose(self) -> None:
@@ -123,8 +130,30 @@ def missing_key(settings: OpenAISettings) -> bool:
     return resolve_api_key(settings) == "no-key" and (not base_url or "api.openai.com" in base_url)
 
 
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """The TLS context every client of the process shares.
+
+    Building one loads the CA bundle (20 ms, far more on a busy machine): once
+    per client, it would stall the event loop at every session start. An
+    ``SSLContext`` is safe to share between clients and threads.
+    """
+    import httpx2  # the SDK's HTTP library
+
+    return httpx2.create_ssl_context()
+
+
+def warm_sdk(modules: tuple[str, ...] = ()) -> None:
+    """Do the SDK's slow first-use work now (call it in a thread): the TLS
+    context and the lazily imported resource modules."""
+    shared_ssl_context()
+    for module in modules:
+        importlib.import_module(module)
+
+
 def make_client(settings: OpenAISettings, **kwargs: Any) -> openai.AsyncOpenAI:
     """Build an async client from the provider's settings."""
+    kwargs.setdefault("http_client", openai.DefaultAsyncHttpxClient(verify=shared_ssl_context()))
     return openai.AsyncOpenAI(
         api_key=resolve_api_key(settings),
         base_url=settings.base_url or os.environ.get("OPENAI_BASE_URL") or None,

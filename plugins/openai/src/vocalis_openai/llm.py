@@ -31,6 +31,7 @@ class OpenAILLM(OpenAIClientMixin, LLM):
     """
 
     name: ClassVar[str] = "openai"
+    sdk_modules: ClassVar[tuple[str, ...]] = ("openai.resources.chat.chat",)
 
     class Settings(OpenAISettings):
         """Settings, read from ``VOCALIS_LLM_OPENAI_*``.

@@ -22,7 +22,7 @@ from vocalis.providers.llm import ToolSpec
 from vocalis.providers.realtime import RealtimeModel
 from vocalis.settings import provider_settings_config
 
-from vocalis_openai.client import OpenAIClientMixin, OpenAISettings, provider_error
+from vocalis_openai.client import OpenAIClientMixin, OpenAISettings, provider_error, warm_sdk
 from vocalis_openai.realtime_items import history_items, tool_definition
 from vocalis_openai.realtime_session import OpenAIRealtimeSession
 
@@ -45,6 +45,7 @@ class OpenAIRealtime(OpenAIClientMixin, RealtimeModel):
     """
 
     name: ClassVar[str] = "openai"
+    sdk_modules: ClassVar[tuple[str, ...]] = ("openai.resources.realtime.realtime",)
     sample_rate: ClassVar[int] = 24_000
 
     class Settings(OpenAISettings):
@@ -105,7 +106,8 @@ class OpenAIRealtime(OpenAIClientMixin, RealtimeModel):
         return {}
 
     async def prewarm(self) -> None:
-        """Nothing to warm: each session opens its own WebSocket."""
+        """Do the SDK's first-use work off the loop; each session opens its own WebSocket."""
+        await asyncio.to_thread(warm_sdk, self.sdk_modules)
 
     async def connect(
         self,
@@ -120,6 +122,9 @@ class OpenAIRealtime(OpenAIClientMixin, RealtimeModel):
             ProviderError: The server refused or could not be reached, or it
                 reported an error before the session was created.
         """
+        # The realtime pipeline connects without a prewarm: the SDK's first-use
+        # imports must not run on the loop (one thread hop per session).
+        await asyncio.to_thread(warm_sdk, self.sdk_modules)
         settings = self.settings
         config = self.session_config(instructions, tools)
         history = history_items(chat_ctx, instructions)

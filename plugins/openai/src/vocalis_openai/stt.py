@@ -46,6 +46,7 @@ class OpenAISTT(OpenAIClientMixin, STT):
     """
 
     name: ClassVar[str] = "openai"
+    sdk_modules: ClassVar[tuple[str, ...]] = ("openai.resources.audio.audio",)
     sample_rate: ClassVar[int] = 16_000
     streaming: ClassVar[bool] = False
 

@@ -36,6 +36,7 @@ class OpenAITTS(OpenAIClientMixin, TTS):
     """
 
     name: ClassVar[str] = "openai"
+    sdk_modules: ClassVar[tuple[str, ...]] = ("openai.resources.audio.audio",)
     sample_rate: ClassVar[int] = 24_000
     channels: ClassVar[int] = 1
 

@@ -26,6 +26,9 @@ FRAME_SECONDS = 0.02
 # If the event loop stalls for longer than this, restart the clock instead of
 # sending a burst of frames to catch up (the browser would only drop them).
 _MAX_LAG = 0.2
+# Audio the track may hold beyond what the session's playout clock still
+# expects to play (jitter of the sender's pulls); more is a stalled sender.
+_BEHIND_SLACK = 1.0
 
 
 class InboundAudio:
@@ -100,6 +103,11 @@ class AgentAudioTrack(MediaStreamTrack):
         if converted is not None:
             self._pending += converted.data
 
+    def drop_oldest(self, seconds: float) -> None:
+        """Forget the oldest ``seconds`` of queued audio (they are overdue)."""
+        size = min(len(self._pending), 2 * round(seconds * self.sample_rate))
+        del self._pending[:size]
+
     def drain(self) -> None:
         """Queue what the resampler still holds (call at the end of an utterance)."""
         tail = self._resampler.flush()
@@ -156,7 +164,10 @@ class TrackAudioOutput(AudioOutput):
 
     The session delivers frames faster than real time; the track paces them.
     :meth:`discard` empties the track's queue, so a barge-in silences the
-    agent within one frame.
+    agent within one frame. If aiortc stops pulling frames (a stalled
+    connection), the track never holds more than the session's playout clock
+    still expects to play (plus a second of slack): older audio is dropped,
+    so a stall cannot grow memory turn after turn.
     """
 
     def __init__(self, track: AgentAudioTrack) -> None:
@@ -165,6 +176,9 @@ class TrackAudioOutput(AudioOutput):
 
     def deliver(self, frame: AudioFrame) -> None:
         self.track.push(frame)
+        overdue = self.track.queued_seconds - self.unplayed - _BEHIND_SLACK
+        if overdue > 0:
+            self.track.drop_oldest(overdue)
 
     def discard(self) -> None:
         self.track.clear()

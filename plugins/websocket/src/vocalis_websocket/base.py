@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 from vocalis.providers.transport import AudioSink, Transport
 
-from vocalis_websocket.outbox import Outbox
+from vocalis_websocket.outbox import DEFAULT_MAX_AUDIO_BYTES, Outbox
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -72,7 +72,9 @@ class SocketTransport(Transport):
     def __init__(self, ws: web.WebSocketResponse | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.ws = ws
-        self.outbox = Outbox(ws, self.label) if ws is not None else None
+        # Settings may lack the field (a subclass's own Settings): the default cap still applies.
+        cap = getattr(self.settings, "max_queued_audio_bytes", DEFAULT_MAX_AUDIO_BYTES)
+        self.outbox = Outbox(ws, self.label, max_audio_bytes=cap) if ws is not None else None
         self.sink: AudioSink | None = None
         self.closed = False
 

@@ -60,7 +60,9 @@ class PCMWebSocketTransport(SocketTransport):
     Settings (``VOCALIS_TRANSPORT_WEBSOCKET_*``): ``path`` of the endpoint,
     ``default_sample_rate`` (when the client names none), ``chunk_ms``
     (agent audio per binary message), ``heartbeat`` (seconds between
-    WebSocket pings; None disables them), ``close_timeout``.
+    WebSocket pings; None disables them), ``close_timeout``,
+    ``max_queued_audio_bytes`` (agent audio queued for a client that reads
+    slower than it is made; the oldest is dropped past it).
 
     Args:
         ws: The accepted socket.
@@ -76,6 +78,7 @@ class PCMWebSocketTransport(SocketTransport):
         chunk_ms: int = 20
         heartbeat: float | None = 30.0
         close_timeout: float = 2.0
+        max_queued_audio_bytes: int = 4 * 1024 * 1024
 
     def __init__(
         self, ws: web.WebSocketResponse | None = None, *, sample_rate: int | None = None, **kwargs: Any
@@ -109,6 +112,9 @@ class PCMWebSocketTransport(SocketTransport):
             message = json.loads(text)
         except ValueError:
             session.report_error(ERROR_SOURCE, "a text message is not JSON")
+            return True
+        except RecursionError:  # "[[[[…": not an error of the reading loop, just a bad message
+            session.report_error(ERROR_SOURCE, "a text message is JSON nested too deeply")
             return True
         kind = message.get("type") if isinstance(message, dict) else None
         if kind == "text":

@@ -85,7 +85,9 @@ class TwilioTransport(SocketTransport):
     Settings (``VOCALIS_TRANSPORT_TWILIO_*``): ``path`` of the endpoint,
     ``start_timeout`` (seconds to wait for ``start`` before refusing),
     ``chunk_ms`` (agent audio per ``media`` message), ``heartbeat`` (seconds
-    between WebSocket pings; None disables them), ``close_timeout``.
+    between WebSocket pings; None disables them), ``close_timeout``,
+    ``max_queued_audio_bytes`` (agent audio queued for a connection that
+    takes it slower than it is made; the oldest is dropped past it).
 
     Attributes:
         stream_sid: Twilio's id of the stream (``MZ...``).
@@ -105,6 +107,7 @@ class TwilioTransport(SocketTransport):
         chunk_ms: int = 20
         heartbeat: float | None = 30.0
         close_timeout: float = 2.0
+        max_queued_audio_bytes: int = 4 * 1024 * 1024
 
     def __init__(
         self,
@@ -135,11 +138,12 @@ class TwilioTransport(SocketTransport):
     async def on_text(self, session: AgentSession, text: str) -> bool:
         message = _parse(text)
         if message is None:
-            logger.warning("{}: ignored a message that is not a JSON object", self.label)
+            # Twilio has no channel for errors: the session's error event (and log) is all.
+            session.report_error(self.label, "ignored a message that is not a JSON object")
             return True
         event = message.get("event")
         if event == "media":
-            self._on_media(message.get("media"))
+            self._on_media(session, message.get("media"))
         elif event == "mark":
             mark = message.get("mark")
             name = mark.get("name") if isinstance(mark, dict) else None
@@ -163,7 +167,7 @@ class TwilioTransport(SocketTransport):
         logger.warning("{}: ignored a binary message (Media Streams sends JSON text)", self.label)
         return True
 
-    def _on_media(self, media: Any) -> None:
+    def _on_media(self, session: AgentSession, media: Any) -> None:
         if not isinstance(media, dict) or media.get("track", "inbound") not in _INBOUND_TRACKS:
             return  # e.g. the outbound track of a <Start><Stream track="both_tracks">
         payload = media.get("payload")
@@ -173,7 +177,7 @@ class TwilioTransport(SocketTransport):
             codes = base64.b64decode(payload, validate=True)
             frame = AudioFrame(ulaw_decode(codes), self.sample_rate)
         except (binascii.Error, TypeError, ValueError) as exc:  # AudioFormatError is a ValueError
-            logger.warning("{}: ignored a media message: {}", self.label, exc)
+            session.report_error(self.label, f"ignored a media message: {exc}")
             return
         if frame.samples_per_channel and self.sink is not None:
             self.frames_in += 1
@@ -244,7 +248,7 @@ class TwilioTransport(SocketTransport):
 def _parse(text: str) -> dict[str, Any] | None:
     try:
         message = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested too deeply
         return None
     return message if isinstance(message, dict) else None
 
