@@ -101,7 +101,7 @@ def test_a_silent_server_times_out_quickly_and_cleanly() -> None:
     elapsed = time.perf_counter() - started
     assert result.returncode == 1 and "no answer within 2 s" in result.stderr, result.stderr
     assert "never retrieved" not in result.stderr
-    assert elapsed < 10
+    assert elapsed < 20  # 2 s timeout plus interpreter start-up, on a loaded machine
 
 
 def test_string_parameters_keep_their_text(stdio_command: list[str]) -> None:

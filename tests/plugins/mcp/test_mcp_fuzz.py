@@ -270,12 +270,13 @@ def test_arguments_that_violate_the_input_schema_never_reach_the_server(server: 
         source = server.source()
         outcomes: list[tuple[str, Any]] = []
         try:
-            echo = (await tools_of(source))["echo"]
-            for text in batch:
-                try:
-                    outcomes.append(("ok", await echo.invoke(text)))
-                except ToolArgumentsError as exc:
-                    outcomes.append(("invalid", str(exc)))
+            async with asyncio.timeout(60):  # a hang fails the example instead of stalling the run
+                echo = (await tools_of(source))["echo"]
+                for text in batch:
+                    try:
+                        outcomes.append(("ok", await echo.invoke(text)))
+                    except ToolArgumentsError as exc:
+                        outcomes.append(("invalid", str(exc)))
         finally:
             await source.aclose()
         return outcomes

@@ -197,7 +197,7 @@ async def test_bad_executable_fails_start_clearly(tmp_path: Path) -> None:
 async def test_agent_uses_mcp_tool_end_to_end(server_script: tuple[Path, Path]) -> None:
     source = make_source(server_script)
     llm = FakeLLM([FakeResponse(tool_calls=[("add", '{"a": 19, "b": 23}')]), "The sum is 42."])
-    pipeline = CascadingPipeline(stt=FakeSTT([]), llm=llm, tts=FakeTTS(), vad=FakeVAD())
+    pipeline = CascadingPipeline(stt=FakeSTT([]), llm=llm, tts=FakeTTS(), vad=FakeVAD(), turn_detector=None)
     async with Conversation(Agent("You add numbers.", mcp_servers=[source]), pipeline) as conv:
         await conv.session.reply("what is 19 plus 23?")
         outputs = [i for i in conv.session.agent.chat_context.items if isinstance(i, FunctionCallOutput)]
