@@ -253,7 +253,7 @@ class AgentSession(EventEmitter):
         return self.tracer
 
     def _start_background(self, output: AudioOutput) -> None:
-        from vocalis.background import BackgroundAudioConfig, BackgroundMixer
+        from vocalis.background import BackgroundMixer
 
         mixer = BackgroundMixer(output, self.background_audio)
         self._mixer = mixer

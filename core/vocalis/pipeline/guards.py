@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 from vocalis.audio import AudioFrame
-from vocalis.providers.base import ProviderError
+from vocalis.providers.base import ProviderError, as_provider_error
 from vocalis.providers.llm import ChatChunk, ToolCallRequest
 from vocalis.providers.realtime import RealtimeEvent, RealtimeEventType
 from vocalis.providers.stt import SpeechEvent, SpeechEventType
@@ -105,17 +105,6 @@ def check_probability(label: str, value: Any) -> float:
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
         raise ProviderError(f"returned the probability {value!r}, outside 0..1", provider=label)
     return float(value)
-
-
-def as_provider_error(label: str, exc: BaseException) -> ProviderError:
-    """Label any exception a provider raised with the provider."""
-    if isinstance(exc, ProviderError):
-        if not exc.provider:
-            exc.provider = label
-        return exc
-    wrapped = ProviderError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, provider=label)
-    wrapped.__cause__ = exc
-    return wrapped
 
 
 async def next_item(label: str, iterator: AsyncIterator[T], limit: float | None, waiting_for: str) -> T | object:

@@ -44,6 +44,21 @@ class ProviderError(Exception):
         return f"{self.provider}: {text}" if self.provider else text
 
 
+def as_provider_error(label: str, exc: BaseException) -> ProviderError:
+    """Label any exception a provider raised with the provider.
+
+    A :class:`ProviderError` without a provider gets ``label``; anything else
+    is wrapped (keeping it as the cause) with its type name in the message.
+    """
+    if isinstance(exc, ProviderError):
+        if not exc.provider:
+            exc.provider = label
+        return exc
+    wrapped = ProviderError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, provider=label)
+    wrapped.__cause__ = exc
+    return wrapped
+
+
 class Provider:
     """Base class of every provider.
 

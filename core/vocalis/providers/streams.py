@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, Generic, TypeVar
 
-from vocalis.providers.base import ProviderError
+from vocalis.providers.base import as_provider_error
 
 E = TypeVar("E")
 
@@ -80,14 +80,8 @@ class ProviderStream(Generic[E]):
         """End the stream with an error the reader will see."""
         if self._finished:
             return
-        if not isinstance(exc, ProviderError):
-            wrapped = ProviderError(f"{type(exc).__name__}: {exc}", provider=self.label)
-            wrapped.__cause__ = exc
-            exc = wrapped
-        elif not exc.provider:
-            exc.provider = self.label
         self._finished = True
-        self._queue.put_nowait(_Failure(exc))
+        self._queue.put_nowait(_Failure(as_provider_error(self.label, exc)))
 
     def _finish(self) -> None:
         if not self._finished:

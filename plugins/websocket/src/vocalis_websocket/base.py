@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 from vocalis.providers.transport import AudioSink, Transport
+from vocalis.settings import ProviderSettings
 
 from vocalis_websocket.outbox import DEFAULT_MAX_AUDIO_BYTES, Outbox
 
@@ -55,6 +56,15 @@ async def refuse(ws: web.WebSocketResponse, code: int, reason: str) -> None:
     logger.log(level, "websocket refused ({}): {}", code, reason)
     # A close frame's reason is at most 123 bytes.
     await ws.close(code=code, message=reason.encode()[:123])
+
+
+class SocketSettings(ProviderSettings):
+    """Settings both WebSocket transports have (each adds its env prefix and path)."""
+
+    chunk_ms: int = 20
+    heartbeat: float | None = 30.0
+    close_timeout: float = 2.0
+    max_queued_audio_bytes: int = DEFAULT_MAX_AUDIO_BYTES
 
 
 class SocketTransport(Transport):

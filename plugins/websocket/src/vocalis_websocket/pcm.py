@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from loguru import logger
 from vocalis.providers.transport import AudioSink
 from vocalis.serve.server import AdmissionError
-from vocalis.settings import ProviderSettings, provider_settings_config
+from vocalis.settings import provider_settings_config
 
 from vocalis_websocket.audio_out import ChunkedAudioOutput
-from vocalis_websocket.base import CLOSE_TRY_AGAIN_LATER, SocketTransport, new_socket, refuse
+from vocalis_websocket.base import CLOSE_TRY_AGAIN_LATER, SocketSettings, SocketTransport, new_socket, refuse
 from vocalis_websocket.outbox import dumps, jsonable
 
 if TYPE_CHECKING:
@@ -71,14 +71,10 @@ class PCMWebSocketTransport(SocketTransport):
 
     name: ClassVar[str] = "websocket"
 
-    class Settings(ProviderSettings):
+    class Settings(SocketSettings):
         model_config = provider_settings_config("transport", "websocket")
         path: str = "/ws"
         default_sample_rate: int = 16000
-        chunk_ms: int = 20
-        heartbeat: float | None = 30.0
-        close_timeout: float = 2.0
-        max_queued_audio_bytes: int = 4 * 1024 * 1024
 
     def __init__(
         self, ws: web.WebSocketResponse | None = None, *, sample_rate: int | None = None, **kwargs: Any

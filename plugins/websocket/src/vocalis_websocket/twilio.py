@@ -26,7 +26,7 @@ from loguru import logger
 from vocalis.audio import AudioFrame
 from vocalis.providers.transport import AudioSink
 from vocalis.serve.server import AdmissionError
-from vocalis.settings import ProviderSettings, provider_settings_config
+from vocalis.settings import provider_settings_config
 
 from vocalis_websocket.audio_out import ChunkedAudioOutput
 from vocalis_websocket.base import (
@@ -34,6 +34,7 @@ from vocalis_websocket.base import (
     CLOSE_PROTOCOL_ERROR,
     CLOSE_TRY_AGAIN_LATER,
     CLOSE_UNSUPPORTED_DATA,
+    SocketSettings,
     SocketTransport,
     new_socket,
     refuse,
@@ -100,14 +101,10 @@ class TwilioTransport(SocketTransport):
 
     name: ClassVar[str] = "twilio"
 
-    class Settings(ProviderSettings):
+    class Settings(SocketSettings):
         model_config = provider_settings_config("transport", "twilio")
         path: str = "/twilio"
         start_timeout: float = 10.0
-        chunk_ms: int = 20
-        heartbeat: float | None = 30.0
-        close_timeout: float = 2.0
-        max_queued_audio_bytes: int = 4 * 1024 * 1024
 
     def __init__(
         self,
