@@ -6,8 +6,15 @@ import os
 
 import pytest
 
+import skip_gate
+
 # Every test fails if it held an event loop longer than 0.5 s in one callback.
-pytest_plugins = ["vocalis.testing.pytest_plugin"]
+# pytester runs the conformance suites and the skip gate against broken cases.
+pytest_plugins = ["vocalis.testing.pytest_plugin", "pytester"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    skip_gate.register(config)
 
 
 @pytest.fixture(autouse=True)

@@ -163,3 +163,47 @@ def test_the_pytest_plugin_fails_tests_that_block_a_loop(tmp_path: Path) -> None
 
     off = run_inner(tmp_path, "--loop-block-threshold=0")
     assert not any(off.values()), off
+
+
+async def spin_cpu(cpu_seconds: float) -> None:
+    """Hold the loop for ``cpu_seconds`` of this thread's CPU time."""
+    await asyncio.sleep(0)
+    until = time.thread_time() + cpu_seconds
+    while time.thread_time() < until:
+        pass
+
+
+CPU_STARVED = """
+import asyncio, os, subprocess, sys, time
+sys.path.insert(0, {tests!r})
+from test_loop_watchdog import hold_the_loop, spin_cpu
+from vocalis.testing import LoopWatchdog
+
+busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range((os.cpu_count() or 2) * 3)]
+try:
+    time.sleep(0.3)
+    with LoopWatchdog(threshold=0.25) as work:
+        started = time.perf_counter()
+        asyncio.run(spin_cpu(0.12))
+        wall = time.perf_counter() - started
+    with LoopWatchdog(threshold=0.25) as sleeper:
+        asyncio.run(hold_the_loop(0.4))
+finally:
+    for proc in busy:
+        proc.kill()
+print("wall", round(wall, 3), "work", [round(b.seconds, 3) for b in work.blocks], round(work.longest, 3))
+print("sleep", [(round(b.seconds, 3), round(b.starved, 3)) for b in sleeper.blocks])
+assert wall > 0.25, f"the machine was not loaded enough to test anything: {{wall}} s"
+assert not work.blocked, work.report()
+assert sleeper.blocked and sleeper.blocks[0].seconds >= 0.35, sleeper.report()
+print("OK")
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/thread-self/schedstat").exists(), reason="needs Linux schedstat")
+def test_waiting_for_a_cpu_is_not_blocking_but_sleeping_is() -> None:
+    # In a child process with three busy siblings per core: its loop thread
+    # is starved of CPU while it runs a short callback.
+    code = CPU_STARVED.format(tests=str(Path(__file__).parent))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "OK" in result.stdout, result.stdout + result.stderr
