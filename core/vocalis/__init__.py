@@ -44,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "hookspec": "vocalis.hookspecs",
     "make_plugin_manager": "vocalis.plugins",
     "Registry": "vocalis.registry",
+    "ErrorKind": "vocalis.providers.base",
     "ProviderKind": "vocalis.providers.base",
     "Provider": "vocalis.providers.base",
     "ProviderError": "vocalis.providers.base",
@@ -73,7 +74,7 @@ if TYPE_CHECKING:
     from vocalis.limits import SessionLimits as SessionLimits
     from vocalis.hookspecs import hookimpl as hookimpl, hookspec as hookspec
     from vocalis.plugins import make_plugin_manager as make_plugin_manager
-    from vocalis.providers.base import Provider as Provider, ProviderError as ProviderError, ProviderKind as ProviderKind
+    from vocalis.providers.base import ErrorKind as ErrorKind, Provider as Provider, ProviderError as ProviderError, ProviderKind as ProviderKind
     from vocalis.registry import Registry as Registry
     from vocalis.settings import ProviderSettings as ProviderSettings, VocalisSettings as VocalisSettings, provider_settings_config as provider_settings_config
 

@@ -26,18 +26,62 @@ class ProviderKind(StrEnum):
         return f"vocalis_register_{self.value}"
 
 
+class ErrorKind(StrEnum):
+    """What sort of failure a :class:`ProviderError` reports.
+
+    Set by the provider from what it knows (the exception's class, the HTTP
+    status, the phase of the request), never from an SDK's message text, so
+    callers and tests can branch on it whatever SDK version is installed.
+    Whether a retry may help is :attr:`ProviderError.recoverable`, separately.
+    """
+
+    CONNECTION = "connection"
+    """Could not connect, or an open connection dropped."""
+    TIMEOUT = "timeout"
+    """No answer in time (before any reply had started)."""
+    STALLED = "stalled"
+    """A reply had started streaming, then went quiet for too long."""
+    AUTH = "auth"
+    """Missing or refused credentials, or access forbidden (401, 403)."""
+    RATE_LIMIT = "rate_limit"
+    """Too many requests or the service is overloaded (429, 529)."""
+    BAD_REQUEST = "bad_request"
+    """The request is invalid (400, 404, 413, 422, bad input or settings)."""
+    SERVER = "server"
+    """The service failed (5xx)."""
+    PROTOCOL = "protocol"
+    """The reply was malformed or not what the protocol allows."""
+    UNKNOWN = "unknown"
+    """Anything else, or not classified by the provider."""
+
+
 class ProviderError(Exception):
     """A provider failed; carries which provider so the session can report it.
+
+    Args:
+        message: What went wrong, in the provider's own words.
+        provider: The provider's label, e.g. ``"stt:whisper"``.
+        recoverable: Whether the session may retry or fall back.
+        kind: The sort of failure; :attr:`ErrorKind.UNKNOWN` when not given.
 
     Attributes:
         provider: The provider's label, e.g. ``"stt:whisper"``.
         recoverable: Whether the session may retry or fall back.
+        kind: The sort of failure (:class:`ErrorKind`).
     """
 
-    def __init__(self, message: str, *, provider: str = "", recoverable: bool = True) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        recoverable: bool = True,
+        kind: ErrorKind = ErrorKind.UNKNOWN,
+    ) -> None:
         super().__init__(message)
         self.provider = provider
         self.recoverable = recoverable
+        self.kind = kind
 
     def __str__(self) -> str:
         text = super().__str__()
@@ -101,9 +145,20 @@ class Provider:
     async def aclose(self) -> None:
         """Release everything the provider holds. Must be idempotent."""
 
-    def error(self, message: str, *, recoverable: bool = True) -> ProviderError:
-        """Build a :class:`ProviderError` labelled with this provider."""
-        return ProviderError(message, provider=self.label, recoverable=recoverable)
+    def error(
+        self, message: str, *, recoverable: bool = True, kind: ErrorKind = ErrorKind.UNKNOWN
+    ) -> ProviderError:
+        """Build a :class:`ProviderError` labelled with this provider.
+
+        Args:
+            message: What went wrong, in the provider's own words.
+            recoverable: Whether the session may retry or fall back.
+            kind: The sort of failure.
+
+        Returns:
+            The error, ready to raise.
+        """
+        return ProviderError(message, provider=self.label, recoverable=recoverable, kind=kind)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.label} settings={self.settings!r}>"

@@ -82,6 +82,11 @@ class ErrorReply:
 
 
 @dataclass
+class SilentReply:
+    """No answer at all, not even the status line, until the client goes away."""
+
+
+@dataclass
 class RecordedRequest:
     """What a client sent: lower-cased headers, the parsed JSON body, and the
     client's port (the same port twice means a reused connection)."""
@@ -179,7 +184,9 @@ class MessagesServer:
         self.violations: list[str] = []
         self.disconnects = 0
         self.disconnected = threading.Event()
-        self._script: collections.deque[StreamReply | ErrorReply] = collections.deque()
+        self._script: collections.deque[StreamReply | ErrorReply | SilentReply] = (
+            collections.deque()
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -191,7 +198,7 @@ class MessagesServer:
         """The base URL to give the client."""
         return f"http://127.0.0.1:{self.port}"
 
-    def queue(self, *replies: StreamReply | ErrorReply) -> None:
+    def queue(self, *replies: StreamReply | ErrorReply | SilentReply) -> None:
         """Play these replies to the next requests, in order."""
         self._script.extend(replies)
 
@@ -260,6 +267,14 @@ class MessagesServer:
         reply = self._script.popleft() if self._script else text_reply(CANNED_TEXT)
         if isinstance(reply, ErrorReply):
             return _error(reply.status, reply.error_type, reply.message, reply.headers)
+        if isinstance(reply, SilentReply):
+            try:
+                await asyncio.sleep(30)  # the handler is cancelled when the client leaves
+            except asyncio.CancelledError:
+                self.disconnects += 1
+                self.disconnected.set()
+                raise
+            return _error(504, "timeout_error", "the test server gave up waiting")
         return await self._stream(request, reply)
 
     def _authorized(self, headers: dict[str, str]) -> bool:

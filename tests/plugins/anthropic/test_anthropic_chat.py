@@ -17,6 +17,7 @@ from anthropic_messages_server import (
     ErrorReply,
     Event,
     MessagesServer,
+    SilentReply,
     StreamReply,
     error_event,
     message_events,
@@ -24,9 +25,10 @@ from anthropic_messages_server import (
 )
 from pydantic import SecretStr
 from vocalis.chat import ANTHROPIC_CONVERSATION_START, ChatContext, ChatRole
-from vocalis.providers.base import ProviderError
+from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.providers.llm import ChatChunk, ToolCallRequest, Usage
 from vocalis_anthropic import AnthropicLLM
+from vocalis_anthropic.errors import NO_CREDENTIALS
 
 MakeLLM = Callable[..., AnthropicLLM]
 
@@ -153,7 +155,8 @@ async def test_empty_context_is_refused_without_a_request(
     server: MessagesServer, make_llm: MakeLLM
 ) -> None:
     error = await failure(make_llm(), ChatContext())
-    assert not error.recoverable and "empty" in str(error)
+    assert not error.recoverable and error.kind is ErrorKind.BAD_REQUEST
+    assert "empty" in str(error)
     blank = ChatContext()
     blank.add_message(ChatRole.USER, "   ")  # blank text is skipped: still nothing to send
     assert not (await failure(make_llm(), blank)).recoverable
@@ -287,9 +290,10 @@ async def test_tool_choice(
 
 async def test_unknown_tool_choice_is_refused(server: MessagesServer, make_llm: MakeLLM) -> None:
     error = await failure(make_llm(), tools=[WEATHER], tool_choice="sometimes")
-    assert not error.recoverable and "tool_choice" in str(error)
+    assert not error.recoverable and error.kind is ErrorKind.BAD_REQUEST
+    assert "tool_choice" in str(error)
     error = await failure(make_llm(), tool_choice="required")  # no tools to require
-    assert not error.recoverable
+    assert not error.recoverable and error.kind is ErrorKind.BAD_REQUEST
     assert server.requests == []
 
 
@@ -350,27 +354,38 @@ async def test_thinking_and_unknown_blocks_are_not_spoken(
 
 
 # -- failures ------------------------------------------------------------------
+# Assertions go by kind, recoverability, provider and the words we (or the
+# test server) wrote, never by text the SDK or its HTTP library produces.
 @pytest.mark.parametrize(
-    ("status", "error_type", "recoverable"),
+    ("status", "error_type", "recoverable", "kind"),
     [
-        (400, "invalid_request_error", False),
-        (403, "permission_error", False),
-        (404, "not_found_error", False),
-        (408, "timeout_error", True),
-        (429, "rate_limit_error", True),
-        (500, "api_error", True),
-        (529, "overloaded_error", True),
+        (400, "invalid_request_error", False, ErrorKind.BAD_REQUEST),
+        (401, "authentication_error", False, ErrorKind.AUTH),
+        (403, "permission_error", False, ErrorKind.AUTH),
+        (404, "not_found_error", False, ErrorKind.BAD_REQUEST),
+        (408, "timeout_error", True, ErrorKind.TIMEOUT),
+        (413, "request_too_large", False, ErrorKind.BAD_REQUEST),
+        (429, "rate_limit_error", True, ErrorKind.RATE_LIMIT),
+        (500, "api_error", True, ErrorKind.SERVER),
+        (503, "api_error", True, ErrorKind.SERVER),
+        (529, "overloaded_error", True, ErrorKind.RATE_LIMIT),
     ],
 )
 async def test_http_errors(
-    server: MessagesServer, make_llm: MakeLLM, status: int, error_type: str, recoverable: bool
+    server: MessagesServer,
+    make_llm: MakeLLM,
+    status: int,
+    error_type: str,
+    recoverable: bool,
+    kind: ErrorKind,
 ) -> None:
     server.queue(ErrorReply(status, error_type, f"scripted {error_type}"))
     llm = make_llm()
     error = await failure(llm)
     await llm.aclose()
-    assert error.recoverable is recoverable
-    assert f"HTTP {status}" in str(error) and f"scripted {error_type}" in str(error)
+    assert error.kind is kind and error.recoverable is recoverable
+    assert str(error).startswith(f"llm:anthropic: HTTP {status} {error_type}: ")
+    assert f"scripted {error_type}" in str(error)  # the server's own words
     assert len(server.requests) == 1
 
 
@@ -378,7 +393,8 @@ async def test_bad_key_is_not_recoverable(server: MessagesServer, make_llm: Make
     llm = make_llm(api_key="sk-ant-wrong", max_retries=2)
     error = await failure(llm)
     await llm.aclose()
-    assert not error.recoverable and "HTTP 401" in str(error)
+    assert error.kind is ErrorKind.AUTH and not error.recoverable
+    assert "HTTP 401" in str(error) and "invalid x-api-key" in str(error)
     assert "sk-ant-wrong" not in str(error)
     assert len(server.requests) == 1  # a 401 is not retried
 
@@ -398,11 +414,18 @@ async def test_overloaded_is_retried_then_streams(
 
 
 @pytest.mark.parametrize(
-    ("error_type", "recoverable"),
-    [("overloaded_error", True), ("api_error", True), ("invalid_request_error", False)],
+    ("error_type", "recoverable", "kind"),
+    [
+        ("overloaded_error", True, ErrorKind.RATE_LIMIT),
+        ("rate_limit_error", True, ErrorKind.RATE_LIMIT),
+        ("api_error", True, ErrorKind.SERVER),
+        ("invalid_request_error", False, ErrorKind.BAD_REQUEST),
+        ("permission_error", False, ErrorKind.AUTH),
+        ("some_future_error", True, ErrorKind.UNKNOWN),
+    ],
 )
 async def test_error_event_mid_stream(
-    server: MessagesServer, make_llm: MakeLLM, error_type: str, recoverable: bool
+    server: MessagesServer, make_llm: MakeLLM, error_type: str, recoverable: bool, kind: ErrorKind
 ) -> None:
     events = message_events([("text", ["Half an ", "answer"])])
     server.queue(StreamReply([*events[:4], error_event(error_type, "went wrong")]))
@@ -412,9 +435,11 @@ async def test_error_event_mid_stream(
         async for chunk in llm.chat(question()):
             texts.append(chunk.text)
     await llm.aclose()
+    error = info.value
     assert texts == ["Half an "]
-    assert info.value.recoverable is recoverable
-    assert error_type in str(info.value) and "went wrong" in str(info.value)
+    assert error.provider == "llm:anthropic"
+    assert error.kind is kind and error.recoverable is recoverable
+    assert f"error event mid-stream: {error_type}: went wrong" in str(error)
 
 
 async def test_dropped_connection_mid_stream(server: MessagesServer, make_llm: MakeLLM) -> None:
@@ -423,31 +448,47 @@ async def test_dropped_connection_mid_stream(server: MessagesServer, make_llm: M
     llm = make_llm()
     error = await failure(llm)
     await llm.aclose()
-    assert error.recoverable and "connection lost" in str(error)
+    assert error.kind is ErrorKind.CONNECTION and error.recoverable
+    assert str(error).startswith("llm:anthropic: connection lost mid-stream")
 
 
 async def test_stream_ending_before_message_stop(server: MessagesServer, make_llm: MakeLLM) -> None:
     server.queue(StreamReply(message_events([("text", ["Trunc"])])[:-2]))
     error = await failure(make_llm())
-    assert error.recoverable and "message_stop" in str(error)
+    assert error.kind is ErrorKind.PROTOCOL and error.recoverable
+    assert "the stream ended before message_stop" in str(error)
 
 
 async def test_malformed_event_data(server: MessagesServer, make_llm: MakeLLM) -> None:
     events = message_events([("text", ["Fine so far"])])
     server.queue(StreamReply([*events[:4], ("content_block_delta", "{not json")]))
     error = await failure(make_llm())
-    assert error.recoverable and "malformed" in str(error)
+    assert error.kind is ErrorKind.PROTOCOL and error.recoverable
+    assert str(error).startswith("llm:anthropic: malformed stream event")
 
 
 async def test_stalled_stream_times_out(server: MessagesServer, make_llm: MakeLLM) -> None:
     server.queue(StreamReply(message_events([("text", ["Wait"])])[:4], then="stall"))
     started = time.perf_counter()
     error = await failure(make_llm(timeout=0.3))
-    assert error.recoverable and "stalled" in str(error)
+    assert error.kind is ErrorKind.STALLED and error.recoverable
+    assert "the stream stalled: nothing arrived for 0.3 s" in str(error)
     assert time.perf_counter() - started < 5
     assert await asyncio.to_thread(server.disconnected.wait, 5), (
         "the stalled connection was left open"
     )
+
+
+async def test_silent_server_times_out_before_the_reply(
+    server: MessagesServer, make_llm: MakeLLM
+) -> None:
+    server.queue(SilentReply())
+    started = time.perf_counter()
+    error = await failure(make_llm(timeout=0.3))
+    assert error.kind is ErrorKind.TIMEOUT and error.recoverable
+    assert "request timed out: no answer within 0.3 s" in str(error)
+    assert time.perf_counter() - started < 5
+    assert await asyncio.to_thread(server.disconnected.wait, 5), "the request was left open"
 
 
 async def test_connection_refused_is_recoverable(server: MessagesServer) -> None:
@@ -459,18 +500,44 @@ async def test_connection_refused_is_recoverable(server: MessagesServer) -> None
     )
     error = await failure(llm)
     await llm.aclose()
-    assert error.recoverable and "connection failed" in str(error)
+    assert error.kind is ErrorKind.CONNECTION and error.recoverable
+    assert str(error).startswith("llm:anthropic: connection failed")
 
 
+@pytest.mark.parametrize("where", ["nowhere", "empty_config_dir"])
 async def test_missing_credentials_are_not_recoverable(
-    server: MessagesServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    server: MessagesServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, where: str
 ) -> None:
-    monkeypatch.setenv("ANTHROPIC_CONFIG_DIR", str(tmp_path))  # no SDK profile either
+    # No key, no token, no SDK profile. With nothing configured the provider
+    # sees it on the client's attributes; with a config dir named but empty
+    # the SDK raises its CredentialsError. Both read the same.
+    if where == "nowhere":
+        monkeypatch.setenv("HOME", str(tmp_path))
+    else:
+        monkeypatch.setenv("ANTHROPIC_CONFIG_DIR", str(tmp_path))
     llm = AnthropicLLM(base_url=server.url, max_retries=0, _env_file=None)
     error = await failure(llm)
     await llm.aclose()
-    assert not error.recoverable and "no credentials" in str(error)
+    assert error.kind is ErrorKind.AUTH and not error.recoverable
+    assert str(error).startswith(f"llm:anthropic: {NO_CREDENTIALS}")
     assert server.requests == []
+
+
+@pytest.mark.parametrize("source", ["auth_token", "header"])
+async def test_other_credentials_are_accepted(
+    server: MessagesServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, source: str
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # no SDK profile
+    if source == "auth_token":  # sent as a bearer token, which the server takes too
+        monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", API_KEY)
+        llm = AnthropicLLM(base_url=server.url, max_retries=0, _env_file=None)
+    else:
+        llm = AnthropicLLM(
+            base_url=server.url, max_retries=0, headers={"X-Api-Key": API_KEY}, _env_file=None
+        )
+    chunks = await collect(llm, question())
+    await llm.aclose()
+    assert "".join(c.text for c in chunks) == "".join(CANNED_TEXT)
 
 
 # -- stopping ------------------------------------------------------------------

@@ -31,6 +31,10 @@ class Reply:
         status: An HTTP error status to answer with instead.
         drop_after: Close the connection after this many chunks.
         hang: Never send anything after the headers.
+        silent: Never answer at all, not even the headers.
+        garbage_after: After this many chunks, send an event whose data is not JSON.
+        error_after: After this many chunks, send an ``{"error": ...}`` object
+            with this ``(code, message)``.
         delay: Seconds between chunks.
         respond: Computes the reply from the request body instead.
     """
@@ -41,6 +45,9 @@ class Reply:
     status: int | None = None
     drop_after: int | None = None
     hang: bool = False
+    silent: bool = False
+    garbage_after: int | None = None
+    error_after: tuple[int, str, str] | None = None
     delay: float = 0.0
     respond: Callable[[dict[str, Any]], Reply] | None = None
 
@@ -99,7 +106,15 @@ class ChatServer:
         if reply.respond is not None:
             reply = reply.respond(body)
         if reply.status is not None:
-            return _error(reply.status, f"scripted status {reply.status}", "server_error")
+            code = {401: "invalid_api_key", 429: "rate_limit_exceeded"}.get(reply.status)
+            code = code or ("server_error" if reply.status >= 500 else "invalid_request_error")
+            return _error(reply.status, f"scripted status {reply.status}", code)
+        if reply.silent:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                self.disconnects += 1
+                raise
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         try:
@@ -109,6 +124,14 @@ class ChatServer:
             for n, chunk in enumerate(chunks):
                 if reply.drop_after is not None and n >= reply.drop_after:
                     request.transport.close()  # type: ignore[union-attr]
+                    return response
+                if reply.garbage_after is not None and n >= reply.garbage_after:
+                    await response.write(b"data: {not json\n\n")
+                    return response
+                if reply.error_after is not None and n >= reply.error_after[0]:
+                    _, code, message = reply.error_after
+                    error = {"message": message, "type": code, "param": None, "code": code}
+                    await response.write(f"data: {json.dumps({'error': error})}\n\n".encode())
                     return response
                 await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 if reply.delay:

@@ -341,6 +341,10 @@ class RealtimeServer:
         chunk_ms: Length of each audio delta.
         pace: Seconds slept per second of audio sent (0: as fast as possible).
         legacy_names: Send the beta ``response.audio.delta`` names.
+
+    Attributes:
+        handshake_status: Refuse every upgrade with this HTTP status (and an
+            ``{"error": ...}`` body saying ``scripted handshake <status>``).
     """
 
     def __init__(self, turns: list[ServerTurn] | None = None, *, api_key: str = API_KEY,
@@ -361,6 +365,7 @@ class RealtimeServer:
         self.sent: list[dict[str, Any]] = []
         self.handshakes: list[tuple[str, dict[str, str]]] = []
         self.problems: list[str] = []
+        self.handshake_status: int | None = None
         self.connections: list[_Connection] = []
         self._next: dict[str, int] = {}
         self._server: Server | None = None
@@ -406,6 +411,11 @@ class RealtimeServer:
             body = {"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error",
                               "code": "invalid_api_key"}}
             return ws.respond(HTTPStatus.UNAUTHORIZED, json.dumps(body))
+        if self.handshake_status is not None:
+            status = HTTPStatus(self.handshake_status)
+            body = {"error": {"message": f"scripted handshake {status.value}", "type": "server_error",
+                              "code": None}}
+            return ws.respond(status, json.dumps(body))
         split = urlsplit(request.path)
         if not re.fullmatch(r"/v1/realtime", split.path) or not parse_qs(split.query).get("model"):
             self.problems.append(f"bad handshake path {request.path!r}")

@@ -77,7 +77,7 @@ async def test_a_primary_failing_mid_reply_is_not_repeated_by_the_secondary(serv
     (spoken,) = conv.agent_turns()
     assert spoken and "Part one of the answer, then the line drops.".startswith(spoken.strip())
     (error,) = conv.errors()
-    assert error["source"] == "llm:openai" and "connection" in error["message"]
+    assert error["source"] == "llm:openai" and "connection lost mid-stream" in error["message"]
 
 
 async def test_every_provider_down_is_one_clear_error(servers: Any) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from vocalis.chat import ChatContext, ChatRole
-from vocalis.providers.base import ProviderError
+from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.testing.conformance import LLMConformance
 from vocalis.tools import function_tool
 
@@ -134,4 +134,4 @@ async def test_the_real_server_rejects_a_wrong_key(llama: LlamaServer) -> None:
     with pytest.raises(ProviderError, match="HTTP 401") as info:
         [c async for c in llm.chat(_ctx("Hi"))]
     await llm.aclose()
-    assert not info.value.recoverable
+    assert info.value.kind is ErrorKind.AUTH and not info.value.recoverable

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from chat_server import ChatServer, Reply
 from vocalis.chat import ChatContext, ChatRole
-from vocalis.providers.base import ProviderError
+from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.providers.llm import ChatChunk
 from vocalis.tools import function_tool
 
@@ -129,25 +129,41 @@ async def test_developer_role_and_max_tokens_field_are_configurable(server: Chat
     assert body["top_k"] == 5 and "stream_options" not in body
 
 
+# Failures are asserted by kind, recoverability, provider and the words we (or
+# the test server) wrote, never by text the SDK or its HTTP library produces.
 @pytest.mark.parametrize(
-    ("status", "recoverable"), [(400, False), (401, False), (404, False), (429, True), (500, True), (503, True)]
+    ("status", "recoverable", "kind"),
+    [
+        (400, False, ErrorKind.BAD_REQUEST),
+        (401, False, ErrorKind.AUTH),
+        (403, False, ErrorKind.AUTH),
+        (404, False, ErrorKind.BAD_REQUEST),
+        (422, False, ErrorKind.BAD_REQUEST),
+        (429, True, ErrorKind.RATE_LIMIT),
+        (500, True, ErrorKind.SERVER),
+        (503, True, ErrorKind.SERVER),
+    ],
 )
-async def test_http_errors_name_the_provider(server: ChatServer, status: int, recoverable: bool) -> None:
+async def test_http_errors_name_the_provider(
+    server: ChatServer, status: int, recoverable: bool, kind: ErrorKind
+) -> None:
     server.script.append(Reply(status=status))
     llm = _llm(server, max_retries=0)
     with pytest.raises(ProviderError) as info:
         await _collect(llm, _ctx())
     await llm.aclose()
-    assert info.value.provider == "llm:openai" and info.value.recoverable is recoverable
-    assert f"HTTP {status}" in str(info.value) and "scripted status" in str(info.value)
+    error = info.value
+    assert error.provider == "llm:openai" and error.recoverable is recoverable and error.kind is kind
+    assert f"HTTP {status}" in str(error) and f"scripted status {status}" in str(error)
 
 
 async def test_a_wrong_key_is_not_recoverable(server: ChatServer) -> None:
     llm = OpenAILLM(base_url=server.base_url, api_key="wrong", _env_file=None)
-    with pytest.raises(ProviderError, match="Incorrect API key") as info:
+    with pytest.raises(ProviderError, match="Incorrect API key") as info:  # the server's words
         await _collect(llm, _ctx())
     await llm.aclose()
-    assert not info.value.recoverable
+    assert info.value.kind is ErrorKind.AUTH and not info.value.recoverable
+    assert len(server.requests) == 1  # a 401 is not retried
     assert "wrong" not in repr(llm)  # the key is a secret
 
 
@@ -159,24 +175,71 @@ async def test_dropped_connection_mid_stream_is_an_error_not_a_hang(server: Chat
         async for chunk in llm.chat(_ctx()):
             texts.append(chunk.text)
     await llm.aclose()
-    assert info.value.recoverable and "".join(texts)
+    error = info.value
+    assert error.kind is ErrorKind.CONNECTION and error.recoverable and "".join(texts)
+    assert str(error).startswith("llm:openai: connection lost mid-stream")
+
+
+async def test_a_stream_that_goes_quiet_stalls(server: ChatServer) -> None:
+    server.script.append(Reply(hang=True))  # headers, then nothing
+    llm = _llm(server, timeout=0.3, max_retries=0)
+    with pytest.raises(ProviderError) as info:
+        await asyncio.wait_for(_collect(llm, _ctx()), 10)
+    await llm.aclose()
+    assert info.value.kind is ErrorKind.STALLED and info.value.recoverable
+    assert str(info.value) == "llm:openai: the stream stalled: nothing arrived for 0.3 s"
 
 
 async def test_a_silent_server_times_out(server: ChatServer) -> None:
-    server.script.append(Reply(hang=True))
+    server.script.append(Reply(silent=True))  # not even the headers
     llm = _llm(server, timeout=0.3, max_retries=0)
-    with pytest.raises(ProviderError, match="timed out") as info:
+    with pytest.raises(ProviderError) as info:
         await asyncio.wait_for(_collect(llm, _ctx()), 10)
     await llm.aclose()
-    assert info.value.recoverable
+    assert info.value.kind is ErrorKind.TIMEOUT and info.value.recoverable
+    assert "/chat/completions timed out: no answer within 0.3 s" in str(info.value)
+
+
+async def test_a_malformed_event_is_a_protocol_error(server: ChatServer) -> None:
+    server.script.append(Reply(text="Some words first.", garbage_after=2))
+    llm = _llm(server, max_retries=0)
+    with pytest.raises(ProviderError) as info:
+        await _collect(llm, _ctx())
+    await llm.aclose()
+    assert info.value.kind is ErrorKind.PROTOCOL and info.value.recoverable
+    assert str(info.value).startswith("llm:openai: malformed stream event")
+
+
+@pytest.mark.parametrize(
+    ("code", "recoverable", "kind"),
+    [
+        ("server_error", True, ErrorKind.SERVER),
+        ("rate_limit_exceeded", True, ErrorKind.RATE_LIMIT),
+        ("invalid_request_error", False, ErrorKind.BAD_REQUEST),
+        ("something_new", True, ErrorKind.UNKNOWN),
+    ],
+)
+async def test_an_error_object_mid_stream(
+    server: ChatServer, code: str, recoverable: bool, kind: ErrorKind
+) -> None:
+    server.script.append(Reply(text="Half an answer.", error_after=(2, code, "scripted failure")))
+    llm = _llm(server, max_retries=0)
+    with pytest.raises(ProviderError) as info:
+        await _collect(llm, _ctx())
+    await llm.aclose()
+    assert info.value.kind is kind and info.value.recoverable is recoverable
+    assert str(info.value) == "llm:openai: error event mid-stream: scripted failure"
 
 
 async def test_nothing_listening_is_recoverable() -> None:
     llm = OpenAILLM(base_url="http://127.0.0.1:9/v1", api_key=KEY, max_retries=0, _env_file=None)
-    with pytest.raises(ProviderError, match="connection") as info:
+    with pytest.raises(ProviderError) as info:
         await _collect(llm, _ctx())
     await llm.aclose()
-    assert info.value.recoverable
+    assert info.value.kind is ErrorKind.CONNECTION and info.value.recoverable
+    assert str(info.value).startswith(
+        "llm:openai: connection failed to http://127.0.0.1:9/v1/chat/completions"
+    )
 
 
 async def test_closing_midway_closes_the_response(server: ChatServer) -> None:
@@ -198,6 +261,7 @@ async def test_empty_context_is_refused_without_a_request(server: ChatServer) ->
     llm = _llm(server)
     with pytest.raises(ProviderError, match="empty") as info:
         await _collect(llm, ChatContext())
+    assert info.value.kind is ErrorKind.BAD_REQUEST
     assert not info.value.recoverable and not server.requests
 
 
@@ -237,7 +301,7 @@ async def test_prewarm_connects_and_checks_the_key(server: ChatServer) -> None:
     with pytest.raises(ProviderError, match="HTTP 401") as info:
         await bad.prewarm()
     await bad.aclose()
-    assert not info.value.recoverable
+    assert info.value.kind is ErrorKind.AUTH and not info.value.recoverable
 
 
 async def test_prewarm_accepts_a_server_without_a_models_endpoint() -> None:
@@ -259,10 +323,10 @@ async def test_prewarm_accepts_a_server_without_a_models_endpoint() -> None:
 
 async def test_prewarm_of_an_unreachable_server_names_the_url() -> None:
     llm = OpenAILLM(base_url="http://127.0.0.1:9/v1", _env_file=None)
-    with pytest.raises(ProviderError, match="127.0.0.1:9") as info:
+    with pytest.raises(ProviderError, match="connection failed to http://127.0.0.1:9/") as info:
         await llm.prewarm()
     await llm.aclose()
-    assert info.value.recoverable
+    assert info.value.kind is ErrorKind.CONNECTION and info.value.recoverable
 
 
 async def test_openai_itself_without_a_key_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -271,7 +335,7 @@ async def test_openai_itself_without_a_key_says_so(monkeypatch: pytest.MonkeyPat
     llm = OpenAILLM(_env_file=None)
     with pytest.raises(ProviderError, match="no API key: set VOCALIS_LLM_OPENAI_API_KEY") as info:
         await _collect(llm, _ctx())
-    assert not info.value.recoverable
+    assert info.value.kind is ErrorKind.AUTH and not info.value.recoverable
 
 
 def test_headers_are_kept_out_of_reprs_and_urls_need_a_scheme() -> None:
@@ -283,6 +347,9 @@ def test_headers_are_kept_out_of_reprs_and_urls_need_a_scheme() -> None:
 
 async def test_a_wrong_path_names_the_url(server: ChatServer) -> None:
     llm = OpenAILLM(base_url=server.base_url.replace("/v1", "/v2"), api_key=KEY, _env_file=None)
-    with pytest.raises(ProviderError, match=r"HTTP 404 from http://127\.0\.0\.1:\d+/v2/chat/completions"):
+    with pytest.raises(
+        ProviderError, match=r"HTTP 404 from http://127\.0\.0\.1:\d+/v2/chat/completions"
+    ) as info:
         await _collect(llm, _ctx())
     await llm.aclose()
+    assert info.value.kind is ErrorKind.BAD_REQUEST and not info.value.recoverable

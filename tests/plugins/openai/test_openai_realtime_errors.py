@@ -9,7 +9,7 @@ import pytest
 from realtime_server import API_KEY, RealtimeServer, ServerTurn
 from test_openai_realtime import E, is_done, make_model, read_audio, read_until, server
 from vocalis.audio import AudioFrame
-from vocalis.providers.base import ProviderError
+from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis_openai.realtime import OpenAIRealtime
 
 __all__ = ["server"]  # the fixture, shared with the main test module
@@ -73,7 +73,8 @@ async def test_refused_connection() -> None:
         await model.connect(instructions="x")
     await model.aclose()
     assert info.value.provider == "realtime:openai" and info.value.recoverable
-    assert "connection failed" in str(info.value)
+    assert info.value.kind is ErrorKind.CONNECTION
+    assert str(info.value).startswith("realtime:openai: connection failed")
 
 
 async def test_bad_key_is_refused_at_the_handshake(server: RealtimeServer) -> None:
@@ -81,8 +82,8 @@ async def test_bad_key_is_refused_at_the_handshake(server: RealtimeServer) -> No
     with pytest.raises(ProviderError) as info:
         await model.connect(instructions="x")
     await model.aclose()
-    assert not info.value.recoverable
-    assert "HTTP 401" in str(info.value) and "Incorrect API key" in str(info.value)
+    assert info.value.kind is ErrorKind.AUTH and not info.value.recoverable
+    assert "handshake refused: HTTP 401: Incorrect API key" in str(info.value)  # server's words
     assert "sk-wrong-key-123456" not in str(info.value)
     assert server.received == []
 
@@ -93,6 +94,49 @@ async def test_unknown_model_fails_connect(server: RealtimeServer) -> None:
         await model.connect(instructions="x")
     await model.aclose()
     assert "model_not_found" in str(info.value) and not info.value.recoverable
+
+
+@pytest.mark.parametrize(
+    ("status", "recoverable", "kind"),
+    [
+        (403, False, ErrorKind.AUTH),
+        (404, False, ErrorKind.BAD_REQUEST),
+        (429, True, ErrorKind.RATE_LIMIT),
+        (500, True, ErrorKind.SERVER),
+        (503, True, ErrorKind.SERVER),
+    ],
+)
+async def test_refused_handshakes_by_status(
+    server: RealtimeServer, status: int, recoverable: bool, kind: ErrorKind
+) -> None:
+    server.handshake_status = status
+    model = make_model(server)
+    with pytest.raises(ProviderError) as info:
+        await model.connect(instructions="x")
+    await model.aclose()
+    assert info.value.kind is kind and info.value.recoverable is recoverable
+    assert f"handshake refused: HTTP {status}: scripted handshake {status}" in str(info.value)
+
+
+async def test_a_server_that_is_not_websocket_is_a_protocol_error() -> None:
+    async def bad_upgrade(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    odd = await asyncio.start_server(bad_upgrade, "127.0.0.1", 0)
+    port = odd.sockets[0].getsockname()[1]
+    model = OpenAIRealtime(_env_file=None, api_key=API_KEY, base_url=f"http://127.0.0.1:{port}/v1")
+    try:
+        with pytest.raises(ProviderError) as info:
+            await model.connect(instructions="x")
+        assert info.value.kind is ErrorKind.PROTOCOL and info.value.recoverable
+        assert str(info.value).startswith("realtime:openai: handshake failed")
+    finally:
+        await model.aclose()
+        odd.close()
+        await odd.wait_closed()
 
 
 async def test_handshake_timeout() -> None:
@@ -106,9 +150,9 @@ async def test_handshake_timeout() -> None:
     port = silent.sockets[0].getsockname()[1]
     model = OpenAIRealtime(_env_file=None, api_key=API_KEY, base_url=f"http://127.0.0.1:{port}/v1", timeout=0.2)
     try:
-        with pytest.raises(ProviderError, match="timed out") as info:
+        with pytest.raises(ProviderError, match="handshake timed out after 0.2 s") as info:
             await model.connect(instructions="x")
-        assert info.value.recoverable
+        assert info.value.kind is ErrorKind.TIMEOUT and info.value.recoverable
     finally:
         await model.aclose()
         silent.close()

@@ -18,7 +18,7 @@ import pytest
 from audio_server import API_KEY, AudioServer
 from vocalis.adapters import SegmentedSTTStream
 from vocalis.audio import AudioFrame, concat, resample
-from vocalis.providers.base import ProviderError
+from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.providers.stt import SpeechEventType
 from vocalis.testing.conformance import STTConformance, frames_of, silence
 
@@ -229,16 +229,19 @@ async def test_segmented_stream_sends_one_request_per_utterance(server: AudioSer
 
 
 @pytest.mark.parametrize(
-    ("status", "recoverable", "message"),
+    ("status", "recoverable", "message", "kind"),
     [
-        (401, False, "Incorrect API key"),
-        (429, True, "scripted 429"),
-        (500, True, "scripted 500"),
+        (401, False, "Incorrect API key", ErrorKind.AUTH),
+        (403, False, "scripted 403", ErrorKind.AUTH),
+        (429, True, "scripted 429", ErrorKind.RATE_LIMIT),
+        (500, True, "scripted 500", ErrorKind.SERVER),
+        (503, True, "scripted 503", ErrorKind.SERVER),
     ],
 )
 async def test_http_errors(
-    server: AudioServer, status: int, recoverable: bool, message: str
+    server: AudioServer, status: int, recoverable: bool, message: str, kind: ErrorKind
 ) -> None:
+    # ``message`` is the test server's own wording.
     if status == 401:
         stt = make_stt(server, api_key="sk-wrong")
     else:
@@ -248,7 +251,7 @@ async def test_http_errors(
         await stt.recognize(utterance()[0])
     await stt.aclose()
     assert caught.value.provider == "stt:openai"
-    assert caught.value.recoverable is recoverable
+    assert caught.value.recoverable is recoverable and caught.value.kind is kind
     assert f"HTTP {status}" in str(caught.value) and message in str(caught.value)
     assert "sk-wrong" not in str(caught.value)
 
@@ -258,7 +261,8 @@ async def test_bad_request_is_not_recoverable(server: AudioServer) -> None:
     with pytest.raises(ProviderError) as caught:
         await stt.recognize(utterance()[0])
     await stt.aclose()
-    assert not caught.value.recoverable and "HTTP 400" in str(caught.value)
+    assert not caught.value.recoverable and caught.value.kind is ErrorKind.BAD_REQUEST
+    assert "HTTP 400" in str(caught.value)
 
 
 async def test_timeout_is_a_recoverable_error(server: AudioServer) -> None:
@@ -267,7 +271,8 @@ async def test_timeout_is_a_recoverable_error(server: AudioServer) -> None:
     with pytest.raises(ProviderError) as caught:
         await asyncio.wait_for(stt.recognize(utterance()[0]), 10)
     await stt.aclose()
-    assert caught.value.recoverable and "timed out" in str(caught.value)
+    assert caught.value.recoverable and caught.value.kind is ErrorKind.TIMEOUT
+    assert "/audio/transcriptions timed out: no answer within 0.3 s" in str(caught.value)
 
 
 async def test_connection_refused_is_a_recoverable_error() -> None:
@@ -279,6 +284,8 @@ async def test_connection_refused_is_a_recoverable_error() -> None:
         await stt.recognize(utterance()[0])
     await stt.aclose()
     assert caught.value.recoverable and caught.value.provider == "stt:openai"
+    assert caught.value.kind is ErrorKind.CONNECTION
+    assert str(caught.value).startswith(f"stt:openai: connection failed to http://127.0.0.1:{port}/")
 
 
 async def test_cancelling_recognize_stops_the_request(server: AudioServer) -> None:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from audio_server import API_KEY, AudioServer, speech_pcm
 from vocalis.audio import AudioFrame
-from vocalis.providers.base import ProviderError
+from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.testing.conformance import TTSConformance
 
 from vocalis_openai import OpenAITTS
@@ -210,20 +210,24 @@ async def test_dropped_connection_after_some_audio(server: AudioServer) -> None:
     await tts.aclose()
     assert frames, "audio before the drop is delivered"
     assert caught.value.provider == "tts:openai" and caught.value.recoverable
-    assert "connection lost" in str(caught.value)
+    assert caught.value.kind is ErrorKind.CONNECTION
+    assert str(caught.value).startswith("tts:openai: connection lost mid-stream")
 
 
 @pytest.mark.parametrize(
-    ("status", "recoverable", "message"),
+    ("status", "recoverable", "message", "kind"),
     [
-        (401, False, "Incorrect API key"),
-        (429, True, "scripted 429"),
-        (500, True, "scripted 500"),
+        (401, False, "Incorrect API key", ErrorKind.AUTH),
+        (403, False, "scripted 403", ErrorKind.AUTH),
+        (429, True, "scripted 429", ErrorKind.RATE_LIMIT),
+        (500, True, "scripted 500", ErrorKind.SERVER),
+        (503, True, "scripted 503", ErrorKind.SERVER),
     ],
 )
 async def test_http_errors(
-    server: AudioServer, status: int, recoverable: bool, message: str
+    server: AudioServer, status: int, recoverable: bool, message: str, kind: ErrorKind
 ) -> None:
+    # ``message`` is the test server's own wording.
     if status == 401:
         tts = make_tts(server, api_key="sk-wrong")
     else:
@@ -233,7 +237,7 @@ async def test_http_errors(
         await collect(tts.synthesize(TEXT))
     await tts.aclose()
     assert caught.value.provider == "tts:openai"
-    assert caught.value.recoverable is recoverable
+    assert caught.value.recoverable is recoverable and caught.value.kind is kind
     assert f"HTTP {status}" in str(caught.value) and message in str(caught.value)
 
 
@@ -242,7 +246,8 @@ async def test_bad_request_is_not_recoverable(server: AudioServer) -> None:
     with pytest.raises(ProviderError) as caught:
         await collect(tts.synthesize(TEXT))
     await tts.aclose()
-    assert not caught.value.recoverable and "HTTP 400" in str(caught.value)
+    assert not caught.value.recoverable and caught.value.kind is ErrorKind.BAD_REQUEST
+    assert "HTTP 400" in str(caught.value)
 
 
 async def test_server_that_never_answers_times_out(server: AudioServer) -> None:
@@ -251,7 +256,8 @@ async def test_server_that_never_answers_times_out(server: AudioServer) -> None:
     with pytest.raises(ProviderError) as caught:
         await asyncio.wait_for(collect(tts.synthesize(TEXT)), 10)
     await tts.aclose()
-    assert caught.value.recoverable and "timed out" in str(caught.value)
+    assert caught.value.recoverable and caught.value.kind is ErrorKind.TIMEOUT
+    assert "/audio/speech timed out: no answer within 0.3 s" in str(caught.value)
 
 
 async def test_stall_midway_times_out(server: AudioServer) -> None:
@@ -262,8 +268,8 @@ async def test_stall_midway_times_out(server: AudioServer) -> None:
         async for frame in tts.synthesize(TEXT):
             frames.append(frame)
     await tts.aclose()
-    assert frames and caught.value.recoverable
-    assert "timed out" in str(caught.value)
+    assert frames and caught.value.recoverable and caught.value.kind is ErrorKind.STALLED
+    assert str(caught.value) == "tts:openai: the stream stalled: nothing arrived for 0.3 s"
 
 
 async def test_compressed_audio_is_refused(server: AudioServer) -> None:
@@ -272,7 +278,8 @@ async def test_compressed_audio_is_refused(server: AudioServer) -> None:
     with pytest.raises(ProviderError) as caught:
         await collect(tts.synthesize(TEXT))
     await tts.aclose()
-    assert not caught.value.recoverable and "audio/mpeg" in str(caught.value)
+    assert not caught.value.recoverable and caught.value.kind is ErrorKind.BAD_REQUEST
+    assert "server sent audio/mpeg instead of raw PCM" in str(caught.value)
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

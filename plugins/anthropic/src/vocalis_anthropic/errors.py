@@ -1,84 +1,183 @@
-"""Turn SDK and transport failures into labelled :class:`ProviderError`s."""
+"""Turn SDK and transport failures into labelled :class:`ProviderError`s.
+
+Failures are sorted by exception class, HTTP status and (for an ``error``
+event inside a stream) the API's error type, never by the text of an SDK
+message: that text, and even which class a failure surfaces as, changes
+between SDK versions. A dropped connection mid-stream, for instance, is a
+raw ``httpx2`` transport error in some versions and an
+``anthropic.APIConnectionError`` in others. The wording of the resulting
+error is ours and depends on what the caller knows: whether the reply had
+started streaming when the failure happened.
+"""
 
 from __future__ import annotations
 
 import anthropic
 import httpx2
-from vocalis.providers.base import Provider, ProviderError
+from vocalis.providers.base import ErrorKind, Provider, ProviderError
 
 # Worth a retry or a fallback: timeouts, conflicts, rate limits, server
 # errors and 529 "overloaded". Anything else (400, 401, 403, 404, 413)
 # fails the same way next time.
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
 
-# The ``error.type`` of an ``error`` event sent mid-stream (the HTTP status
-# was already 200 then, so only the type tells what went wrong).
+# The API's ``error.type`` values (in an HTTP error body, or in an ``error``
+# event sent mid-stream, when the HTTP status was already 200 and only the
+# type tells what went wrong), by kind.
+_TYPE_KINDS: dict[str, ErrorKind] = {
+    "invalid_request_error": ErrorKind.BAD_REQUEST,
+    "not_found_error": ErrorKind.BAD_REQUEST,
+    "request_too_large": ErrorKind.BAD_REQUEST,
+    "authentication_error": ErrorKind.AUTH,
+    "permission_error": ErrorKind.AUTH,
+    "billing_error": ErrorKind.AUTH,
+    "rate_limit_error": ErrorKind.RATE_LIMIT,
+    "overloaded_error": ErrorKind.RATE_LIMIT,
+    "timeout_error": ErrorKind.TIMEOUT,
+    "api_error": ErrorKind.SERVER,
+}
 _RETRYABLE_TYPES = frozenset({"overloaded_error", "api_error", "rate_limit_error", "timeout_error"})
-_FATAL_TYPES = frozenset(
-    {
-        "invalid_request_error",
-        "authentication_error",
-        "billing_error",
-        "permission_error",
-        "not_found_error",
-        "request_too_large",
-    }
-)
+
+# HTTP statuses whose kind is not simply "4xx is the request's fault".
+_STATUS_KINDS: dict[int, ErrorKind] = {
+    401: ErrorKind.AUTH,
+    402: ErrorKind.AUTH,  # billing: the account may not make requests
+    403: ErrorKind.AUTH,
+    408: ErrorKind.TIMEOUT,
+    409: ErrorKind.UNKNOWN,
+    429: ErrorKind.RATE_LIMIT,
+    529: ErrorKind.RATE_LIMIT,  # overloaded
+}
+
+NO_CREDENTIALS = "no credentials: set VOCALIS_LLM_ANTHROPIC_API_KEY or ANTHROPIC_API_KEY"
+"""The start of the message of a missing-credentials error."""
 
 
-def provider_error(provider: Provider, exc: BaseException) -> ProviderError:
+def provider_error(provider: Provider, exc: BaseException, *, started: bool) -> ProviderError:
     """A :class:`ProviderError` naming ``provider`` for any failure of a chat.
 
-    Rate limits, overload, timeouts, dropped connections and server errors
-    are recoverable; bad requests, bad keys, missing permissions and unknown
-    models are not.
+    Rate limits, overload, timeouts, dropped connections, malformed events
+    and server errors are recoverable; bad requests, bad keys, missing
+    permissions and unknown models are not.
+
+    Args:
+        provider: The provider that failed.
+        exc: What the SDK (or its HTTP library) raised.
+        started: Whether the reply had started streaming (the response
+            headers had arrived) when ``exc`` was raised.
+
+    Returns:
+        The error to raise, with its :class:`ErrorKind`, ``recoverable``
+        flag and a message in our own words. A :class:`ProviderError` is
+        returned as it is.
     """
     if isinstance(exc, ProviderError):
         return exc
-    if isinstance(exc, anthropic.APITimeoutError):
-        return provider.error("request timed out", recoverable=True)
-    if isinstance(exc, anthropic.APIConnectionError):
-        return provider.error(f"connection failed: {_cause(exc)}", recoverable=True)
     if isinstance(exc, anthropic.APIStatusError):
-        return _status_error(provider, exc)
-    if isinstance(exc, httpx2.TimeoutException):
-        # Raised while reading the stream: the server went quiet for longer
-        # than the timeout after the reply had begun.
-        return provider.error("the stream stalled (read timed out)", recoverable=True)
-    if isinstance(exc, httpx2.HTTPError | httpx2.StreamError):
-        return provider.error(f"connection lost mid-stream: {_describe(exc)}", recoverable=True)
-    if isinstance(exc, ValueError):
-        # json.JSONDecodeError from an event whose data is not JSON.
-        return provider.error(f"malformed stream event: {exc}", recoverable=True)
-    if isinstance(exc, anthropic.CredentialsError) or "authentication method" in str(exc):
-        # No key was configured and the SDK found no other credentials.
+        return _status_error(provider, exc, started=started)
+    if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
+        # APITimeoutError before APIConnectionError: it is a subclass.
+        if started:
+            return provider.error(
+                f"the stream stalled: nothing arrived for {_timeout(provider)}",
+                recoverable=True,
+                kind=ErrorKind.STALLED,
+            )
         return provider.error(
-            f"no credentials: set VOCALIS_LLM_ANTHROPIC_API_KEY or ANTHROPIC_API_KEY ({exc})",
-            recoverable=False,
+            f"request timed out: no answer within {_timeout(provider)}",
+            recoverable=True,
+            kind=ErrorKind.TIMEOUT,
         )
-    if isinstance(exc, anthropic.AnthropicError):
-        return provider.error(_describe(exc), recoverable=True)
-    return provider.error(f"unexpected failure: {_describe(exc)}", recoverable=False)
+    if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError | httpx2.StreamError):
+        what = "connection lost mid-stream" if started else "connection failed"
+        return provider.error(f"{what}{_detail(exc)}", recoverable=True, kind=ErrorKind.CONNECTION)
+    if isinstance(exc, anthropic.APIResponseValidationError | ValueError):
+        # ValueError: json.JSONDecodeError from an event whose data is not JSON.
+        what = "malformed stream event" if started else "malformed response"
+        return provider.error(f"{what}{_detail(exc)}", recoverable=True, kind=ErrorKind.PROTOCOL)
+    if isinstance(exc, anthropic.CredentialsError):
+        # A credentials source (profile, token file) was found but failed.
+        return credentials_error(provider, exc)
+    if isinstance(exc, anthropic.AnthropicError | httpx2.HTTPError):
+        return provider.error(f"SDK failure{_detail(exc)}", recoverable=True)
+    return provider.error(f"unexpected failure{_detail(exc)}", recoverable=False)
 
 
-def _status_error(provider: Provider, exc: anthropic.APIStatusError) -> ProviderError:
-    kind = exc.type or ""
-    detail = exc.api_message or exc.message
-    if 200 <= exc.status_code < 300:
-        # An ``error`` event inside a stream that had started fine.
-        recoverable = kind not in _FATAL_TYPES
-        return provider.error(f"{kind or 'error'} mid-stream: {detail}", recoverable=recoverable)
+def credentials_error(provider: Provider, exc: BaseException | None = None) -> ProviderError:
+    """The error for a chat that has no credentials to send (not recoverable).
+
+    Args:
+        provider: The provider without credentials.
+        exc: The SDK's credentials failure, if it raised one.
+    """
+    return provider.error(
+        f"{NO_CREDENTIALS}{_detail(exc) if exc is not None else ''}",
+        recoverable=False,
+        kind=ErrorKind.AUTH,
+    )
+
+
+def _status_error(
+    provider: Provider, exc: anthropic.APIStatusError, *, started: bool
+) -> ProviderError:
+    error_type = str(getattr(exc, "type", None) or "")
+    detail = _server_message(exc)
     status = exc.status_code
-    recoverable = status in _RETRYABLE_STATUS or status >= 500 or kind in _RETRYABLE_TYPES
-    label = f"HTTP {status} {kind}".rstrip()
-    return provider.error(f"{label}: {detail}", recoverable=recoverable)
+    if started or 200 <= status < 300:
+        # An ``error`` event inside a stream that had started fine.
+        kind = _TYPE_KINDS.get(error_type, ErrorKind.UNKNOWN)
+        recoverable = kind is ErrorKind.UNKNOWN or error_type in _RETRYABLE_TYPES
+        return provider.error(
+            f"error event mid-stream: {error_type or 'unknown type'}{detail}",
+            recoverable=recoverable,
+            kind=kind,
+        )
+    recoverable = status in _RETRYABLE_STATUS or status >= 500 or error_type in _RETRYABLE_TYPES
+    return provider.error(
+        f"HTTP {status} {error_type}".rstrip() + detail,
+        recoverable=recoverable,
+        kind=status_kind(status, error_type),
+    )
 
 
-def _cause(exc: BaseException) -> str:
-    cause = exc.__cause__
-    return _describe(cause) if cause is not None else str(exc)
+def status_kind(status: int, error_type: str = "") -> ErrorKind:
+    """The kind of an HTTP error status (``error_type`` breaks the ties).
+
+    Args:
+        status: The HTTP status code.
+        error_type: The API's ``error.type``, if the body had one.
+    """
+    if status in _STATUS_KINDS:
+        return _STATUS_KINDS[status]
+    if status >= 500:
+        return ErrorKind.SERVER
+    if status >= 400:
+        return ErrorKind.BAD_REQUEST
+    return _TYPE_KINDS.get(error_type, ErrorKind.UNKNOWN)
 
 
-def _describe(exc: BaseException) -> str:
+def _server_message(exc: anthropic.APIStatusError) -> str:
+    """``": <error.message>"`` from the body the server sent, if it had one."""
+    message = getattr(exc, "api_message", None)
+    if not message and isinstance(exc.body, dict):
+        error = exc.body.get("error")
+        message = error.get("message") if isinstance(error, dict) else None
+    return f": {message}" if isinstance(message, str) and message else ""
+
+
+def _timeout(provider: Provider) -> str:
+    seconds = getattr(provider.settings, "timeout", None)
+    return f"{seconds:g} s" if isinstance(seconds, int | float) else "the timeout"
+
+
+def _detail(exc: BaseException) -> str:
+    """``" (<type>: <text>)"`` of the deepest cause, for the logs and humans.
+
+    It is whatever the library said; tests and callers go by the kind.
+    """
+    seen: set[int] = set()
+    while exc.__cause__ is not None and id(exc.__cause__) not in seen:
+        seen.add(id(exc))
+        exc = exc.__cause__
     text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return f" ({type(exc).__name__}: {text})" if text else f" ({type(exc).__name__})"

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import anthropic
 from loguru import logger
 from pydantic import Field, SecretStr
+from vocalis.providers.base import ErrorKind
 from vocalis.providers.llm import LLM, ChatChunk, ToolSpec
 from vocalis.settings import ProviderSettings, provider_settings_config
 
-from vocalis_anthropic.errors import provider_error
+from vocalis_anthropic.errors import credentials_error, provider_error
 from vocalis_anthropic.request import RequestError, build_request
 from vocalis_anthropic.stream import StreamAssembler
 
@@ -155,11 +156,14 @@ class AnthropicLLM(LLM):
         then a last chunk with the token usage.
 
         Raises:
-            ProviderError: Empty conversation or bad ``tool_choice`` (not
-                recoverable); an HTTP error (recoverable for 408, 409, 429,
-                5xx and 529, not for 400, 401, 403 and 404); an ``error``
-                event, a dropped connection, a stalled or truncated stream
-                (recoverable).
+            ProviderError: Empty conversation or bad ``tool_choice``
+                (``BAD_REQUEST``, not recoverable); no credentials (``AUTH``,
+                not recoverable); an HTTP error (kind by status; recoverable
+                for 408, 409, 429, 5xx and 529, not for 400, 401, 403 and
+                404); an ``error`` event (kind by its type), a dropped
+                connection (``CONNECTION``), a stalled stream (``STALLED``),
+                a malformed or truncated stream (``PROTOCOL``), all
+                recoverable unless the event's type says otherwise.
         """
         s = self.settings
         try:
@@ -172,7 +176,7 @@ class AnthropicLLM(LLM):
                 tool_choice=tool_choice,
             )
         except RequestError as exc:
-            raise self.error(str(exc), recoverable=False) from None
+            raise self.error(str(exc), recoverable=False, kind=ErrorKind.BAD_REQUEST) from None
         logger.debug(
             "{}: {} messages, {} tools, model {}",
             self.label,
@@ -181,9 +185,16 @@ class AnthropicLLM(LLM):
             s.model,
         )
         try:
-            stream = await self._get_client().messages.create(**request, stream=True)
+            # Making the client may read credentials (a profile, a token file).
+            client = self._get_client()
         except Exception as exc:
-            raise provider_error(self, exc) from exc
+            raise provider_error(self, exc, started=False) from exc
+        if not self._has_credentials(client):
+            raise credentials_error(self)
+        try:
+            stream = await client.messages.create(**request, stream=True)
+        except Exception as exc:
+            raise provider_error(self, exc, started=False) from exc
         self._streams.add(stream)
         try:
             async with contextlib.aclosing(self._read(stream)) as chunks:
@@ -197,6 +208,19 @@ class AnthropicLLM(LLM):
             await _close(stream)
             self._aborted.discard(stream)
 
+    def _has_credentials(self, client: anthropic.AsyncAnthropic) -> bool:
+        """Whether requests will carry credentials of some sort.
+
+        Asked of the client's attributes, before the request: without any,
+        the SDK would refuse to send it with a plain ``TypeError``.
+        """
+        if any(name.lower() in ("x-api-key", "authorization") for name in self.settings.headers):
+            return True
+        names = ("api_key", "auth_token", "credentials")
+        if not all(hasattr(client, name) for name in names):
+            return True  # an SDK that keeps them elsewhere: let it decide
+        return any(getattr(client, name) is not None for name in names)
+
     async def _read(self, stream: anthropic.AsyncStream[Any]) -> AsyncIterator[ChatChunk]:
         assembler = StreamAssembler()
         while True:
@@ -209,13 +233,15 @@ class AnthropicLLM(LLM):
                     return  # stopped by aclose() of the provider: no final chunk
                 if assembler.finished:
                     break  # a failure after message_stop loses nothing
-                raise provider_error(self, exc) from exc
+                raise provider_error(self, exc, started=True) from exc
             if (chunk := assembler.feed(event)) is not None:
                 yield chunk
         if stream in self._aborted:
             return
         if not assembler.finished:
-            raise self.error("the stream ended before message_stop", recoverable=True)
+            raise self.error(
+                "the stream ended before message_stop", recoverable=True, kind=ErrorKind.PROTOCOL
+            )
         yield ChatChunk(usage=assembler.usage)
 
 

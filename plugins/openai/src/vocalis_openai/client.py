@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import openai
 from pydantic import Field, SecretStr, field_validator
-from vocalis.providers.base import Provider, ProviderError
+from vocalis.providers.base import ErrorKind, Provider, ProviderError
 from vocalis.settings import ProviderSettings
 
 # Status codes worth trying again later or on another provider; anything else
@@ -88,6 +88,7 @@ class OpenAIClientMixin:
                 f"no API key: set {prefix}API_KEY or OPENAI_API_KEY, or point {prefix}BASE_URL "
                 "at an OpenAI-compatible server",
                 recoverable=False,
+                kind=ErrorKind.AUTH,
             )
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
@@ -182,39 +183,138 @@ async def check_server(provider: Provider, client: openai.AsyncOpenAI) -> None:
         await client.with_options(timeout=seconds, max_retries=0).models.list()
     except openai.APIStatusError as exc:
         if exc.status_code in (401, 403):
-            raise provider_error(provider, exc) from exc
+            raise provider_error(provider, exc, started=False) from exc
     except Exception as exc:
-        raise provider_error(provider, exc) from exc
+        raise provider_error(provider, exc, started=False) from exc
 
 
-def provider_error(provider: Provider, exc: BaseException) -> ProviderError:
+def provider_error(provider: Provider, exc: BaseException, *, started: bool) -> ProviderError:
     """Turn an SDK exception into a :class:`ProviderError` naming the provider.
 
-    Rate limits, timeouts, dropped connections and server errors are
+    Failures are sorted by exception class and HTTP status, never by the
+    text of an SDK message; the message is in our words and says what we
+    know: whether the reply had started streaming. Rate limits, timeouts,
+    dropped connections, malformed replies and server errors are
     recoverable (a retry or a fallback may succeed); bad requests, bad keys
     and unknown models are not.
+
+    Args:
+        provider: The provider that failed.
+        exc: What the SDK (or its HTTP library) raised.
+        started: Whether the reply had started streaming (its headers had
+            arrived and its body was being read) when ``exc`` was raised.
+
+    Returns:
+        The error to raise; a :class:`ProviderError` is returned as it is.
     """
     if isinstance(exc, ProviderError):
         return exc
-    if isinstance(exc, openai.APITimeoutError):
-        return provider.error(f"request{_url_of(exc)} timed out", recoverable=True)
-    if isinstance(exc, openai.APIConnectionError):
-        return provider.error(f"connection failed{_url_of(exc, ' to')}: {exc}", recoverable=True)
     if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        recoverable = status in _RETRYABLE_STATUS or status >= 500
+        where = _url_of(exc, " from") if status == 404 else ""
         detail = _status_detail(exc)
-        recoverable = exc.status_code in _RETRYABLE_STATUS or exc.status_code >= 500
-        where = _url_of(exc, " from") if exc.status_code == 404 else ""
-        return provider.error(f"HTTP {exc.status_code}{where}: {detail}", recoverable=recoverable)
-    if isinstance(exc, openai.OpenAIError):
-        return provider.error(f"{type(exc).__name__}: {exc}", recoverable=True)
-    # Errors while reading a streamed body come from the HTTP library, not the
-    # SDK; match them by class name so both httpx and httpx2 are covered.
+        return provider.error(
+            f"HTTP {status}{where}{': ' + detail if detail else ''}",
+            recoverable=recoverable,
+            kind=status_kind(status),
+        )
     bases = {cls.__name__ for cls in type(exc).__mro__}
-    if "TimeoutException" in bases:
-        return provider.error("timed out in the middle of a response", recoverable=True)
-    if "TransportError" in bases:
-        return provider.error(f"connection lost in the middle of a response: {exc}", recoverable=True)
-    return provider.error(f"{type(exc).__name__}: {exc}", recoverable=True)
+    # The HTTP library's own errors (raised while a streamed body is read)
+    # are matched by class name, so both httpx and httpx2 are covered.
+    if isinstance(exc, openai.APITimeoutError) or "TimeoutException" in bases:
+        if started:
+            return provider.error(
+                f"the stream stalled: nothing arrived for {_seconds(provider)}",
+                recoverable=True,
+                kind=ErrorKind.STALLED,
+            )
+        return provider.error(
+            f"request{_url_of(exc)} timed out: no answer within {_seconds(provider)}",
+            recoverable=True,
+            kind=ErrorKind.TIMEOUT,
+        )
+    if isinstance(exc, openai.APIConnectionError) or bases & {"TransportError", "StreamError"}:
+        what = "connection lost mid-stream" if started else f"connection failed{_url_of(exc)}"
+        return provider.error(f"{what}{_cause(exc)}", recoverable=True, kind=ErrorKind.CONNECTION)
+    if isinstance(exc, openai.APIResponseValidationError | ValueError):
+        # ValueError: json.JSONDecodeError from a streamed event that is not JSON.
+        what = "malformed stream event" if started else "malformed response"
+        return provider.error(f"{what}{_cause(exc)}", recoverable=True, kind=ErrorKind.PROTOCOL)
+    if isinstance(exc, openai.APIError) and isinstance(exc.body, dict):
+        # An error object sent inside a stream that had started (HTTP 200).
+        kind = _error_kind(exc.body)
+        detail = _status_detail(exc)
+        what = "error event mid-stream" if started else "error in the reply"
+        return provider.error(
+            f"{what}{': ' + detail if detail else ''}",
+            recoverable=kind not in _FATAL_KINDS,
+            kind=kind,
+        )
+    return provider.error(f"unexpected failure{_cause(exc)}", recoverable=True)
+
+
+def status_kind(status: int) -> ErrorKind:
+    """The :class:`ErrorKind` of an HTTP error status.
+
+    Args:
+        status: The HTTP status code (of a reply or a refused handshake).
+    """
+    if status in (401, 403):
+        return ErrorKind.AUTH
+    if status == 429:
+        return ErrorKind.RATE_LIMIT
+    if status == 408:
+        return ErrorKind.TIMEOUT
+    if status >= 500:
+        return ErrorKind.SERVER
+    if status in (400, 404, 405, 413, 415, 422):
+        return ErrorKind.BAD_REQUEST
+    return ErrorKind.UNKNOWN
+
+
+# Kinds that a retry or another provider will not get past.
+_FATAL_KINDS = frozenset({ErrorKind.AUTH, ErrorKind.BAD_REQUEST})
+
+# ``type`` or ``code`` values of an error object, by kind.
+_ERROR_KINDS: dict[str, ErrorKind] = {
+    "invalid_request_error": ErrorKind.BAD_REQUEST,
+    "invalid_api_key": ErrorKind.AUTH,
+    "authentication_error": ErrorKind.AUTH,
+    "permission_error": ErrorKind.AUTH,
+    "insufficient_quota": ErrorKind.RATE_LIMIT,
+    "rate_limit_exceeded": ErrorKind.RATE_LIMIT,
+    "rate_limit_error": ErrorKind.RATE_LIMIT,
+    "server_error": ErrorKind.SERVER,
+    "api_error": ErrorKind.SERVER,
+}
+
+
+def _error_kind(error: dict[str, Any]) -> ErrorKind:
+    """The kind of an API error object, from its ``code`` or its ``type``."""
+    for key in ("code", "type"):
+        value = error.get(key)
+        if isinstance(value, str) and value in _ERROR_KINDS:
+            return _ERROR_KINDS[value]
+    return ErrorKind.UNKNOWN
+
+
+def _seconds(provider: Provider) -> str:
+    seconds = getattr(provider.settings, "timeout", None)
+    return f"{seconds:g} s" if isinstance(seconds, int | float) else "the timeout"
+
+
+def _cause(exc: BaseException) -> str:
+    """``" (<type>: <text>)"`` of the deepest cause, for the logs and humans.
+
+    It is whatever the library said; tests and callers go by the kind.
+    """
+    seen: set[int] = set()
+    while exc.__cause__ is not None and id(exc.__cause__) not in seen:
+        seen.add(id(exc))
+        exc = exc.__cause__
+    text = str(exc)
+    return f" ({type(exc).__name__}: {text})" if text else f" ({type(exc).__name__})"
 
 
 def _url_of(exc: Exception, word: str = " to") -> str:
@@ -225,7 +325,8 @@ def _url_of(exc: Exception, word: str = " to") -> str:
         return ""
 
 
-def _status_detail(exc: openai.APIStatusError) -> str:
+def _status_detail(exc: openai.APIError) -> str:
+    """The error message of the body the server sent, if it had one."""
     body = exc.body
     if isinstance(body, dict):
         error = body.get("error", body)
@@ -233,4 +334,6 @@ def _status_detail(exc: openai.APIStatusError) -> str:
             return str(error["message"])
         if isinstance(error, str):
             return error
-    return exc.message
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:200]
+    return ""

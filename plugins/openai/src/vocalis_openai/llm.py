@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from loguru import logger
 from pydantic import Field
+from vocalis.providers.base import ErrorKind
 from vocalis.providers.llm import LLM, ChatChunk, ToolSpec, Usage
 from vocalis.settings import provider_settings_config
 
@@ -77,15 +78,27 @@ class OpenAILLM(OpenAIClientMixin, LLM):
         tools: Sequence[ToolSpec] = (),
         tool_choice: str | None = None,
     ) -> AsyncIterator[ChatChunk]:
-        """Stream a completion; tool calls arrive whole, on the last chunk."""
+        """Stream a completion; tool calls arrive whole, on the last chunk.
+
+        Raises:
+            ProviderError: An empty context (``BAD_REQUEST``), an HTTP error
+                (kind by status), a timeout before the reply (``TIMEOUT``) or
+                inside it (``STALLED``), a failed or dropped connection
+                (``CONNECTION``), a malformed reply (``PROTOCOL``) or an
+                error object inside the stream (kind by its code or type).
+        """
         messages = chat_ctx.to_openai(developer_role=self.settings.developer_role)
         if not messages:
-            raise self.error("the chat context is empty: nothing to answer", recoverable=False)
+            raise self.error(
+                "the chat context is empty: nothing to answer",
+                recoverable=False,
+                kind=ErrorKind.BAD_REQUEST,
+            )
         request = self._request(messages, tools, tool_choice)
         try:
             stream = await self.client.chat.completions.create(**request)
         except Exception as exc:
-            raise provider_error(self, exc) from exc
+            raise provider_error(self, exc, started=False) from exc
         calls = ToolCallAssembler(self)
         usage: Usage | None = None
         finish_reason: str | None = None
@@ -101,7 +114,7 @@ class OpenAILLM(OpenAIClientMixin, LLM):
                 if text:
                     yield ChatChunk(text=text)
         except Exception as exc:
-            raise provider_error(self, exc) from exc
+            raise provider_error(self, exc, started=True) from exc
         finally:
             # Runs on normal end, on error, and when the reader stops early
             # (aclose/cancel): the HTTP response must not outlive the reply.

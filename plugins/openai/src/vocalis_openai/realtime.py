@@ -17,12 +17,18 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from loguru import logger
 from pydantic import Field
-from vocalis.providers.base import ProviderError
+from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.providers.llm import ToolSpec
 from vocalis.providers.realtime import RealtimeModel
 from vocalis.settings import provider_settings_config
 
-from vocalis_openai.client import OpenAIClientMixin, OpenAISettings, provider_error, warm_sdk
+from vocalis_openai.client import (
+    OpenAIClientMixin,
+    OpenAISettings,
+    provider_error,
+    status_kind,
+    warm_sdk,
+)
 from vocalis_openai.realtime_items import history_items, tool_definition
 from vocalis_openai.realtime_session import OpenAIRealtimeSession
 
@@ -149,7 +155,9 @@ class OpenAIRealtime(OpenAIClientMixin, RealtimeModel):
         except BaseException as exc:
             await session.aclose()
             if isinstance(exc, TimeoutError):
-                raise self.error(f"no session.created within {settings.timeout:g} s") from exc
+                raise self.error(
+                    f"no session.created within {settings.timeout:g} s", kind=ErrorKind.TIMEOUT
+                ) from exc
             raise
         logger.debug("{} connected: model {}", self.label, settings.model)
         return session
@@ -203,7 +211,7 @@ class OpenAIRealtime(OpenAIClientMixin, RealtimeModel):
         return detection
 
     def _connect_error(self, exc: BaseException) -> ProviderError:
-        """A labelled error for a failed handshake."""
+        """A labelled error for a failed handshake, sorted by exception class."""
         from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 
         if isinstance(exc, InvalidStatus):
@@ -211,15 +219,28 @@ class OpenAIRealtime(OpenAIClientMixin, RealtimeModel):
             detail = _body_detail(exc.response.body) or exc.response.reason_phrase
             recoverable = status in _RETRYABLE_STATUS or status >= 500
             return self.error(
-                f"handshake refused: HTTP {status}: {detail}", recoverable=recoverable
+                f"handshake refused: HTTP {status}: {detail}",
+                recoverable=recoverable,
+                kind=status_kind(status),
             )
         if isinstance(exc, InvalidURI):
-            return self.error(f"bad WebSocket URL: {exc}", recoverable=False)
+            return self.error(
+                f"bad WebSocket URL: {exc}", recoverable=False, kind=ErrorKind.BAD_REQUEST
+            )
         if isinstance(exc, TimeoutError):
-            return self.error(f"handshake timed out after {self.settings.timeout:g} s")
-        if isinstance(exc, OSError | InvalidHandshake):
-            return self.error(f"connection failed: {type(exc).__name__}: {exc}")
-        return provider_error(self, exc)
+            return self.error(
+                f"handshake timed out after {self.settings.timeout:g} s", kind=ErrorKind.TIMEOUT
+            )
+        if isinstance(exc, OSError) or _caused_by_os_error(exc):
+            return self.error(
+                f"connection failed: {type(exc).__name__}: {exc}", kind=ErrorKind.CONNECTION
+            )
+        if isinstance(exc, InvalidHandshake):
+            # The server answered, but not with a WebSocket upgrade.
+            return self.error(
+                f"handshake failed: {type(exc).__name__}: {exc}", kind=ErrorKind.PROTOCOL
+            )
+        return provider_error(self, exc, started=False)
 
     async def aclose(self) -> None:
         """Close open sessions and the HTTP client. Idempotent."""
@@ -228,6 +249,18 @@ class OpenAIRealtime(OpenAIClientMixin, RealtimeModel):
         for session in sessions:
             await session.aclose()
         await super().aclose()
+
+
+def _caused_by_os_error(exc: BaseException) -> bool:
+    """Whether a connection failure (``OSError``, ``EOFError``) is behind ``exc``."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, OSError | EOFError):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _body_detail(body: bytes | bytearray | None) -> str:

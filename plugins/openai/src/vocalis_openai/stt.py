@@ -95,7 +95,9 @@ class OpenAISTT(OpenAIClientMixin, STT):
 
         Raises:
             ProviderError: The request failed (recoverable for timeouts,
-                dropped connections, 429 and 5xx).
+                dropped connections, 429 and 5xx); ``kind`` says how
+                (``TIMEOUT``, ``CONNECTION``, ``AUTH``, ``RATE_LIMIT``,
+                ``BAD_REQUEST``, ``SERVER``, ...).
         """
         language = language or self.settings.language
         audio = self._prepare(frames)
@@ -119,7 +121,8 @@ class OpenAISTT(OpenAIClientMixin, STT):
         try:
             result = await self.client.audio.transcriptions.create(**request)
         except Exception as exc:
-            raise provider_error(self, exc) from exc
+            # Not streamed: the SDK reads the whole reply within the request.
+            raise provider_error(self, exc, started=False) from exc
         return _event(result, language, audio.duration)
 
     async def recognize_interim(

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from loguru import logger
 from pydantic import Field
 from vocalis.audio import AudioFrame
+from vocalis.providers.base import ErrorKind
 from vocalis.providers.tts import TTS
 from vocalis.settings import provider_settings_config
 from vocalis.text import speakable
@@ -71,10 +72,17 @@ class OpenAITTS(OpenAIClientMixin, TTS):
 
         Raises:
             ProviderError: The request failed or the stream broke off
-                (recoverable for timeouts, dropped connections, 429, 5xx).
+                (recoverable for timeouts, dropped connections, 429, 5xx);
+                its ``kind`` tells a timeout before the audio (``TIMEOUT``)
+                from a stall inside it (``STALLED``), and a failed connection
+                from a dropped one (both ``CONNECTION``, worded apart).
         """
         if not isinstance(text, str):
-            raise self.error(f"text must be a str, not {type(text).__name__}", recoverable=False)
+            raise self.error(
+                f"text must be a str, not {type(text).__name__}",
+                recoverable=False,
+                kind=ErrorKind.BAD_REQUEST,
+            )
         if not speakable(text):
             return
         for piece in split_text(text.strip(), MAX_INPUT_CHARS):
@@ -96,8 +104,10 @@ class OpenAITTS(OpenAIClientMixin, TTS):
         pending = bytearray()
         logger.debug("{}: speaking {} characters", self.label, len(text))
         speech = self.client.audio.speech.with_streaming_response
+        started = False  # whether the reply's headers came and its body is being read
         try:
             async with speech.create(**request) as response:
+                started = True
                 self._check_content_type(response.headers.get("content-type", ""))
                 async for chunk in response.iter_bytes():
                     pending += chunk
@@ -106,7 +116,7 @@ class OpenAITTS(OpenAIClientMixin, TTS):
                         yield AudioFrame(bytes(pending[:frame_bytes]), self.sample_rate)
                         del pending[:frame_bytes]
         except Exception as exc:
-            raise provider_error(self, exc) from exc
+            raise provider_error(self, exc, started=started) from exc
         if len(pending) % 2:
             logger.warning("{}: dropping a trailing half sample", self.label)
             del pending[-1:]
@@ -119,6 +129,7 @@ class OpenAITTS(OpenAIClientMixin, TTS):
             raise self.error(
                 f"server sent {kind} instead of raw PCM; it does not support response_format 'pcm'",
                 recoverable=False,
+                kind=ErrorKind.BAD_REQUEST,
             )
 
 
