@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+
 import pytest
 
 from vocalis.audio import AudioFrame
-from vocalis.testing import FakeEOU, FakeLLM, FakeSTT, FakeTTS, FakeVAD, tone
+from vocalis.testing import FakeEOU, FakeLLM, FakeResponse, FakeSTT, FakeTTS, FakeVAD, tone
 from vocalis.testing.conformance import (
     EOUConformance,
     LLMConformance,
@@ -24,7 +27,8 @@ def speech_frames() -> list[AudioFrame]:
 class TestFakeSTT(STTConformance):
     @pytest.fixture
     def provider(self) -> FakeSTT:
-        return FakeSTT(["turn on the lights"] * 10, final_delay=0.01)
+        # Slow enough that cancelling and closing land mid-recognition.
+        return FakeSTT(["turn on the lights"] * 10, final_delay=0.2)
 
     @pytest.fixture
     def speech(self) -> tuple[list[AudioFrame], str]:
@@ -48,9 +52,16 @@ class TestFakeTTS(TTSConformance):
 
 
 class TestFakeLLM(LLMConformance):
+    scripted_model = True  # it replies from its script: its recorded requests show what it read
+
     @pytest.fixture
     def provider(self) -> FakeLLM:
-        return FakeLLM(["Hello! Nice to meet you, how can I help you today?"])
+        text = "Hello! Nice to meet you, how can I help you today?"
+        return FakeLLM([FakeResponse(text, token_interval=0.02)])
+
+    @pytest.fixture
+    def model_input(self, provider: FakeLLM) -> Callable[[], str]:
+        return lambda: json.dumps(provider.requests[-1].chat_ctx.to_openai())
 
 
 class TestFakeEOU(EOUConformance):

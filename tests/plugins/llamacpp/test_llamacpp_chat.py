@@ -42,6 +42,12 @@ def llm() -> LlamaCppLLM:
 
 
 @pytest.fixture
+def greedy(llm: LlamaCppLLM) -> LlamaCppLLM:
+    """Same model, greedy decoding: a prompt always gets the same reply."""
+    return LlamaCppLLM(temperature=0.0, max_tokens=48, _env_file=None)
+
+
+@pytest.fixture
 def long_llm(llm: LlamaCppLLM) -> LlamaCppLLM:
     """Same model, replies long enough to be stopped midway."""
     return LlamaCppLLM(seed=7, max_tokens=256, _env_file=None)
@@ -74,9 +80,13 @@ async def test_answers_a_simple_question_in_several_chunks(llm: LlamaCppLLM) -> 
     assert all(c.usage is None for c in chunks[:-1])
 
 
-async def test_say_hello(llm: LlamaCppLLM) -> None:
-    text = "".join(c.text for c in await _collect(llm, _context("Say hello.")))
-    assert text.strip()
+def _text(chunks: list[ChatChunk]) -> str:
+    return "".join(c.text for c in chunks)
+
+
+async def test_say_hello(greedy: LlamaCppLLM) -> None:
+    text = _text(await _collect(greedy, _context("Say the word hello.")))
+    assert "hello" in text.lower(), text
 
 
 async def test_aclose_midway_stops_quickly_and_the_next_chat_works(long_llm: LlamaCppLLM) -> None:
@@ -116,13 +126,22 @@ async def test_cancelling_the_consumer_stops_generation(long_llm: LlamaCppLLM) -
     assert not long_llm._active
 
 
-async def test_concurrent_chats_all_complete(llm: LlamaCppLLM) -> None:
-    # Three chats on two slots: the third waits for a free slot.
-    questions = ["Say hello.", "Name a colour.", "What is 2 plus 2?"]
-    results = await asyncio.gather(*(_collect(llm, _context(q)) for q in questions))
-    for chunks in results:
-        assert "".join(c.text for c in chunks).strip()
+CAPITALS = {"France": "Paris", "Japan": "Tokyo", "Italy": "Rome"}
+
+
+async def test_concurrent_chats_all_complete(greedy: LlamaCppLLM) -> None:
+    """Three chats on two slots (the third waits for a free slot) keep apart:
+    each reply answers its own question, word for word as when asked alone."""
+    questions = {country: _context(f"What is the capital of {country}?") for country in CAPITALS}
+    together = await asyncio.gather(*(_collect(greedy, ctx) for ctx in questions.values()))
+    for country, chunks in zip(questions, together, strict=True):
+        text = _text(chunks)
         assert chunks[-1].usage is not None
+        assert CAPITALS[country] in text, f"{country}: {text!r}"
+        others = [city for other, city in CAPITALS.items() if other != country and city in text]
+        assert not others, f"the reply about {country} mentions {others}: {text!r}"
+        alone = _text(await _collect(greedy, questions[country]))
+        assert text == alone, f"{country}: {text!r} beside other chats, {alone!r} alone"
 
 
 async def test_a_chat_waiting_for_a_slot_can_be_abandoned(long_llm: LlamaCppLLM) -> None:
@@ -152,16 +171,19 @@ async def test_provider_aclose_ends_chats_in_flight(long_llm: LlamaCppLLM) -> No
     await long_llm.aclose()  # idempotent
 
 
-async def test_tool_turns_in_the_history(llm: LlamaCppLLM) -> None:
+async def test_tool_turns_in_the_history(greedy: LlamaCppLLM) -> None:
     ctx = _context("What is the weather in Paris?", system="You are a friendly voice assistant.")
     ctx.add_message("assistant", "Let me check.")
     ctx.add_function_call("call_1", "get_weather", '{"city": "Paris"}')
     ctx.add_function_output("call_1", "get_weather", "sunny, 21 degrees")
     ctx.add_function_call("call_2", "get_time", "not json")
     ctx.add_function_output("call_2", "get_time", "error: unknown city", is_error=True)
-    chunks = await _collect(llm, ctx)
+    chunks = await _collect(greedy, ctx)
     assert chunks[-1].usage is not None
-    assert isinstance("".join(c.text for c in chunks), str)
+    # Only the tool's result says so: without the history the model makes up
+    # "pleasant, 22°C".
+    text = _text(chunks)
+    assert "sunny" in text.lower() and "21" in text, text
 
 
 @dataclass
