@@ -131,7 +131,9 @@ class SegmentedSTTStream(STTStream):
         self._max_segment = max_segment
         self._max_backlog = max_backlog
         self._since_interim = 0.0
-        self._jobs: deque[tuple[list[AudioFrame], str, _Speculation | None]] = deque()
+        # (audio, "final" | "interim" | "speculative", speculation, the segment an
+        # interim was taken from: it is emitted only while that segment is open).
+        self._jobs: deque[tuple[list[AudioFrame], str, _Speculation | None, object]] = deque()
         self._speculation: _Speculation | None = None
         self._wake = asyncio.Event()
         self._interim_busy = False
@@ -180,7 +182,7 @@ class SegmentedSTTStream(STTStream):
         if self._segment is None or self._speculation is not None:
             return
         self._speculation = _Speculation()
-        self._jobs.append((list(self._segment), "speculative", self._speculation))
+        self._jobs.append((list(self._segment), "speculative", self._speculation, None))
         self._wake.set()
 
     def drop_speculation(self) -> None:
@@ -208,10 +210,10 @@ class SegmentedSTTStream(STTStream):
     def _queue_job(self, frames: list[AudioFrame], *, final: bool) -> None:
         if not final:
             self._interim_busy = True
-        self._jobs.append((frames, "final" if final else "interim", None))
+        self._jobs.append((frames, "final" if final else "interim", None, None if final else self._segment))
         self._wake.set()
         if final and self._max_backlog is not None:
-            waiting = sum(f.duration for job, kind, _ in self._jobs if kind == "final" for f in job)
+            waiting = sum(f.duration for job, kind, _, _ in self._jobs if kind == "final" for f in job)
             if waiting > self._max_backlog:
                 self._jobs.clear()
                 self.fail(
@@ -233,22 +235,23 @@ class SegmentedSTTStream(STTStream):
                     return
                 self._wake.clear()
                 await self._wake.wait()
-            frames, kind, speculation = self._jobs.popleft()
+            frames, kind, speculation, segment = self._jobs.popleft()
             if speculation is not None:
                 await self._speculate(frames, speculation)
                 continue
             final = kind == "final"
-            if not final and any(k == "final" for _, k, _ in self._jobs):
+            if not final and (self._segment is not segment or any(k == "final" for _, k, _, _ in self._jobs)):
+                # Its segment has ended (its final supersedes it) or a final is
+                # queued ahead of newer speech: a stale interim, never emitted.
                 self._interim_busy = False
-                continue  # a final for this segment is queued: skip the stale interim
+                continue
             if final:
                 result = check_speech_event(self.label, await self._stt.recognize(frames, language=self._language))
             else:
-                segment = self._segment
                 result = check_speech_event(
                     self.label, await self._stt.recognize_interim(frames, language=self._language)
                 )
-                if self._segment is not segment or segment is None:
+                if self._segment is not segment:
                     # The segment ended while this ran: its final supersedes it, and a
                     # late interim would look like new words from the user.
                     self._interim_busy = False

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+PENDING_TOOL_OUTPUT = "The tool is still running; its result is not available yet."
+"""The output an LLM request carries for a call whose tool has not finished."""
+
 ANTHROPIC_CONVERSATION_START = "(The conversation begins.)"
 """Placeholder user turn for Anthropic when the assistant would speak first.
 
@@ -169,10 +172,54 @@ class ChatContext:
         is_error: bool = False,
         created_at: float = 0.0,
     ) -> FunctionCallOutput:
-        """Append a function call output and return it."""
+        """Record a function call's output and return it.
+
+        It goes right after its call's batch (the run of calls and outputs
+        that follows the call), not necessarily at the end: a tool that
+        finished after the user spoke again still answers its own call, as
+        OpenAI and Anthropic require (each call's output comes before any
+        later message). Without a matching call it is appended.
+        """
         out = FunctionCallOutput(call_id, name, output, is_error=is_error, created_at=created_at)
-        self.items.append(out)
+        self.items.insert(self._after_batch_of(call_id), out)
         return out
+
+    def _after_batch_of(self, call_id: str) -> int:
+        """The index just past the call ``call_id`` and the calls and outputs after it."""
+        index = next(
+            (i for i, it in enumerate(self.items) if isinstance(it, FunctionCall) and it.call_id == call_id),
+            None,
+        )
+        if index is None:
+            return len(self.items)
+        index += 1
+        while index < len(self.items) and isinstance(self.items[index], FunctionCall | FunctionCallOutput):
+            index += 1
+        return index
+
+    def pending_calls(self) -> list[FunctionCall]:
+        """Function calls that have no output yet (their tool still runs)."""
+        answered = {it.call_id for it in self.items if isinstance(it, FunctionCallOutput)}
+        return [it for it in self.items if isinstance(it, FunctionCall) and it.call_id not in answered]
+
+    def for_request(self) -> ChatContext:
+        """This context as an LLM request may carry it.
+
+        A call whose tool still runs gets a placeholder output
+        (:data:`PENDING_TOOL_OUTPUT`) right after its batch, in a copy: every
+        call then has exactly one output before any later message, which
+        OpenAI and Anthropic require. The real output is recorded once, in
+        this context, when the tool finishes. Returns ``self`` when no call
+        is pending.
+        """
+        pending = self.pending_calls()
+        if not pending:
+            return self
+        request = self.copy()
+        for call in pending:
+            placeholder = FunctionCallOutput(call.call_id, call.name, PENDING_TOOL_OUTPUT)
+            request.items.insert(request._after_batch_of(call.call_id), placeholder)
+        return request
 
     def messages(self, role: ChatRole | str | None = None) -> list[ChatMessage]:
         """The text messages, optionally only those of one role, in order."""
@@ -325,6 +372,40 @@ class ChatContext:
             start = {"type": "text", "text": ANTHROPIC_CONVERSATION_START}
             messages.insert(0, {"role": "user", "content": [start]})
         return "\n\n".join(system_parts), messages
+
+
+def request_problems(chat_ctx: ChatContext) -> list[str]:
+    """Why OpenAI or Anthropic would reject ``chat_ctx`` as a request ([] if valid).
+
+    Every function call must have exactly one output, after the call and
+    before any later text message; no output may lack its call; call ids are
+    unique.
+    """
+    problems: list[str] = []
+    open_calls: dict[str, str] = {}  # call id -> name, awaiting output in this batch
+    seen_calls: set[str] = set()
+    answered: set[str] = set()
+    for position, it in enumerate(chat_ctx.items):
+        if isinstance(it, FunctionCall):
+            if it.call_id in seen_calls:
+                problems.append(f"item {position}: call id {it.call_id!r} is used twice")
+            seen_calls.add(it.call_id)
+            open_calls[it.call_id] = it.name
+        elif isinstance(it, FunctionCallOutput):
+            if it.call_id not in seen_calls:
+                problems.append(f"item {position}: output for {it.call_id!r} has no call before it")
+            elif it.call_id in answered:
+                problems.append(f"item {position}: a second output for call {it.call_id!r}")
+            answered.add(it.call_id)
+            open_calls.pop(it.call_id, None)
+        elif open_calls:
+            names = ", ".join(f"{name} ({cid})" for cid, name in open_calls.items())
+            problems.append(f"item {position}: a {it.role.value} message before the output of {names}")
+            open_calls.clear()
+    if open_calls:
+        names = ", ".join(f"{name} ({cid})" for cid, name in open_calls.items())
+        problems.append(f"the request ends before the output of {names}")
+    return problems
 
 
 def _parse_arguments(arguments: str) -> dict[str, Any]:

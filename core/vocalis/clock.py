@@ -1,4 +1,8 @@
-"""A virtual-time asyncio event loop for fast, deterministic scripted conversations.
+"""A virtual-time asyncio event loop for fast, deterministic conversations.
+
+Tests run scripted conversations on it (``vocalis.testing`` re-exports it), and
+``vocalis talk --fast`` / ``--text`` run real models on it: the input is paced
+as if live, but nobody waits for the clock.
 
 A conversation that spans a minute of timeline (audio frames every 20 ms, endpointing
 silences, LLM timeouts) runs in milliseconds: whenever the loop has nothing to run and no
@@ -27,6 +31,7 @@ import heapq
 import inspect
 import itertools
 import selectors
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from contextvars import Context
 from functools import partial
@@ -108,6 +113,14 @@ class _VirtualSelector(selectors.BaseSelector):
         if ready or (timeout is not None and timeout <= 0):
             return ready
         if timeout is not None and not self._loop._real_work:
+            if self._loop.real_time_io and len(self._real.get_map()) > 1:
+                # A socket or pipe is open: a peer (a server, a subprocess) may
+                # be working on an answer, so the clock keeps real time until
+                # the next timer instead of jumping past its deadline.
+                started = time.perf_counter()
+                ready = self._real.select(min(timeout, _REAL_WAIT_CAP))
+                self._loop._jump(min(timeout, time.perf_counter() - started))
+                return ready
             self._loop._jump(timeout)
             return []
         # Only something real (a thread, a signal, an outside peer) can make progress now.
@@ -139,9 +152,16 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         start: Initial value of ``loop.time()``, in virtual seconds.
         max_virtual_time: Virtual time the clock may never pass; reaching past it raises
             :class:`VirtualTimeLimitExceeded` out of the running loop. ``None`` disables it.
+        real_time_io: While any socket or pipe is open (besides the loop's own
+            wake-up pipe), let time pass in real time instead of jumping, so an
+            outside peer (a network API, an MCP server process) has the real
+            seconds its timeouts promise. Off for tests, whose peers are fakes;
+            on for ``vocalis talk --fast`` with real providers.
     """
 
-    def __init__(self, start: float = 0.0, *, max_virtual_time: float | None = 3600.0) -> None:
+    def __init__(
+        self, start: float = 0.0, *, max_virtual_time: float | None = 3600.0, real_time_io: bool = False
+    ) -> None:
         if max_virtual_time is not None and max_virtual_time < start:
             raise ValueError(f"max_virtual_time={max_virtual_time} is before start={start}")
         self._now = float(start)
@@ -151,6 +171,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self.deadlock_timeout = 5.0
         """Real seconds with nothing able to wake the loop before it raises."""
         self._timer_seq = itertools.count()
+        self.real_time_io = real_time_io
         super().__init__(_VirtualSelector(selectors.DefaultSelector(), self))
 
     def time(self) -> float:
@@ -224,7 +245,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
 
 def run_virtual(main: Coroutine[Any, Any, T], *, start: float = 0.0,
-                max_virtual_time: float | None = 3600.0, debug: bool = False) -> T:
+                max_virtual_time: float | None = 3600.0, debug: bool = False,
+                real_time_io: bool = False) -> T:
     """Run ``main`` to completion on a fresh :class:`VirtualTimeLoop`, like ``asyncio.run``.
 
     The loop is the current event loop while it runs. Afterwards leftover tasks are
@@ -236,6 +258,7 @@ def run_virtual(main: Coroutine[Any, Any, T], *, start: float = 0.0,
         start: Initial virtual time.
         max_virtual_time: Virtual time the run may not pass (``None``: no limit).
         debug: Run the loop in asyncio debug mode.
+        real_time_io: See :class:`VirtualTimeLoop`.
 
     Returns:
         Whatever ``main`` returns; its exceptions propagate.
@@ -257,7 +280,7 @@ def run_virtual(main: Coroutine[Any, Any, T], *, start: float = 0.0,
     local = getattr(policy, "_local", None)
     previous = getattr(local, "_loop", None)
     set_called = getattr(local, "_set_called", None)
-    factory = partial(VirtualTimeLoop, start, max_virtual_time=max_virtual_time)
+    factory = partial(VirtualTimeLoop, start, max_virtual_time=max_virtual_time, real_time_io=real_time_io)
     runner = asyncio.Runner(debug=debug, loop_factory=factory)
     try:
         policy.set_event_loop(runner.get_loop())

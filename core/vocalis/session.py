@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import itertools
 from collections import deque
 from collections.abc import Callable
@@ -40,6 +42,9 @@ def _text_argument(value: object, method: str, name: str) -> str:
         raise TypeError(f"{method}() expects {name} as a str, not {type(value).__name__}")
     return clean_text(value)
 
+
+# Seconds close() waits for an interrupted utterance to record what was heard.
+_CLOSE_GRACE = 1.0
 
 class AgentSession(EventEmitter):
     """Runs one conversation: an agent on a pipeline, over a transport.
@@ -175,6 +180,14 @@ class AgentSession(EventEmitter):
         return self._current
 
     @property
+    def busy(self) -> bool:
+        """Whether the conversation has work in flight: the user's turn (speech,
+        words still being recognised, an end of turn being decided) or agent
+        speech running or queued. False once everything said was answered."""
+        handles = [self._current, *self._queue]
+        return any(h is not None and not h.done() for h in handles) or self.pipeline.turn_pending
+
+    @property
     def metrics(self) -> list[TurnMetrics]:
         """Metrics of the agent turns so far (the newest ``limits.max_metrics_turns``)."""
         return self.recorder.turns
@@ -290,10 +303,17 @@ class AgentSession(EventEmitter):
             self._closed = True
             self._set_agent_state(AgentState.CLOSING)
             self._cancel_wake_up()
-            for handle in [self._current, *self._queue]:
+            current = self._current
+            for handle in [current, *self._queue]:
                 if handle is not None:
                     handle.interrupt(force=True)
             self.audio_output.clear_buffer()
+            if current is not None and not current.done():
+                # Let the interrupted utterance wind down, so its agent_turn
+                # (what was heard) and its chat message are recorded; a
+                # provider that ignores cancellation gets cut off below.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(current.wait()), _CLOSE_GRACE)
             if self._scheduler is not None:
                 self._scheduler.cancel()
                 await asyncio.gather(self._scheduler, return_exceptions=True)
@@ -509,13 +529,23 @@ class AgentSession(EventEmitter):
     ) -> SpeechHandle:
         """Called by the pipeline when the user's turn is committed."""
         self._mark_user_activity()
-        handle = SpeechHandle(source)
-        handle.user_text = transcript
-        handle.user_timing = timing
+        # A user turn still waiting for its reply joins this one, words in
+        # order: its text reaches the chat context only when its reply runs,
+        # so discarding it would lose what the user said. A queued reply()
+        # is superseded by the user's turn.
+        earlier: list[str] = []
         for queued in list(self._queue):
             if queued.source in ("reply", "user_turn"):
                 self._queue.remove(queued)
                 queued._discard()
+                if queued.source == "user_turn" and queued.user_text:
+                    earlier.append(queued.user_text)
+                    timing = _merged_timing(queued.user_timing, timing)
+        if earlier:
+            transcript = " ".join([*earlier, transcript])
+        handle = SpeechHandle(source)
+        handle.user_text = transcript
+        handle.user_timing = timing
         return self._enqueue(
             handle, lambda: self.pipeline.generate_reply(handle, user_text=transcript), front=True
         )
@@ -631,3 +661,11 @@ class AgentSession(EventEmitter):
 
     def __repr__(self) -> str:
         return f"<AgentSession {self.id} agent={self.agent.name!r} state={self._agent_state.value}>"
+
+
+def _merged_timing(earlier: UserTurnTiming | None, later: UserTurnTiming | None) -> UserTurnTiming | None:
+    """Timing of two user turns answered as one: the later turn's, from the
+    earlier turn's start of speech."""
+    if later is None or earlier is None or earlier.speech_started_at is None:
+        return later or earlier
+    return dataclasses.replace(later, speech_started_at=earlier.speech_started_at)

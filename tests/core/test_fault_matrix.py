@@ -133,9 +133,9 @@ CELLS = [
     Cell("llm", F.CLOSE, "llm:fake", r"^stream ended early: no output at all$", SORRY),
     # TTS: a synthesis (one sentence) is a request.
     Cell("tts", F.RAISE_AT_START, "tts:fake", RAISED, SORRY),
-    Cell("tts", F.RAISE_MID_STREAM, "tts:fake", RESET, PARTIAL, {"after_chunks": 10}),
+    Cell("tts", F.RAISE_MID_STREAM, "tts:fake", RESET, PARTIAL, {"after_chunks": 40}),
     Cell("tts", F.SLOW, "tts:fake", r"^timed out after 10 s waiting for audio$", SORRY),
-    Cell("tts", F.HANG, "tts:fake", r"^timed out after 10 s waiting for audio$", PARTIAL, {"after_chunks": 10}),
+    Cell("tts", F.HANG, "tts:fake", r"^timed out after 10 s waiting for audio$", PARTIAL, {"after_chunks": 40}),
     Cell("tts", F.GARBAGE, "tts:fake", r"^returned a bytes instead of an AudioFrame$", SORRY),
     Cell("tts", F.CLOSE, "tts:fake", r"^stream ended early: no audio for \d+ characters of text$", SORRY),
     # VAD: a stream is a request. It has no request to time out: SLOW and HANG
@@ -163,22 +163,22 @@ CELLS = [
     Cell("tools", F.CLOSE, "tool:get_weather", CLOSED, ANSWER),
     # Realtime: a response is a request; a broken connection is reopened.
     Cell("realtime", F.RAISE_AT_START, "realtime:fake", RAISED, SORRY),
-    Cell("realtime", F.RAISE_MID_STREAM, "realtime:fake", RESET, PARTIAL, {"after_chunks": 5}),
+    Cell("realtime", F.RAISE_MID_STREAM, "realtime:fake", RESET, PARTIAL, {"after_chunks": 40}),
     Cell("realtime", F.SLOW, "realtime:fake", r"^timed out after 30 s waiting for a response to the user$", SORRY),
     Cell(
         "realtime", F.HANG, "realtime:fake", r"^timed out after 15 s waiting for the rest of the response$",
-        PARTIAL, {"after_chunks": 5},
+        PARTIAL, {"after_chunks": 40},
     ),
     Cell("realtime", F.GARBAGE, "realtime:fake", r"^returned a dict instead of a RealtimeEvent$", SORRY),
     Cell("realtime", F.CLOSE, "realtime:fake", r"^connection closed: the event stream ended$", SORRY),
     # Transport: an agent utterance is a request. GARBAGE is user audio of the
     # wrong type (reported as audio input: the session cannot trust its origin).
     Cell("transport", F.RAISE_AT_START, "transport:fake", RAISED, SORRY),
-    Cell("transport", F.RAISE_MID_STREAM, "transport:fake", RESET, PARTIAL, {"after_chunks": 10}),
+    Cell("transport", F.RAISE_MID_STREAM, "transport:fake", RESET, PARTIAL, {"after_chunks": 40}),
     Cell("transport", F.SLOW, "transport:fake", r"^timed out after 5 s for the transport to take agent audio$", SORRY),
     Cell(
         "transport", F.HANG, "transport:fake", r"^timed out after 5 s for the transport to take agent audio$",
-        PARTIAL, {"after_chunks": 10},
+        PARTIAL, {"after_chunks": 40},
     ),
     Cell("transport", F.GARBAGE, "audio input", r"^expected an AudioFrame, got bytes", ANSWER),
     Cell("transport", F.CLOSE, "transport:fake", r"^BrokenPipeError: injected fault: the connection closed$", SORRY),
@@ -273,6 +273,8 @@ def check_heard(cell: Cell, heard: list[str], audio: float) -> None:
     else:  # the start of the answer, then silence: no apology after a partial answer
         assert text and text != APOLOGY and FULL_ANSWER.startswith(text), text
         assert 0 < audio < FULL_AUDIO - 0.1, audio
+        if cell.kind != "llm":  # the whole answer was on its way: only the words played count
+            assert len(text.split()) <= len(FULL_ANSWER.split()) * audio / FULL_AUDIO, (text, audio)
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=[c.id for c in CELLS])

@@ -214,6 +214,66 @@ def test_span_text_only_with_opt_in() -> None:
     assert user.attributes["vocalis.user_text"] == "do you have tea"
 
 
+def test_every_span_lies_within_its_parent() -> None:
+    """A say(), a user turn answered by a preemptive request, a reply with a tool
+    call and an interrupted reply: no span starts before or ends after its parent."""
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    long = "This answer goes on and on for a good while, so there is time to cut in. " * 2
+
+    async def main() -> None:
+        llm = FakeLLM([
+            FakeResponse("Let me check.", ttft=0.3),
+            FakeResponse(tool_calls=[("check_stock", '{"item": "tea"}')], ttft=0.2),
+            FakeResponse("There are three left.", ttft=0.2),
+            FakeResponse(long, ttft=0.2),
+            FakeResponse("Coffee too.", ttft=0.2),
+        ])
+        p = pipeline(
+            stt=FakeSTT(["do you have tea", "and coffee"], final_delay=0.1),
+            llm=llm,
+            tts=FakeTTS(ttfb=0.05),
+            eou=FakeEOU(1.0),
+            eou_config=EOUConfig(min_delay=0.5, max_delay=1.0, preemptive_generation=True),
+        )
+        async with Conversation(Agent("Shop assistant.", tools=[check_stock]), p) as conv:
+            conv.session.trace(provider)
+            await conv.session.say("Welcome to the shop. Ask me anything.", wait_for_playback=True)
+            await conv.user_speaks(1.0)
+            await conv.wait_for_agent_turn()
+            await conv.session.reply("check")
+            handle = await conv.session.reply("tell more", wait_for_playback=False)
+            await conv.silence(1.5)
+            await conv.user_speaks(1.2)  # cuts the long answer off
+            await conv.wait_for_agent_turn(5)
+            assert handle.interrupted
+
+    run_virtual(main())
+    spans = exporter.get_finished_spans()
+    by_id = {s.context.span_id: s for s in spans}
+    names = [s.name for s in spans]
+    assert names.count("vocalis.agent_turn") == 5 and names.count("vocalis.user_turn") == 2
+    assert {"vocalis.tool", "vocalis.llm", "vocalis.tts", "vocalis.stt", "vocalis.eou"} <= set(names)
+    agent_turns = [s for s in spans if s.name == "vocalis.agent_turn"]
+    assert [t.attributes["vocalis.source"] for t in agent_turns][0] == "say"
+    assert any(t.attributes["vocalis.interrupted"] for t in agent_turns)
+    assert any(s.attributes.get("vocalis.llm.preemptive") for s in spans if s.name == "vocalis.llm")
+    for span in spans:
+        assert span.start_time <= span.end_time, span.name
+        if span.parent is None:
+            assert span.name == "vocalis.session"
+            continue
+        parent = by_id[span.parent.span_id]
+        assert parent.start_time <= span.start_time, (span.name, "starts before", parent.name)
+        assert span.end_time <= parent.end_time, (span.name, "ends after", parent.name)
+
+
 def test_report_renders_every_turn(tmp_path: Path) -> None:
     pytest.importorskip("plotly")
     path = tmp_path / "m.jsonl"

@@ -12,7 +12,8 @@ from aiohttp import ClientSession, web
 from vocalis import Agent, CascadingPipeline
 from vocalis.serve.http import Routes, build_app, serve
 from vocalis.serve.server import AdmissionError, ServeOptions, SessionServer
-from vocalis.testing import FakeLLM, FakeSTT, FakeTransport, FakeTTS, FakeVAD, run_virtual
+from vocalis.audio import AudioFrame
+from vocalis.testing import FakeLLM, FakeResponse, FakeSTT, FakeTransport, FakeTTS, FakeVAD, run_virtual, tone
 
 
 def echo_llm() -> FakeLLM:
@@ -64,6 +65,50 @@ def test_idle_sessions_are_closed_and_activity_keeps_them() -> None:
         assert not busy.closed and list(server.sessions) == [busy]
         await server.aclose()
         assert busy.closed
+
+    run_virtual(main())
+
+
+def test_idle_means_nobody_is_active_however_long_they_are() -> None:
+    """Idle timeout 5 s: a user speaking 9 s without a pause, an agent thinking 6 s
+    and then speaking 11 s are all activity; 5 s of silence after them is idle."""
+    story = "A story that goes on. " * 11  # 11 sentences of 1.05 s of FakeTTS audio
+
+    async def main() -> None:
+        server = SessionServer(
+            lambda: Agent("Tell stories."),
+            lambda: CascadingPipeline(
+                stt=FakeSTT(["tell me a story"]), llm=FakeLLM([FakeResponse(story.strip(), ttft=6.0)]),
+                tts=FakeTTS(), vad=FakeVAD(), turn_detector=None,
+            ),
+            ServeOptions(idle_timeout=5.0),
+        )
+        transport = FakeTransport()
+        session = await server.open_session(transport)
+        loop = asyncio.get_running_loop()
+        closed_at: list[float] = []
+        replied_at: list[float] = []
+        session.on("close", lambda e: closed_at.append(loop.time()) if e["reason"] == "idle" else None)
+        session.on("agent_turn", lambda e: replied_at.append(loop.time()))
+
+        async def push(frame: AudioFrame, seconds: float) -> None:
+            start = loop.time()
+            for index in range(round(seconds / 0.02)):
+                transport.push(frame)
+                await asyncio.sleep(max(0.0, start + (index + 1) * 0.02 - loop.time()))
+
+        await push(AudioFrame.silence(0.02, 16_000), 1.0)
+        await push(tone(0.02, 16_000), 9.0)  # 9 s of speech, no pause
+        assert not session.closed
+        while not replied_at and not session.closed:
+            await push(AudioFrame.silence(0.02, 16_000), 0.1)  # the agent thinks 6 s, then speaks 11 s
+        assert replied_at and not session.closed, "closed while someone was active"
+        assert sum(f.frame.duration for f in transport.audio_output.frames) > 11.0
+        while not session.closed:
+            await push(AudioFrame.silence(0.02, 16_000), 0.1)
+        (closed,) = closed_at
+        assert 5.0 <= closed - replied_at[0] <= 5.0 + 1.25 + 0.1  # the watcher looks every 1.25 s
+        await server.aclose()
 
     run_virtual(main())
 

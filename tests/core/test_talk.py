@@ -161,8 +161,92 @@ def test_talk_exits_1_when_a_provider_failed_and_text_obeys_the_timeout(fakes, d
     result = CliRunner().invoke(cli, ["talk", "--text", "hello"])
     assert result.exit_code == 1 and "the server is down" in result.output
 
-    slow = failing.replace("raise self.error('the server is down')", "import asyncio; await asyncio.sleep(60)")
+    # A model that takes real time (the clock of --text is virtual: it stands
+    # still while a model works, and --timeout counts real seconds).
+    slow = failing.replace(
+        "raise self.error('the server is down')", "import asyncio, time; await asyncio.to_thread(time.sleep, 3)"
+    )
     dists.install("vocalis-slow", slow)
     monkeypatch.setenv("VOCALIS_PLUGINS", "slow")
     result = CliRunner().invoke(cli, ["talk", "--text", "hello", "--timeout", "0.5"])
-    assert result.exit_code == 1 and "no complete reply within --timeout 0.5 s" in result.output
+    assert result.exit_code == 1 and "did not finish within --timeout 0.5 s" in result.output
+
+
+def sentences_wav(path: Path, count: int, pauses: list[float], rate: int = 16_000) -> Path:
+    """``count`` one-second "sentences" of speech with the given pauses between them."""
+    pieces = [np.zeros(int(0.3 * rate), dtype=np.int16)]
+    for index in range(count):
+        pieces.append(tone(1.0, rate).to_numpy())
+        pieces.append(np.zeros(int((pauses[index] if index < len(pauses) else 0.3) * rate), dtype=np.int16))
+    write_wav(path, np.concatenate(pieces), rate)
+    return path
+
+
+def you_lines(output: str) -> list[str]:
+    return [line.removeprefix("you:   ") for line in output.splitlines() if line.startswith("you:")]
+
+
+@pytest.mark.parametrize("final_delay", ["0.1", "1.5"])
+def test_talk_prints_every_sentence_in_real_time_and_fast_alike(fakes, tmp_path: Path, monkeypatch, final_delay) -> None:
+    sentences = ["one two", "three four", "five six", "seven eight"]
+    monkeypatch.setenv("VOCALIS_STT_FAKE_TRANSCRIPTS", json.dumps(sentences))
+    monkeypatch.setenv("VOCALIS_STT_FAKE_FINAL_DELAY", final_delay)
+    source = sentences_wav(tmp_path / "four.wav", 4, [0.5, 1.5, 0.8])
+    real = CliRunner().invoke(cli, ["talk", "--input", str(source)])
+    fast = CliRunner().invoke(cli, ["talk", "--input", str(source), "--fast"])
+    assert real.exit_code == 0 and fast.exit_code == 0, real.output + fast.output
+    for result in (real, fast):
+        assert " ".join(you_lines(result.stdout)).split() == " ".join(sentences).split(), result.stdout
+    assert you_lines(real.stdout) == you_lines(fast.stdout)
+
+
+def test_talk_latency_table_is_defined_and_never_negative(fakes, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("VOCALIS_STT_FAKE_TRANSCRIPTS", json.dumps(["one two", "three four"]))
+    source = sentences_wav(tmp_path / "two.wav", 2, [0.5])
+    result = CliRunner().invoke(cli, ["talk", "--input", str(source)])
+    assert result.exit_code == 0, result.output
+    table = result.stdout.split("turn  ", 1)[1].splitlines()[1:]
+    cells = [cell for row in table if row.strip() for cell in row.split()[1:]]
+    assert cells and all(cell == "-" or int(cell) >= 0 for cell in cells), table
+    help_text = CliRunner().invoke(cli, ["talk", "--help"]).output
+    for column in ("stt ms", "eou ms", "llm ttft ms", "tts ttfb ms", "e2e ms"):
+        assert column in help_text
+
+
+def test_talk_says_when_no_speech_was_heard(fakes, tmp_path: Path) -> None:
+    silent = tmp_path / "silent.wav"
+    write_wav(silent, np.zeros(16_000 * 2, dtype=np.int16), 16_000)
+    result = CliRunner().invoke(cli, ["talk", "--input", str(silent), "--fast"])
+    assert result.exit_code == 1
+    assert f"no speech heard in {silent}" in result.output
+
+
+def test_talk_timeout_prints_the_partial_reply_marked_and_fails(fakes, tmp_path: Path, monkeypatch) -> None:
+    long_reply = " ".join(["This reply goes on and on."] * 40)
+    monkeypatch.setenv("VOCALIS_LLM_FAKE_RESPONSES", json.dumps([long_reply]))
+    source = speech_wav(tmp_path / "in.wav")
+    result = CliRunner().invoke(cli, ["talk", "--input", str(source), "--timeout", "1"])
+    assert result.exit_code == 1, result.output
+    agent = [line for line in result.stdout.splitlines() if line.startswith("agent:")]
+    assert len(agent) == 1 and agent[0].endswith("[cut off: --timeout]"), result.stdout
+    assert "This reply goes on" in agent[0] and len(agent[0]) < len(long_reply)
+    assert "did not finish within --timeout 1 s" in result.output
+
+
+def test_talk_text_waits_for_the_greeting(fakes, tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "greeter.py").write_text(
+        "from vocalis import Agent\n\n"
+        "class Greeter(Agent):\n"
+        "    async def on_enter(self):\n"
+        "        await self.session.say('Welcome aboard, how can I help you today?')\n\n"
+        "def make():\n    return Greeter('Be kind.')\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["talk", "--text", "what can you do", "--agent", "greeter:make"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("you:", "agent:"))]
+    assert lines == [
+        "agent: Welcome aboard, how can I help you today?",
+        "you:   what can you do",
+        "agent: I can answer questions.",
+    ]

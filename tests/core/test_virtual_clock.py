@@ -270,3 +270,28 @@ def test_virtual_time_decorator_runs_an_async_test_function(tmp_path) -> None:
     started = time.perf_counter()
     assert check(tmp_path) == 30.0
     assert time.perf_counter() - started < 0.5
+
+
+def test_real_time_io_keeps_real_time_while_a_socket_is_open() -> None:
+    # `vocalis talk --fast`: a peer behind a socket (an API, an MCP server)
+    # gets the real seconds its timeouts promise; without one the clock jumps.
+    import socket
+    import time
+
+    async def sleep_with(open_socket: bool) -> float:
+        loop = asyncio.get_running_loop()
+        pair = socket.socketpair() if open_socket else None
+        if pair is not None:
+            loop.add_reader(pair[0], lambda: None)
+        started = time.perf_counter()
+        await asyncio.sleep(0.3)
+        elapsed = time.perf_counter() - started
+        if pair is not None:
+            loop.remove_reader(pair[0])
+            for sock in pair:
+                sock.close()
+        return elapsed
+
+    assert run_virtual(sleep_with(False), real_time_io=True) < 0.2
+    assert run_virtual(sleep_with(True), real_time_io=True) >= 0.29
+    assert run_virtual(sleep_with(True)) < 0.2  # tests keep jumping

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import threading
 from pathlib import Path
 from typing import Any
 
 import click
 
 from vocalis.cli.run_cmd import load_object
+from vocalis.clock import run_virtual
 
 
 async def _make_agent(spec: str | None) -> Any:
@@ -27,105 +30,185 @@ async def _make_agent(spec: str | None) -> Any:
     return agent
 
 
+LATENCY_COLUMNS = (
+    ("stt ms", "the user stopped speaking -> their last words were recognised (0: recognised before)"),
+    ("eou ms", "the user stopped speaking -> the turn was committed (end-of-turn wait included)"),
+    ("llm ttft ms", "the reply's LLM request sent -> its first token"),
+    ("tts ttfb ms", "the first text sent to the TTS -> its first audio"),
+    ("e2e ms", "the user stopped speaking -> the agent's first audio out"),
+)
+"""The latency table's columns and what each measures (also in ``--help``)."""
+
+
 def _latency_table(metrics: list[Any]) -> str:
     def ms(value: float | None) -> str:
-        return "-" if value is None else f"{value * 1000:.0f}"
+        # A stage that was ready before the user stopped took no time after it.
+        return "-" if value is None else f"{max(0.0, value) * 1000:.0f}"
 
-    rows = [("turn", "stt ms", "eou ms", "llm ttft ms", "tts ttfb ms", "e2e ms")]
+    rows = [("turn", *(name for name, _ in LATENCY_COLUMNS))]
     for m in metrics:
         rows.append((str(m.turn), ms(m.stt_latency), ms(m.eou_delay), ms(m.llm_ttft), ms(m.tts_ttfb), ms(m.e2e_latency)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
 
 
+class _Printer:
+    """Prints both sides as the conversation goes: what reached the agent, and
+    what the agent said (as heard)."""
+
+    def __init__(self) -> None:
+        self.user_turns = 0
+        self.words_heard = False
+        self.timed_out = False
+        self.errors: list[str] = []
+
+    def attach(self, session: Any) -> None:
+        session.on("user_turn", self.on_user_turn)
+        session.on("on_speech_in", self.on_speech_in)
+        session.on("agent_turn", self.on_agent_turn)
+        session.on("error", self.on_error)
+
+    def on_user_turn(self, event: dict[str, Any]) -> None:
+        # The words that entered the chat context: several sentences said
+        # before the agent could answer arrive as one turn.
+        self.user_turns += 1
+        click.echo(f"you:   {event['text']}")
+
+    def on_speech_in(self, event: dict[str, Any]) -> None:
+        if event["is_final"] and event["text"].strip():
+            self.words_heard = True
+
+    def on_agent_turn(self, event: dict[str, Any]) -> None:
+        if self.timed_out and event["interrupted"]:
+            mark = " [cut off: --timeout]"
+        else:
+            mark = " [interrupted]" if event["interrupted"] else ""
+        click.echo(f"agent: {event['text']}{mark}")
+
+    def on_error(self, event: dict[str, Any]) -> None:
+        self.errors.append(f"{event['source']}: {event['message']}")
+
+
+async def _until_answered(session: Any, seconds: float) -> bool:
+    """Wait until everything said was recognised and answered.
+
+    Returns False when ``seconds`` of real time pass first. The limit is
+    kept by a thread: on the virtual clock of ``--fast`` the loop's time
+    stands still while a model runs, so a loop timer could never expire.
+    """
+    loop = asyncio.get_running_loop()
+    expired = asyncio.Event()
+    timer = threading.Timer(seconds, loop.call_soon_threadsafe, args=(expired.set,))
+    timer.daemon = True
+    timer.start()
+    try:
+        while session.busy and not expired.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(expired.wait(), 0.05)
+        return not expired.is_set()
+    finally:
+        timer.cancel()
+        timer.join()
+
+
 async def _talk(options: dict[str, Any]) -> int:
     from vocalis.job import run_job
     from vocalis.pipeline.cascading import CascadingPipeline
-    from vocalis.turn import EOUConfig
     from vocalis.session import AgentSession
     from vocalis.transports.file import FileTransport
+    from vocalis.turn import EOUConfig
 
     agent = await _make_agent(options["agent"])
     # Local models cost nothing per request: start the LLM before the turn is committed.
     pipeline = CascadingPipeline(eou_config=EOUConfig(preemptive_generation=True))
+    # Paced like a live microphone; with --fast or --text the clock is virtual,
+    # so the pacing costs no time and the turns are those of real time.
     transport = FileTransport(
-        input=options["input"], output=options["output"], realtime=not options["fast"],
-        mix_input=options["mix_input"],
+        input=options["input"], output=options["output"], realtime=True, mix_input=options["mix_input"]
     )
     session = AgentSession(agent, pipeline)
-    errors: list[str] = []
-
-    @session.on("on_speech_in")
-    def on_user(event: dict[str, Any]) -> None:
-        if event["is_final"]:
-            click.echo(f"you:   {event['text']}")
-
-    @session.on("agent_turn")
-    def on_agent(event: dict[str, Any]) -> None:
-        cut = " [interrupted]" if event["interrupted"] else ""
-        click.echo(f"agent: {event['text']}{cut}")
-
-    @session.on("error")
-    def on_error(event: dict[str, Any]) -> None:
-        errors.append(f"{event['source']}: {event['message']}")
+    printer = _Printer()
+    printer.attach(session)
+    timeout = options["timeout"]
 
     async def entrypoint(ctx: Any) -> None:
         await ctx.start_session(session, transport)
+        answered = True
         if options["text"] is not None:
-            try:
-                await asyncio.wait_for(session.send_text(options["text"]), options["timeout"])
-            except TimeoutError:
-                errors.append(f"talk: no complete reply within --timeout {options['timeout']:g} s")
+            # A greeting from on_enter is spoken first; the typed turn follows it.
+            answered = await _until_answered(session, timeout)
+            if answered:
+                await session.send_text(options["text"], wait_for_playback=False)
+                answered = await _until_answered(session, timeout)
         else:
             await transport.input_finished.wait()
-            # Let the last turn finish: wait while the user's turn is pending or the agent works.
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + options["timeout"]
-            while loop.time() < deadline and (session.current_speech is not None or _turn_pending(session)):
-                await asyncio.sleep(0.05)
+            answered = await _until_answered(session, timeout)
+        if not answered:
+            printer.timed_out = True
+            printer.errors.append(f"talk: the conversation did not finish within --timeout {timeout:g} s")
         await session.close()
 
     await run_job(entrypoint, metrics_path=options["metrics"])
+    if options["input"] is not None and not printer.words_heard:
+        printer.errors.append(f"talk: no speech heard in {options['input']}")
     if session.metrics:
-        click.echo("\n" + _latency_table(session.metrics))
+        if options["virtual"]:
+            click.echo("\n(latencies are not measured with --fast or --text: the clock is virtual)")
+        else:
+            click.echo("\n" + _latency_table(session.metrics))
     if options["output"]:
         click.echo(f"\nagent audio written to {options['output']}")
-    for error in errors:
+    for error in printer.errors:
         click.echo(f"error: {error}", err=True)
-    return 1 if errors else 0
+    return 1 if printer.errors else 0
 
 
-def _turn_pending(session: Any) -> bool:
-    turns = getattr(session.pipeline, "turns", None)
-    return bool(turns is not None and turns.turn_pending)
+def _columns_help() -> str:
+    lines = "\n".join(f"  {name:<12} {meaning}" for name, meaning in LATENCY_COLUMNS)
+    return f"\b\nLatency table (real time only), per agent turn:\n{lines}"
 
 
-@click.command("talk")
+@click.command("talk", epilog=_columns_help())
 @click.option("-i", "--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="WAV file fed to the agent as the user's microphone.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="WAV file for the agent's audio, on the conversation timeline.")
-@click.option("-t", "--text", help="One typed user turn instead of audio; the reply is printed once spoken.")
+@click.option("-t", "--text", help="One typed user turn instead of audio (after the agent's greeting, if any); "
+              "replies are printed without waiting for real-time playback.")
 @click.option("--agent", help="module:factory returning the Agent (default: the built-in assistant).")
 @click.option("--fast", is_flag=True,
-              help="Feed the input as fast as possible instead of in real time (the STT then "
-              "queues audio, so the latency table is not meaningful).")
+              help="Run on a virtual clock: the input is paced as in real time and gives the same turns, "
+              "but nothing waits for the clock (models still take their real time; while a network "
+              "provider or MCP server is connected, time passes in real time). No latency table.")
 @click.option("--mix-input", is_flag=True, help="Mix the user's audio into the output file.")
 @click.option("--metrics", type=click.Path(dir_okay=False), help="Write per-turn metrics as JSON lines.")
-@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the last reply after the input ends (or for the --text reply).")
+@click.option("--timeout", default=60.0, show_default=True,
+              help="Seconds (real time) to wait, after the input ends, until everything said is recognised "
+              "and answered (with --text: for the greeting, then for the reply). On expiry the partial "
+              "reply is printed marked [cut off: --timeout] and the exit status is 1.")
 def talk_command(input_path: Path | None, output: Path | None, text: str | None, agent: str | None,
                  fast: bool, mix_input: bool, metrics: str | None, timeout: float) -> None:
     """Hold a conversation with an agent over WAV files, offline by default.
 
-    Prints both sides' transcripts and a per-turn latency table. Exits with
-    status 1 when a provider reported an error (the errors are printed).
+    Prints what reached the agent ("you:", one line per user turn: sentences
+    said before the agent could answer are one turn), what the agent said as
+    the user heard it ("agent:"), and a per-turn latency table. Ends when
+    every word of the input was recognised and answered. Exits with status 1
+    when a provider reported an error, no speech was heard, or --timeout
+    expired (the reasons are printed).
     """
     if (input_path is None) == (text is None):
         raise click.UsageError("give exactly one of --input or --text")
-    options = {"input": input_path, "output": output, "text": text, "agent": agent, "fast": fast,
+    virtual = fast or text is not None
+    options = {"input": input_path, "output": output, "text": text, "agent": agent, "virtual": virtual,
                "mix_input": mix_input, "metrics": metrics, "timeout": timeout}
     try:
-        code = asyncio.run(_talk(options))
+        if virtual:
+            # Real time only while a socket or pipe is open (a network API, an
+            # MCP server): local models run in threads, which hold the clock.
+            code = run_virtual(_talk(options), max_virtual_time=None, real_time_io=True)
+        else:
+            code = asyncio.run(_talk(options))
     except (ValueError, LookupError) as exc:  # no providers installed, bad names
         raise click.ClickException(str(exc)) from None
     if code:

@@ -27,6 +27,12 @@ class Pipeline:
             raise RuntimeError("a pipeline serves one session; create one per session")
         self.session = session
 
+    @property
+    def turn_pending(self) -> bool:
+        """Whether a user turn is in progress: speech, owed transcripts or an
+        end-of-turn decision (False for pipelines that do not track it)."""
+        return False
+
     def push_audio(self, frame: AudioFrame) -> None:
         """Take one frame of user audio."""
         raise NotImplementedError

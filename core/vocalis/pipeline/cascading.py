@@ -209,6 +209,10 @@ class CascadingPipeline(InputStreams, Pipeline):
                 if self.session is not None:
                     self.session.report_error(provider.label, exc)
 
+    @property
+    def turn_pending(self) -> bool:
+        return self.turns is not None and self.turns.turn_pending
+
     # -- audio in -----------------------------------------------------------
     def push_audio(self, frame: AudioFrame) -> None:
         if self._vad_stream is not None and self._vad_resampler is not None:

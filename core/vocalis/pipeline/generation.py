@@ -3,7 +3,10 @@
 Text reaches the TTS as soon as the LLM produces it, and audio reaches the
 transport as soon as the TTS produces it. An interruption clears the
 transport's buffer and cancels generation synchronously, then the assistant
-message is cut down to what the user actually heard.
+message is cut down to what the user actually heard; so is it after a
+provider failure. Each sentence is announced (``on_speech_out``) by a mark
+on the audio output's playout timeline, so it is announced when it starts
+playing, after any pause, and never when it was cut off before.
 """
 
 from __future__ import annotations
@@ -35,6 +38,11 @@ if TYPE_CHECKING:
     from vocalis.speech import SpeechHandle
 
 
+# Speaking rate assumed for a sentence whose audio was cut short before any
+# sentence of the reply was complete (about 14 characters a second).
+_SECONDS_PER_CHAR = 0.07
+
+
 class Utterance:
     """Book-keeping for one spoken reply: its messages and its audio timeline."""
 
@@ -43,13 +51,14 @@ class Utterance:
         self.messages: list[ChatMessage] = []
         self._open: ChatMessage | None = None
         self.segments: list[tuple[float, str]] = []  # (audio offset, sentence)
+        self.last_complete = False  # whether the last segment's audio is all in
         self.pushed = 0.0
-        self.heard: float | None = None  # set when interrupted
+        self.heard: float | None = None  # seconds played, set when interrupted or failed
+        self.played: float | None = None  # seconds played when playout ended
         self.first_audio_at: float | None = None
         self.flush_tts: Callable[[], None] | None = None
         self.speech_id = ""
         self.metrics: TurnMetrics | None = None
-        self.announcements: list[asyncio.TimerHandle] = []
         self.failed = False  # a provider failed: what was not heard is dropped
 
     def add_text(self, text: str, now: float) -> str:
@@ -74,6 +83,26 @@ class Utterance:
         if self.flush_tts is not None:
             self.flush_tts()
 
+    def start_segment(self, text: str) -> None:
+        """The TTS's audio for a new sentence begins at the current offset."""
+        self.segments.append((self.pushed, text))
+        self.last_complete = False
+
+    def _segment_end(self, index: int) -> float:
+        """Where segment ``index``'s audio ends (or would have, for one cut short)."""
+        if index + 1 < len(self.segments):
+            return self.segments[index + 1][0]
+        start, text = self.segments[index]
+        if self.last_complete:
+            return self.pushed
+        # Its audio stopped coming (a failure, an interruption while the TTS
+        # still worked on it): judge its full length from the reply's pace.
+        done = self.segments[:-1]
+        chars = sum(len(t) for _, t in done)
+        spoken = start - done[0][0] if done else 0.0
+        rate = spoken / chars if chars and spoken > 0 else _SECONDS_PER_CHAR
+        return max(self.pushed, start + rate * len(text))
+
     def heard_text(self) -> str:
         """The sentences the user heard, the last one cut proportionally."""
         if self.heard is None:
@@ -82,8 +111,8 @@ class Utterance:
         for index, (start, text) in enumerate(self.segments):
             if start >= self.heard:
                 break
-            end = self.segments[index + 1][0] if index + 1 < len(self.segments) else self.pushed
-            if end <= self.heard or end <= start:
+            end = self._segment_end(index)
+            if end <= self.heard + 1e-9 or end <= start:
                 parts.append(text)
             else:
                 words = text.split()
@@ -172,12 +201,18 @@ async def _speak_once(
     if handle.interrupted:
         on_interrupt()
     await asyncio.wait([work])
-    for timer in utterance.announcements:
-        timer.cancel()  # sentences cut off before they started playing
     if not work.cancelled() and work.exception() is not None:
         utterance.failed = True
         session.report_error("speech", work.exception())  # type: ignore[arg-type]
-    # After a failure, text the user never heard is not kept as said.
+        if utterance.played is None and not handle.interrupted:
+            # It failed before playout ended: what was queued still plays.
+            output.flush()
+            result = await output.wait_for_playout()
+            utterance.played = result.position if utterance.pushed else 0.0
+    if utterance.failed and utterance.heard is None:
+        # After a failure, text the user never heard is not kept as said:
+        # the cut is where playout stopped (a sentence cut short, in proportion).
+        utterance.heard = min(utterance.played or 0.0, utterance.pushed)
     return utterance.finish(handle.interrupted or utterance.failed)
 
 
@@ -222,7 +257,8 @@ async def _generate(
             utterance.failed = True
             session.report_error(tts.label, failure)
         output.flush()
-        await output.wait_for_playout()
+        result = await output.wait_for_playout()
+        utterance.played = result.position if utterance.pushed else 0.0
     finally:
         deadline.cancel()
         forward.cancel()
@@ -235,17 +271,16 @@ async def _generate(
                 await aclose()
 
 
-def _announce_when_played(session: AgentSession, utterance: Utterance, text: str) -> None:
+def _announce_when_played(session: AgentSession, utterance: Utterance, start: float, text: str) -> None:
     """Emit ``on_speech_out`` when this sentence starts playing, not when it is
-    synthesised (TTS runs ahead of playout); a sentence never heard is never
-    announced."""
+    synthesised (TTS runs ahead of playout): a mark at its offset on the audio
+    output's timeline, so a pause delays it and an interruption that cuts the
+    sentence off before it plays drops it."""
     payload = {"text": text, "speech_id": utterance.speech_id}
-    delay = utterance.pushed - session.audio_output.position if session.audio_output.speaking else 0.0
-    if delay <= 1e-6:
-        session.emit("on_speech_out", payload)
-        return
-    timer = asyncio.get_running_loop().call_later(delay, session.emit, "on_speech_out", payload)
-    utterance.announcements.append(timer)
+    if not session.audio_output.add_mark(start, lambda: session.emit("on_speech_out", payload)):
+        if utterance.heard is None:
+            # An output that keeps no timeline (its segment never started): say it now.
+            session.emit("on_speech_out", payload)
 
 
 async def _forward_audio(
@@ -268,19 +303,24 @@ async def _forward_audio(
         try:
             item = await anext(iterator)
         except StopAsyncIteration:
+            utterance.last_complete = stream.input_ended  # every sentence's audio is in
             break
         except Exception as exc:
             raise as_provider_error(label, exc) from exc
         audio = check_audio(label, item)
+        start = utterance.pushed
         if audio.text:
-            utterance.segments.append((utterance.pushed, audio.text))
-            _announce_when_played(session, utterance, audio.text)
+            utterance.start_segment(audio.text)
         deadline.wait_on("output", timeouts.audio_output, sink, "for the transport to take agent audio")
         try:
             await output.capture_frame(audio.frame)
         except Exception as exc:
             raise as_provider_error(sink, exc) from exc
         utterance.pushed += audio.frame.duration
+        if audio.segment_end:
+            utterance.last_complete = True
+        if audio.text:
+            _announce_when_played(session, utterance, start, audio.text)
         metrics = utterance.metrics
         if metrics is not None and metrics.tts is not None:
             metrics.tts.audio_duration = round(metrics.tts.audio_duration + audio.frame.duration, 6)
@@ -311,7 +351,8 @@ class Preemptive:
         self.transcript = transcript
         agent = session.agent
         self._context_size = len(agent.chat_context)
-        request = agent.chat_context.copy()
+        # A copy: tools still running get their placeholder outputs in it.
+        request = agent.chat_context.for_request().copy()
         request.add_message(ChatRole.USER, transcript)
         tools = list(session.tools.tools_for(agent).values()) if session.tools.max_steps else []
         self._chunks: list[ChatChunk] = []
@@ -396,9 +437,11 @@ async def _llm_rounds(
     for step in range(runner.max_steps + 1):
         agent = session.agent
         chat_ctx = agent.chat_context
-        request_ctx = chat_ctx
+        # Calls whose tool still runs (a barge-in left them behind) carry a
+        # placeholder output in the request: it stays valid for every provider.
+        request_ctx = chat_ctx.for_request()
         if instructions:
-            request_ctx = chat_ctx.copy()
+            request_ctx = request_ctx.copy()
             request_ctx.add_message(ChatRole.DEVELOPER, instructions)
         tools = list(runner.tools_for(agent).values()) if step < runner.max_steps else []
         calls: list[ToolCallRequest] = []

@@ -25,6 +25,17 @@ if TYPE_CHECKING:
     from vocalis.session import AgentSession
 
 _END = None
+_SECONDS_PER_CHAR = 0.07  # speaking rate assumed for a response cut short
+
+
+def _drain(response: _Response) -> float:
+    """Seconds of audio that arrived for ``response`` but were never played."""
+    seconds = 0.0
+    while not response.frames.empty():
+        frame = response.frames.get_nowait()
+        if frame is not None:
+            seconds += frame.duration
+    return seconds
 
 
 class _Response:
@@ -285,9 +296,11 @@ class RealTimePipeline(Reconnecting, Pipeline):
         handle.add_interrupt_callback(on_interrupt)
         await asyncio.wait([play])
         failure = None if play.cancelled() else play.exception()
+        cut_short = response.failed  # the connection dropped mid-response
         if failure is not None:
             response.failed = True
             if getattr(failure, "provider", "") == label:
+                cut_short = True
                 self._connection_lost(as_provider_error(label, failure))  # stuck: reopen it
             else:
                 session.report_error(sink, failure)
@@ -300,9 +313,16 @@ class RealTimePipeline(Reconnecting, Pipeline):
             with contextlib.suppress(Exception):
                 await self._rt.cancel_response(played_seconds=heard[0] if heard else 0.0)
         text = response.text.strip()
-        if handle.interrupted and heard and pushed > 0:
+        if (handle.interrupted or response.failed) and pushed > 0:
+            # Keep the words of what was played, in proportion to the whole
+            # response's audio: what arrived, or, when the model stopped
+            # before the end, what its transcript would take to say.
+            played = heard[0] if heard else pushed
+            total = pushed + _drain(response)
+            if cut_short or not response.done:
+                total = max(total, len(text) * _SECONDS_PER_CHAR)
             words = text.split()
-            text = " ".join(words[: int(len(words) * min(1.0, heard[0] / pushed))])
+            text = " ".join(words[: int(len(words) * min(1.0, played / total))])
         if text:
             session.agent.chat_context.add_message(
                 ChatRole.ASSISTANT, text, interrupted=handle.interrupted, created_at=asyncio.get_running_loop().time()

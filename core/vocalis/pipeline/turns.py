@@ -11,11 +11,19 @@ The controller turns VAD and STT events into three decisions:
   backchannels ("yeah") never do.
 - **False interruption**: in hybrid mode the agent first *pauses*; if no
   words follow (a cough, a door) or only a backchannel, it resumes.
+
+Nothing recognised is lost: every speech segment the recogniser still owes a
+final for is kept in order (:class:`_Segment`), the end of turn waits for
+those finals (up to ``stt_timeout``), and a final that arrives after its turn
+was committed starts, or joins, the next turn. A turn committed from an
+interim remembers the words it took, so the segment's final adds only the
+rest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import difflib
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -38,6 +46,21 @@ if TYPE_CHECKING:
 
 _MAX_TURN_AUDIO = 8.0  # seconds kept for audio turn detectors (their window)
 _PREROLL = 0.5  # seconds before the VAD start kept for them
+
+
+class _Segment:
+    """One stretch of user speech (VAD start to end) and its final transcript.
+
+    Attributes:
+        taken: Words of it already committed as (part of) a turn from its
+            interim transcript; its final adds only the words after them.
+    """
+
+    __slots__ = ("taken", "words_pending")
+
+    def __init__(self) -> None:
+        self.taken: list[str] = []
+        self.words_pending = False  # an interim came after its last final
 
 
 class TurnController:
@@ -71,13 +94,13 @@ class TurnController:
         self.session = session
         self.timeouts = timeouts or ProviderTimeouts()
         self._on_stt_stuck = on_stt_stuck
-        self._owed = 0  # final transcripts the recogniser still owes (one per flushed segment)
-        self._stale = 0  # of those, finals for speech already committed or dropped
+        # Flushed segments whose final the recogniser still owes, oldest first.
+        self._owed: deque[_Segment] = deque()
+        self._open: _Segment | None = None  # speech started, its end (the STT flush) not yet
+        self._interim_of: _Segment | None = None  # the segment the current interim belongs to
         self._final_timer: asyncio.TimerHandle | None = None
         self._lost_words = False  # the recogniser failed while the user's turn was pending
         self._unasked_final = False  # a final came during the current speech, before its end
-        self._segment_open = False  # speech started and its end (the STT flush) has not come
-        self._taken_interim = ""  # words of an open segment already taken as a turn
         self.eou = eou
         self.interrupt = interrupt
         self.detector = detector
@@ -88,7 +111,6 @@ class TurnController:
         self._speech_ended_at = 0.0
         self._finals: list[str] = []
         self._interim = ""
-        self._awaiting_final = False
         self._over_agent = False  # this utterance began while the agent spoke
         self._turn_audio: list[AudioFrame] = []
         self._preroll: deque[AudioFrame] = deque()
@@ -109,8 +131,9 @@ class TurnController:
 
     @property
     def turn_pending(self) -> bool:
-        """Whether the user is speaking or a user turn is waiting to be committed."""
-        return self.user_speaking or bool(self._finals) or self._eou_task is not None
+        """Whether the user is speaking, a final transcript is still owed, or a
+        user turn is waiting to be committed."""
+        return self.user_speaking or bool(self._owed) or bool(self._finals) or self._eou_task is not None
 
     # -- inputs ------------------------------------------------------------------
     def push_audio(self, frame: AudioFrame) -> None:
@@ -143,7 +166,8 @@ class TurnController:
         self.user_speaking = True
         self._speech_started_at = loop.time()
         self._unasked_final = False
-        self._segment_open = True
+        if self._open is None:
+            self._open = _Segment()
         self._cancel(self._false_timer)
         self._false_timer = None
         self._cancel_eou()
@@ -163,13 +187,13 @@ class TurnController:
                 user actually stopped that long ago (used for metrics).
         """
         self.user_speaking = False
-        self._segment_open = False
+        segment, self._open = self._open or _Segment(), None
         self._speech_ended_at = asyncio.get_running_loop().time()
         self._actual_end = self._speech_ended_at - max(0.0, silence)
-        self._awaiting_final = True
-        if not self._unasked_final:
-            # A recogniser that finalised this speech on its own may owe nothing more.
-            self._owed += 1
+        if not self._unasked_final or segment.words_pending:
+            # A recogniser that finalised this speech on its own owes nothing
+            # more, unless words came after that final.
+            self._owed.append(segment)
             self._arm_final_timer(self._speech_ended_at - self._speech_started_at)
         self._cancel(self._interrupt_timer)
         self._interrupt_timer = None
@@ -204,49 +228,51 @@ class TurnController:
     def interim(self, text: str, language: str | None) -> None:
         """An interim transcript (may still change)."""
         self._interim = text
+        self._interim_of = self._open or (self._owed[-1] if self._owed else None)
+        if self._interim_of is not None:
+            self._interim_of.words_pending = True
         self.session.emit("on_speech_in", {"text": text, "is_final": False, "language": language})
         self._arm_watchdog()
         self._judge_words(" ".join([*self._finals, text]))
 
     def final(self, text: str, language: str | None) -> None:
-        """A final transcript for the latest speech."""
+        """A final transcript, for the oldest speech segment that owes one.
+
+        It joins the pending turn, or starts one if the turn its speech
+        belonged to was already committed: finals are never dropped, only
+        the words a turn already took from the segment's interim.
+        """
+        segment: _Segment | None
         if self._owed:
-            self._owed -= 1
+            segment = self._owed.popleft()
             self._cancel(self._final_timer)
             self._final_timer = None
             if self._owed:
                 self._arm_final_timer(0.0)
-            if self._stale:
-                # The late final of speech already taken as a turn (with its
-                # interim): answering it again would repeat the reply.
-                self._stale -= 1
-                return
-        elif self.user_speaking:
-            self._unasked_final = True
-        self._awaiting_final = False
-        text = self._untaken(text.strip())
+        else:
+            segment = self._open
+            if self.user_speaking:
+                self._unasked_final = True
+        taken: list[str] = []
+        if segment is not None:
+            taken, segment.taken = segment.taken, []
+            segment.words_pending = False
+        text = _untaken(text.strip(), taken)
+        of = self._interim_of
+        if of is not None and (of is segment or (of is not self._open and of not in self._owed)):
+            # The interim's segment is finalised: its words are in the finals.
+            self._interim, self._interim_of = "", None
         if text:
             self._final_at = asyncio.get_running_loop().time()
             self._finals.append(text)
-            self._interim = ""
+            if self._interim_of is None:
+                self._interim = ""
             self.session._mark_user_activity()
             self.session.emit("on_speech_in", {"text": text, "is_final": True, "language": language})
             self._arm_watchdog()
             self._judge_words(" ".join(self._finals))
         if not self.user_speaking:
             self._schedule_end_of_turn()
-
-    def _untaken(self, text: str) -> str:
-        """The final without the words already taken as a turn from its interim.
-
-        The watchdog (or a stuck VAD) may decide a turn before the segment
-        ends; the segment's final then repeats those words.
-        """
-        taken, self._taken_interim = self._taken_interim.split(), ""
-        words = text.split()
-        if taken and [w.lower() for w in words[: len(taken)]] == [w.lower() for w in taken]:
-            return " ".join(words[len(taken) :])
-        return text
 
     def _arm_final_timer(self, spoken: float) -> None:
         limit = self.timeouts.stt_final
@@ -261,11 +287,10 @@ class TurnController:
         """The recogniser failed or was stuck, and was replaced: the finals it
         owed will never come. The turn goes on with what was heard; if no
         words were heard of a pending turn, the session apologises."""
-        pending = self.user_speaking or self._awaiting_final or self._owed > self._stale
-        self._owed = self._stale = 0
+        pending = self.user_speaking or bool(self._owed)
+        self._owed.clear()
         self._cancel(self._final_timer)
         self._final_timer = None
-        self._awaiting_final = False
         if pending:
             self._lost_words = True
         if not self.user_speaking:
@@ -390,11 +415,13 @@ class TurnController:
     async def _end_of_turn(self) -> None:
         session = self.session
         config = self.eou
-        if self._awaiting_final and not self._finals:
-            await asyncio.sleep(config.stt_timeout)  # a final reschedules this task
-        transcript = " ".join(self._finals).strip() or self._interim.strip()
+        if self._owed:
+            # Words the user said are still being recognised: wait for them
+            # (each final reschedules this task), up to stt_timeout.
+            await asyncio.sleep(config.stt_timeout)
+        transcript = " ".join([*self._finals, self._interim]).strip()
         if not transcript:
-            if self._lost_words and not self._awaiting_final:
+            if self._lost_words and not self._owed:
                 self._lost_words = False
                 self.session._apologize()
             return
@@ -481,18 +508,19 @@ class TurnController:
             decided_at=asyncio.get_running_loop().time(),
             probability=self._probability,
         )
-        self._taken_interim = self._interim if self._segment_open and not self._finals else ""
+        if self._interim and self._interim_of is not None:
+            # Committed before this segment's final: the final adds only the rest.
+            self._interim_of.taken = self._interim.split()
         self._reset_turn()
         self.session._start_user_turn(transcript, timing=timing)
 
     def _reset_turn(self) -> None:
-        # Finals still owed belong to the speech just taken (or dropped).
-        self._stale = self._owed
-        self._awaiting_final = False
+        # Finals still owed are kept: their words start the next turn.
         self._lost_words = False
         self._audio_eou = None
         self._finals.clear()
         self._interim = ""
+        self._interim_of = None
         self._turn_audio.clear()
         self._turn_audio_seconds = 0.0
         self._over_agent = False
@@ -525,3 +553,26 @@ class TurnController:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+def _words(text: str) -> list[str]:
+    return ["".join(ch for ch in word.lower() if ch.isalnum()) for word in text.split()]
+
+
+def _untaken(text: str, taken: list[str]) -> str:
+    """``text`` (a final) without the words a turn already took from its interim.
+
+    The recogniser may revise an interim in its final, so the taken words are
+    matched loosely (case and punctuation aside): the final is cut after the
+    last of its words that lines up with a taken word. When nothing lines up
+    the whole final is kept: a word said twice beats a word lost.
+    """
+    if not taken:
+        return text
+    words = text.split()
+    matcher = difflib.SequenceMatcher(a=_words(" ".join(taken)), b=_words(text), autojunk=False)
+    blocks = [b for b in matcher.get_matching_blocks() if b.size]
+    if not blocks:
+        return text
+    last = blocks[-1]
+    return " ".join(words[last.b + last.size :])

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from loguru import logger
 
 from vocalis.audio import AudioFrame
 
@@ -38,6 +43,12 @@ class AudioOutput:
     queued) but keeps the segment's audio not heard yet, so :meth:`resume`
     can replay it from the exact position where the user stopped hearing it.
 
+    :meth:`add_mark` puts a mark at an offset of the segment: its callback
+    runs when playout reaches it (a pause holds it back, resume lets it go)
+    and never for audio cleared before it was heard, like the "mark"
+    messages of telephony media streams. The session announces each
+    sentence (``on_speech_out``) with one.
+
     Memory stays bounded: frames already heard are let go, and with
     :attr:`max_ahead` set, :meth:`capture_frame` waits while that many
     seconds are queued ahead of playout, so a TTS faster than real time
@@ -64,6 +75,9 @@ class AudioOutput:
         self._waiter: asyncio.Future[PlaybackResult] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._last_result = PlaybackResult(0.0, interrupted=False)
+        self._marks: list[tuple[float, int, Callable[[], object]]] = []  # (offset, order, callback)
+        self._mark_order = itertools.count()
+        self._mark_timer: asyncio.TimerHandle | None = None
         self.frames_out = 0
 
     # -- to implement -----------------------------------------------------
@@ -129,6 +143,8 @@ class AudioOutput:
             return
         self._timeline_deliver(frame, now)
         self._forget_heard(self._delivered - max(0.0, self._play_end - now))
+        if self._marks and self._mark_timer is None:
+            self._arm_marks()
 
     async def _wait_for_room(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Wait until less than ``max_ahead`` is queued; False if the segment ended meanwhile.
@@ -180,6 +196,7 @@ class AudioOutput:
         self._paused_at = position
         self.discard()
         self._cancel_timer()
+        self._cancel_mark_timer()  # marks wait for resume()
         return position
 
     def resume(self) -> None:
@@ -199,6 +216,7 @@ class AudioOutput:
         self._delivered = self._pushed
         if self._flushed:
             self._schedule()
+        self._arm_marks()
 
     def clear_buffer(self) -> float:
         """Stop now: drop queued audio and end the segment as interrupted.
@@ -212,6 +230,30 @@ class AudioOutput:
         self.discard()
         self._end(PlaybackResult(position, interrupted=True))
         return position
+
+    def add_mark(self, at: float, callback: Callable[[], object]) -> bool:
+        """Run ``callback`` when playout of the current segment reaches ``at``.
+
+        The mark follows what is played, not what is queued: it fires when
+        the audio before ``at`` has played (right away, on the next turn of
+        the loop, if it already has), a :meth:`pause` holds it back until
+        :meth:`resume`, and :meth:`clear_buffer` drops it unless playout had
+        passed it. Marks fire in the order of their offsets.
+
+        Args:
+            at: Seconds from the start of the current segment.
+            callback: Called with no arguments, on the event loop.
+
+        Returns:
+            False when no segment is playing (the callback will never run).
+        """
+        if self._segment_start is None:
+            return False
+        bisect.insort(self._marks, (at, next(self._mark_order), callback), key=lambda mark: mark[:2])
+        if self._marks[0][2] is callback or self._mark_timer is None:
+            self._cancel_mark_timer()
+            self._arm_marks()
+        return True
 
     async def wait_for_playout(self) -> PlaybackResult:
         """Wait until the flushed segment has played (or was cleared)."""
@@ -231,6 +273,39 @@ class AudioOutput:
             self._timer.cancel()
             self._timer = None
 
+    def _cancel_mark_timer(self) -> None:
+        if self._mark_timer is not None:
+            self._mark_timer.cancel()
+            self._mark_timer = None
+
+    def _arm_marks(self) -> None:
+        """One timer, for the next mark, once the audio up to it is on the timeline."""
+        if self._mark_timer is not None or not self._marks:
+            return
+        if self._segment_start is None or self._paused_at is not None:
+            return
+        at = self._marks[0][0]
+        if at > self._delivered + 1e-9:
+            return  # not delivered yet: armed again when it is
+        loop = asyncio.get_running_loop()
+        # Delivered audio plays back to back from now on, so the offset is
+        # reached this long before the end of what is queued.
+        when = max(loop.time(), self._play_end - (self._delivered - at))
+        self._mark_timer = loop.call_at(when, self._on_mark_time)
+
+    def _on_mark_time(self) -> None:
+        self._mark_timer = None
+        if self._paused_at is None:
+            self._fire_marks(self.position + 1e-9)
+        self._arm_marks()
+
+    def _fire_marks(self, reached: float) -> None:
+        """Run the callbacks of the marks before ``reached``, in order."""
+        due: list[Callable[[], object]] = []
+        while self._marks and self._marks[0][0] < reached:
+            due.append(self._marks.pop(0)[2])
+        _run_marks(due)
+
     def _check_done(self) -> None:
         self._timer = None
         if self._paused_at is not None:
@@ -242,6 +317,11 @@ class AudioOutput:
 
     def _end(self, result: PlaybackResult) -> None:
         self._cancel_timer()
+        self._cancel_mark_timer()
+        # Marks playout has passed fire (played out: all of them); the rest never will.
+        reached = result.position + (0.0 if result.interrupted else 1e-9)
+        due = [callback for at, _, callback in self._marks if at < reached]
+        self._marks = []
         self._segment_start = None
         self._paused_at = None
         self._frames = deque()
@@ -251,3 +331,12 @@ class AudioOutput:
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(result)
+        _run_marks(due)
+
+
+def _run_marks(callbacks: list[Callable[[], object]]) -> None:
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            logger.exception("an audio output mark's callback failed")

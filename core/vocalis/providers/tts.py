@@ -19,7 +19,10 @@ class SynthesizedAudio:
         frame: The audio.
         text: The text segment this audio speaks (set on the first frame of
             each segment, empty on the rest), for transcripts and truncation.
-        segment_end: True on the last frame of a segment.
+        segment_end: True on the last frame of a segment. The session then
+            knows the segment's audio is complete; without it, a segment
+            cut short (interruption, failure) is measured against its
+            expected length before its words are kept in proportion.
     """
 
     frame: AudioFrame

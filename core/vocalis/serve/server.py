@@ -54,8 +54,9 @@ class ServeOptions:
         allowed_origins: Browser origins allowed besides the page's own
             (``https://app.example.com``); ``*`` allows any.
         max_sessions: Sessions at once; more are refused with 503.
-        idle_timeout: Seconds without speech from either side before a
-            session is closed.
+        idle_timeout: Seconds with nobody active before a session is
+            closed: the clock runs only while the user is not speaking and
+            the agent is neither thinking (LLM, tools) nor speaking.
         drain_timeout: Seconds running sessions get to finish on shutdown.
         max_message_bytes: Largest HTTP body or WebSocket message accepted.
         metrics_path: Write every session's metrics (a header line, one
@@ -75,8 +76,24 @@ class ServeOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-# Events that show someone is still talking: they reset the idle timer.
+# Events that mark a change of activity (someone starts or stops): they
+# restart the idle clock, so it counts from when the last activity ended.
 _ACTIVITY_EVENTS = ("user_state_changed", "agent_state_changed", "on_speech_in", "on_speech_out")
+
+
+def _active(session: AgentSession) -> bool:
+    """Whether someone is active: the user speaking, the agent thinking or speaking.
+
+    Activity lasts as long as it goes on, however long that is (a long
+    monologue, a long reply): only the time after it ends counts as idle.
+    """
+    from vocalis.states import UserState
+
+    return (
+        session.user_state is UserState.SPEAKING
+        or session.current_speech is not None  # LLM, tools, TTS or playout of a reply
+        or session.audio_output.speaking
+    )
 
 
 class SessionServer:
@@ -200,6 +217,9 @@ class SessionServer:
             await asyncio.sleep(period)
             now = loop.time()
             for session, last in list(self.sessions.items()):
+                if _active(session):
+                    self.sessions[session] = now  # idle starts only when all have stopped
+                    continue
                 if now - last >= timeout and not session.closed:
                     logger.info("session {} idle for {:.0f} s: closing", session.id, now - last)
                     self._close_soon(session, reason="idle")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from vocalis.audio import AudioFrame
-from vocalis.chat import ChatContext
+from vocalis.chat import ChatContext, request_problems
 from vocalis.providers.eou import EOU
 from vocalis.providers.llm import LLM, ChatChunk, ToolCallRequest, ToolSpec, Usage
 from vocalis.providers.stt import STT, SpeechEvent, SpeechEventType, STTStream
@@ -74,6 +74,8 @@ class _FakeVADStream(VADStream):
         self.speech_duration = 0.0
 
     def push_frame(self, frame: AudioFrame) -> None:
+        if self.input_ended or self._finished:
+            return  # like a real VAD: audio after end_input() or aclose() is ignored
         settings = self._settings
         self._time += frame.duration
         loud = is_speech(frame, settings.threshold)  # type: ignore[attr-defined]
@@ -119,19 +121,20 @@ class FakeSTT(STT):
     class Settings(ProviderSettings):
         model_config = provider_settings_config("stt", "fake")
         transcripts: list[str] = []
+        final_delay: float = 0.1
 
     def __init__(
         self,
         transcripts: Sequence[str] = (),
         *,
-        final_delay: float = 0.1,
+        final_delay: float | None = None,
         word_seconds: float = 0.0,
         streaming: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.transcripts = list(transcripts) or list(self.settings.transcripts)  # type: ignore[attr-defined]
-        self.final_delay = final_delay
+        self.final_delay = self.settings.final_delay if final_delay is None else final_delay  # type: ignore[attr-defined]
         self.word_seconds = word_seconds
         self.streaming = streaming  # type: ignore[misc]
         self.recognized: list[str] = []
@@ -179,7 +182,7 @@ class _FakeSTTStream(STTStream):
 
     def push_frame(self, frame: AudioFrame) -> None:
         stt = self._stt
-        if not is_speech(frame):
+        if self.input_ended or self._closed or not is_speech(frame):
             return
         self._speech += frame.duration
         if stt.word_seconds and stt.transcripts:
@@ -190,7 +193,7 @@ class _FakeSTTStream(STTStream):
                 self.send(SpeechEvent(SpeechEventType.INTERIM_TRANSCRIPT, " ".join(words[:shown]), language=self._language))
 
     def flush(self) -> None:
-        if self._speech == 0.0:
+        if self._speech == 0.0 or self._closed:
             return
         self._speech = 0.0
         self._revealed = 0
@@ -248,6 +251,12 @@ Script = FakeResponse | str | Callable[[ChatContext, Sequence[ToolSpec]], "FakeR
 class FakeLLM(LLM):
     """Streams scripted responses in order; the last one repeats when the script runs out.
 
+    Every request is checked as OpenAI and Anthropic would check it (each
+    function call has exactly one output before any later message; see
+    :func:`vocalis.chat.request_problems`). An invalid one is kept in
+    :attr:`invalid_requests` and fails the chat with a non-recoverable
+    :class:`~vocalis.providers.base.ProviderError`, as a real API would.
+
     Args:
         responses: ``FakeResponse`` objects, plain strings, or callables that
             build a response from the request.
@@ -263,6 +272,8 @@ class FakeLLM(LLM):
         super().__init__(**kwargs)
         self.responses = list(responses) or list(self.settings.responses)  # type: ignore[attr-defined]
         self.requests: list[LLMRequest] = []
+        self.invalid_requests: list[list[str]] = []
+        """The problems of each invalid request received (none, in a correct pipeline)."""
         self.cancelled = 0
 
     def _next(self, chat_ctx: ChatContext, tools: Sequence[ToolSpec]) -> FakeResponse:
@@ -275,6 +286,10 @@ class FakeLLM(LLM):
         self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = (), tool_choice: str | None = None
     ) -> AsyncIterator[ChatChunk]:
         self.requests.append(LLMRequest(chat_ctx.copy(), [t.name for t in tools]))
+        problems = request_problems(chat_ctx)
+        if problems:
+            self.invalid_requests.append(problems)
+            raise self.error("invalid request (OpenAI and Anthropic reject it): " + "; ".join(problems), recoverable=False)
         response = self._next(chat_ctx, tools)
         try:
             if response.ttft:
