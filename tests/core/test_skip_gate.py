@@ -80,3 +80,14 @@ def test_strict_in_ci_only(monkeypatch: pytest.MonkeyPatch) -> None:
     assert skip_gate.strict_skips()
     monkeypatch.setenv("CI", "false")
     assert not skip_gate.strict_skips()
+
+
+def test_registered_from_pytest_configure_in_ci(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The way tests/conftest.py installs it (CI=true); pluggy must accept the gate.
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("TOX_ENV_NAME", "core")
+    pytester.makeconftest("import skip_gate\n\ndef pytest_configure(config):\n    skip_gate.register(config)\n")
+    pytester.makepyfile(test_mod=TESTS)
+    result = pytester.runpytest_inprocess()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*UNEXPECTED SKIP test_mod.py::test_allowed*", "*UNEXPECTED SKIP test_mod.py::test_accidental*"])
