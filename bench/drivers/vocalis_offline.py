@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vocalis import AgentSession, CascadingPipeline, EOUConfig
-from vocalis.assistant import DefaultAssistant
+from vocalis.session.assistant import DefaultAssistant
 from vocalis.audio import AudioFrame
 from vocalis.transports.file import read_wav
 

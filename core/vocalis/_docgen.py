@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import inspect
 
-from vocalis import hookspecs
+from vocalis.plugin import hookspecs
 from vocalis.providers.base import ProviderKind
-from vocalis.registry import _BASE_CLASSES
+from vocalis.plugin.registry import _BASE_CLASSES
 
 
 def hookspec_names() -> list[str]:
-    """Every hookspec defined in :mod:`vocalis.hookspecs`, in source order."""
+    """Every hookspec defined in :mod:`vocalis.plugin.hookspecs`, in source order."""
     return [
         name
         for name, obj in vars(hookspecs).items()

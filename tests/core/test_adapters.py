@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from vocalis.adapters import SegmentedSTTStream, SentenceTTSStream
+from vocalis.providers.adapters import SegmentedSTTStream, SentenceTTSStream
 from vocalis.audio import AudioFrame
 from vocalis.providers.base import ProviderError
 from vocalis.providers.stt import SpeechEvent, SpeechEventType

@@ -14,12 +14,12 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 from vocalis import Agent, CascadingPipeline, ToolError, function_tool
-from vocalis.adapters import SegmentedSTTStream, SentenceTTSStream
+from vocalis.providers.adapters import SegmentedSTTStream, SentenceTTSStream
 from vocalis.audio import AudioFrame
-from vocalis.background import AudioClip, BackgroundAudioConfig, BackgroundMixer
+from vocalis.session.background import AudioClip, BackgroundAudioConfig, BackgroundMixer
 from vocalis.chat import ChatContext, ChatMessage, ChatRole, FunctionCall, FunctionCallOutput
-from vocalis.limits import SessionLimits, item_chars, trim_chat_context
-from vocalis.metrics import summarize
+from vocalis.session.limits import SessionLimits, item_chars, trim_chat_context
+from vocalis.observability.metrics import summarize
 from vocalis.providers.audio_output import AudioOutput
 from vocalis.providers.base import ProviderError
 from vocalis.providers.stt import SpeechEvent, SpeechEventType
@@ -441,7 +441,7 @@ def test_a_monologue_is_recognised_in_pieces_of_max_segment() -> None:
     llm = FakeLLM(["I heard all of it."])
 
     async def main() -> Conversation:
-        from vocalis.turn import EOUConfig
+        from vocalis.pipeline.config import EOUConfig
 
         pipeline = CascadingPipeline(stt=stt, llm=llm, tts=FakeTTS(), vad=FakeVAD(), turn_detector=None,
                                      eou_config=EOUConfig(speculative_stt=0))

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from vocalis import Agent
-from vocalis.fallback import ConnectOptions, FallbackLLM, FallbackSTT, FallbackTTS
+from vocalis.providers.fallback import ConnectOptions, FallbackLLM, FallbackSTT, FallbackTTS
 from vocalis.providers.base import ProviderError
 from vocalis.testing import Conversation, FakeLLM, FakeResponse, FakeSTT, FakeTTS, run_virtual, tone
 

@@ -19,7 +19,7 @@ from session_helpers import conversation
 from vocalis import Agent, ToolContext, function_tool
 from vocalis.providers.llm import ToolCallRequest
 from vocalis.testing import FakeLLM, FakeResponse, run_virtual
-from vocalis.tools import FunctionTool, ToolArgumentsError
+from vocalis.tools.function import FunctionTool, ToolArgumentsError
 
 # Deterministic in CI: fixed derandomised examples, no example database on disk.
 FUZZ = settings(

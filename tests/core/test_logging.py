@@ -16,7 +16,7 @@ def test_import_does_not_touch_loguru_sinks() -> None:
     code = (
         "from loguru import logger\n"
         "before = len(logger._core.handlers)\n"
-        "import vocalis, vocalis.plugins, vocalis.registry, vocalis.settings\n"
+        "import vocalis, vocalis.plugin.manager, vocalis.plugin.registry, vocalis.settings\n"
         "vocalis.make_plugin_manager()\n"
         "assert len(logger._core.handlers) == before, 'sinks changed'\n"
     )

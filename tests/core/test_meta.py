@@ -8,7 +8,7 @@ import pytest
 from pydantic import SecretStr
 
 from vocalis import make_plugin_manager
-from vocalis.registry import base_class_for
+from vocalis.plugin.registry import base_class_for
 
 REGISTRY = make_plugin_manager().registry
 ENTRIES = list(REGISTRY)

@@ -17,8 +17,8 @@ import pytest
 from loguru import logger
 
 from vocalis import Agent, EOUConfig, function_tool
-from vocalis.metrics_file import MetricsFileWriter, read_metrics
-from vocalis.report import render_html, render_png, turn_rows
+from vocalis.observability.metrics_file import MetricsFileWriter, read_metrics
+from vocalis.observability.report import render_html, render_png, turn_rows
 from vocalis.testing import Conversation, FakeEOU, FakeLLM, FakeResponse, FakeSTT, FakeTTS, run_virtual
 
 from session_helpers import pipeline

@@ -22,7 +22,7 @@ from vocalis.testing import (
     RealtimeTurn,
     run_virtual,
 )
-from vocalis.tools import function_tool
+from vocalis.tools.function import function_tool
 
 from session_helpers import conversation, pipeline
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from vocalis import make_plugin_manager
 from vocalis.cli.main import cli
-from vocalis.commands import collect_commands
+from vocalis.plugin.commands import collect_commands
 
 GREET_PLUGIN = textwrap.dedent(
     """

@@ -11,7 +11,7 @@ from vocalis import hookimpl, make_plugin_manager
 from vocalis.providers.base import ProviderKind
 from vocalis.providers.stt import STT
 from vocalis.providers.tts import TTS
-from vocalis.registry import RegistrationError, UnknownProviderError
+from vocalis.plugin.registry import RegistrationError, UnknownProviderError
 from vocalis.settings import ProviderSettings, VocalisSettings, provider_settings_config
 
 

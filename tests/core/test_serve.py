@@ -230,7 +230,7 @@ async def test_serve_prints_the_url_and_stops_cleanly() -> None:
 
 
 def test_drain_flushes_every_sessions_metrics_to_the_file(tmp_path: Any) -> None:
-    from vocalis.metrics_file import read_metrics
+    from vocalis.observability.metrics_file import read_metrics
 
     path = tmp_path / "serve.jsonl"
 

@@ -191,7 +191,7 @@ def test_agent_never_stuck_speaking_after_interrupt_near_tool_call() -> None:
 @pytest.mark.parametrize("streaming", [False, True])
 def test_a_failed_stt_request_does_not_leave_the_session_deaf(streaming: bool) -> None:
     from vocalis.providers.base import ProviderError
-    from vocalis.turn import EOUConfig
+    from vocalis.pipeline.config import EOUConfig
 
     class FlakySTT(FakeSTT):
         """Fails the first utterance (like a 429), then recognises normally."""

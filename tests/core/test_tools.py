@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from vocalis.tools import (
+from vocalis.tools.function import (
     FunctionTool,
     ToolArgumentsError,
     ToolContext,

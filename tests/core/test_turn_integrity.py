@@ -13,12 +13,12 @@ from collections.abc import Sequence
 import pytest
 from session_helpers import pipeline
 from vocalis import Agent
-from vocalis.adapters import SegmentedSTTStream
+from vocalis.providers.adapters import SegmentedSTTStream
 from vocalis.audio import AudioFrame
 from vocalis.chat import ChatRole
 from vocalis.providers.stt import STT, SpeechEvent, SpeechEventType
 from vocalis.testing import Conversation, FakeLLM, FakeSTT, FakeTTS, run_virtual
-from vocalis.turn import EOUConfig, InterruptConfig
+from vocalis.pipeline.config import EOUConfig, InterruptConfig
 
 SENTENCES = [
     "what's the weather like in boston",
@@ -126,7 +126,7 @@ def test_d_a_turn_taken_from_an_interim_gets_the_rest_of_its_final() -> None:
 
 
 def test_d_a_revised_final_is_kept_whole_rather_than_losing_words() -> None:
-    from vocalis.pipeline.turns import _untaken
+    from vocalis.pipeline.turn_taking import _untaken
 
     assert _untaken("Book a table for two.", ["book", "a"]) == "table for two."
     assert _untaken("Book a table.", ["book", "a", "table"]) == ""

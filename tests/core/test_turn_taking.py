@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from vocalis import Agent, EOUConfig, EOUMode, InterruptConfig, InterruptMode, function_tool
-from vocalis.background import AudioClip, BackgroundAudioConfig
+from vocalis.session.background import AudioClip, BackgroundAudioConfig
 from vocalis.chat import FunctionCall, FunctionCallOutput
 from vocalis.testing import Conversation, FakeEOU, FakeLLM, FakeResponse, FakeSTT, run_virtual
 

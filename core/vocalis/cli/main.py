@@ -15,7 +15,7 @@ from vocalis.cli.talk_cmd import talk_command
 from vocalis.log import configure_logging, level_from_verbosity
 
 if TYPE_CHECKING:
-    from vocalis.commands import CommandEntry
+    from vocalis.plugin.commands import CommandEntry
 
 
 class PluginCommandGroup(click.Group):
@@ -31,8 +31,8 @@ class PluginCommandGroup(click.Group):
         """Commands from installed plugins, collected once per invocation."""
         key = "vocalis.plugin_commands"
         if key not in ctx.meta:
-            from vocalis.commands import collect_commands
-            from vocalis.plugins import make_plugin_manager
+            from vocalis.plugin.commands import collect_commands
+            from vocalis.plugin.manager import make_plugin_manager
 
             ctx.meta[key] = collect_commands(make_plugin_manager(), builtin=self.commands)
         return ctx.meta[key]  # type: ignore[no-any-return]

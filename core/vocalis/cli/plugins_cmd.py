@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from vocalis.commands import CommandEntry, collect_commands
-from vocalis.plugins import PluginRecord, make_plugin_manager
+from vocalis.plugin.commands import CommandEntry, collect_commands
+from vocalis.plugin.manager import PluginRecord, make_plugin_manager
 
 COLUMNS = ("kind", "name", "plugin", "distribution", "version", "status", "error")
 

@@ -15,7 +15,7 @@ import click
               help="Also write a PNG (needs matplotlib).")
 def report_command(metrics_file: Path, output: Path | None, png: bool) -> None:
     """Render a per-turn latency waterfall (HTML, and PNG) from METRICS_FILE."""
-    from vocalis.report import render_html, render_png
+    from vocalis.observability.report import render_html, render_png
 
     output = output or metrics_file.with_suffix(".html")
     try:

@@ -65,7 +65,7 @@ def run_command(entrypoint: str, metrics_path: str | None) -> None:
     SIGINT or SIGTERM closes every session cleanly, runs shutdown callbacks
     and flushes metrics and traces.
     """
-    from vocalis.job import run_job
+    from vocalis.session.job import run_job
 
     function = load_object(entrypoint)
     if not inspect.iscoroutinefunction(function):

@@ -15,8 +15,8 @@ def agent_factory(spec: str | None) -> Any:
     (or an Agent class) that returns an :class:`~vocalis.Agent`; None gives
     the built-in assistant.
     """
-    from vocalis.agent import Agent
-    from vocalis.assistant import DefaultAssistant
+    from vocalis.session.agent import Agent
+    from vocalis.session.assistant import DefaultAssistant
     from vocalis.cli.run_cmd import load_object
 
     if spec is None:
@@ -40,10 +40,10 @@ def serving_transports(registry: Any) -> list[Any]:
 
 async def _serve(options: dict[str, Any]) -> None:
     from vocalis.pipeline.cascading import CascadingPipeline
-    from vocalis.plugins import make_plugin_manager
+    from vocalis.plugin.manager import make_plugin_manager
     from vocalis.serve.http import serve
     from vocalis.serve.server import ServeOptions, SessionServer
-    from vocalis.turn import EOUConfig
+    from vocalis.pipeline.config import EOUConfig
 
     registry = make_plugin_manager().registry
     transports = serving_transports(registry)

@@ -16,8 +16,8 @@ from vocalis.clock import run_virtual
 
 
 async def _make_agent(spec: str | None) -> Any:
-    from vocalis.agent import Agent
-    from vocalis.assistant import DefaultAssistant
+    from vocalis.session.agent import Agent
+    from vocalis.session.assistant import DefaultAssistant
 
     if spec is None:
         return DefaultAssistant()
@@ -112,11 +112,11 @@ async def _until_answered(session: Any, seconds: float) -> bool:
 
 
 async def _talk(options: dict[str, Any]) -> int:
-    from vocalis.job import run_job
+    from vocalis.session.job import run_job
     from vocalis.pipeline.cascading import CascadingPipeline
-    from vocalis.session import AgentSession
+    from vocalis.session.agent_session import AgentSession
     from vocalis.transports.file import FileTransport
-    from vocalis.turn import EOUConfig
+    from vocalis.pipeline.config import EOUConfig
 
     agent = await _make_agent(options["agent"])
     # Local models cost nothing per request: start the LLM before the turn is committed.

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from vocalis.audio import AudioFrame
 
 if TYPE_CHECKING:
-    from vocalis.session import AgentSession
+    from vocalis.session.agent_session import AgentSession
     from vocalis.speech import SpeechHandle
 
 

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from vocalis.adapters import SegmentedSTTStream
+from vocalis.providers.adapters import SegmentedSTTStream
 from vocalis.audio import AudioFrame, AudioResampler
 from vocalis.chat import ChatRole
 from vocalis.pipeline.base import Pipeline
 from vocalis.pipeline.generation import Preemptive, Utterance, llm_text, speak
 from vocalis.pipeline.inputs import InputStreams
-from vocalis.pipeline.turns import TurnController
+from vocalis.pipeline.turn_taking import TurnController
 from vocalis.providers.base import Provider, ProviderKind
 from vocalis.providers.eou import EOU
 from vocalis.providers.llm import LLM
@@ -24,12 +24,12 @@ from vocalis.providers.stt import STT, STTStream
 from vocalis.providers.tts import TTS
 from vocalis.providers.vad import VAD, VADStream
 from vocalis.states import AgentState
-from vocalis.turn import EOUConfig, InterruptConfig, ProviderTimeouts
+from vocalis.pipeline.config import EOUConfig, InterruptConfig, ProviderTimeouts
 
 if TYPE_CHECKING:
-    from vocalis.registry import Registry
+    from vocalis.plugin.registry import Registry
     from vocalis.settings import VocalisSettings
-    from vocalis.session import AgentSession
+    from vocalis.session.agent_session import AgentSession
     from vocalis.speech import SpeechHandle
 
 _KIND_BASES: dict[ProviderKind, type[Provider]] = {
@@ -329,6 +329,6 @@ class CascadingPipeline(InputStreams, Pipeline):
 
 
 def _default_registry() -> Registry:
-    from vocalis.plugins import make_plugin_manager
+    from vocalis.plugin.manager import make_plugin_manager
 
     return make_plugin_manager().registry

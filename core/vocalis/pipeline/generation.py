@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from vocalis.chat import ChatContext, ChatMessage, ChatRole
-from vocalis.metrics import LLMMetrics, ToolMetrics, TTSMetrics, TurnMetrics
-from vocalis.pipeline.guards import (
+from vocalis.observability.metrics import LLMMetrics, ToolMetrics, TTSMetrics, TurnMetrics
+from vocalis.providers.guards import (
     END,
     Deadline,
     as_provider_error,
@@ -30,11 +30,11 @@ from vocalis.providers.base import ProviderError
 from vocalis.providers.llm import LLM, ChatChunk, ToolCallRequest
 from vocalis.states import AgentState
 from vocalis.text import speakable
-from vocalis.turn import ProviderTimeouts
+from vocalis.pipeline.config import ProviderTimeouts
 
 if TYPE_CHECKING:
     from vocalis.providers.tts import TTS, TTSStream
-    from vocalis.session import AgentSession
+    from vocalis.session.agent_session import AgentSession
     from vocalis.speech import SpeechHandle
 
 

@@ -14,18 +14,18 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from vocalis.adapters import SegmentedSTTStream
-from vocalis.pipeline.guards import Restarts, as_provider_error, check_speech_event, check_vad_event
+from vocalis.providers.adapters import SegmentedSTTStream
+from vocalis.providers.guards import Restarts, as_provider_error, check_speech_event, check_vad_event
 from vocalis.providers.base import ProviderError
 from vocalis.providers.stt import SpeechEventType, STTStream
 from vocalis.providers.vad import VADEventType, VADStream
 
 if TYPE_CHECKING:
-    from vocalis.pipeline.turns import TurnController
+    from vocalis.pipeline.turn_taking import TurnController
     from vocalis.providers.stt import STT
     from vocalis.providers.vad import VAD
-    from vocalis.session import AgentSession
-    from vocalis.turn import ProviderTimeouts
+    from vocalis.session.agent_session import AgentSession
+    from vocalis.pipeline.config import ProviderTimeouts
 
 
 class InputStreams:

@@ -11,18 +11,18 @@ from loguru import logger
 from vocalis.audio import AudioFrame, AudioResampler
 from vocalis.chat import ChatRole
 from vocalis.pipeline.base import Pipeline
-from vocalis.pipeline.guards import as_provider_error, check_realtime_event
+from vocalis.providers.guards import as_provider_error, check_realtime_event
 from vocalis.pipeline.reconnect import Reconnecting
 from vocalis.providers.base import ProviderError
 from vocalis.providers.llm import ToolCallRequest
 from vocalis.providers.realtime import RealtimeEvent, RealtimeEventType, RealtimeModel, RealtimeSession
 from vocalis.states import AgentState
 from vocalis.speech import SpeechHandle
-from vocalis.turn import ProviderTimeouts
+from vocalis.pipeline.config import ProviderTimeouts
 
 if TYPE_CHECKING:
-    from vocalis.registry import Registry
-    from vocalis.session import AgentSession
+    from vocalis.plugin.registry import Registry
+    from vocalis.session.agent_session import AgentSession
 
 _END = None
 _SECONDS_PER_CHAR = 0.07  # speaking rate assumed for a response cut short
@@ -79,7 +79,7 @@ class RealTimePipeline(Reconnecting, Pipeline):
         self._owned = False
         if isinstance(model, str):
             if registry is None:
-                from vocalis.plugins import make_plugin_manager
+                from vocalis.plugin.manager import make_plugin_manager
 
                 registry = make_plugin_manager().registry
             model = registry.create("realtime", model)  # type: ignore[assignment]

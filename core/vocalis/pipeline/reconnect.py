@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from vocalis.pipeline.guards import as_provider_error
+from vocalis.providers.guards import as_provider_error
 from vocalis.providers.base import ProviderError
 
 if TYPE_CHECKING:
     from vocalis.providers.realtime import RealtimeModel, RealtimeSession
-    from vocalis.session import AgentSession
+    from vocalis.session.agent_session import AgentSession
     from vocalis.speech import SpeechHandle
-    from vocalis.turn import ProviderTimeouts
+    from vocalis.pipeline.config import ProviderTimeouts
 
 
 class Reconnecting:

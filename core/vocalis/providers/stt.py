@@ -64,7 +64,7 @@ class STT(Provider):
         streaming: True when :meth:`stream` recognises incrementally. A
             non-streaming provider only implements :meth:`recognize`; the
             pipeline then segments speech with its VAD
-            (:class:`vocalis.adapters.SegmentedSTTStream`).
+            (:class:`vocalis.providers.adapters.SegmentedSTTStream`).
     """
 
     kind: ClassVar[ProviderKind] = ProviderKind.STT

@@ -46,7 +46,7 @@ class TTS(Provider):
 
     A provider implements :meth:`synthesize`; the default :meth:`stream`
     chunks incoming text into sentences and synthesises them in order
-    (:class:`vocalis.adapters.SentenceTTSStream`). Providers that accept
+    (:class:`vocalis.providers.adapters.SentenceTTSStream`). Providers that accept
     incremental text natively override :meth:`stream`.
 
     Attributes:
@@ -64,6 +64,6 @@ class TTS(Provider):
 
     def stream(self) -> TTSStream:
         """Open a streaming synthesis session."""
-        from vocalis.adapters import SentenceTTSStream
+        from vocalis.providers.adapters import SentenceTTSStream
 
         return SentenceTTSStream(self)

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 if TYPE_CHECKING:
-    from vocalis.agent import Agent
-    from vocalis.metrics_file import MetricsFileWriter
+    from vocalis.session.agent import Agent
+    from vocalis.observability.metrics_file import MetricsFileWriter
     from vocalis.pipeline.base import Pipeline
     from vocalis.providers.transport import Transport
-    from vocalis.session import AgentSession
+    from vocalis.session.agent_session import AgentSession
 
 AgentFactory = Callable[[], "Agent | Awaitable[Agent]"]
 PipelineFactory = Callable[[], "Pipeline"]
@@ -124,7 +124,7 @@ class SessionServer:
         self._closing: set[asyncio.Task[None]] = set()
         self._metrics: MetricsFileWriter | None = None
         if self.options.metrics_path is not None:
-            from vocalis.metrics_file import MetricsFileWriter
+            from vocalis.observability.metrics_file import MetricsFileWriter
 
             self._metrics = MetricsFileWriter(self.options.metrics_path)
 
@@ -170,7 +170,7 @@ class SessionServer:
         Raises:
             AdmissionError: Full or shutting down.
         """
-        from vocalis.session import AgentSession
+        from vocalis.session.agent_session import AgentSession
 
         if not reserved:
             self.admit()

@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from vocalis.metrics_file import MetricsFileWriter
+from vocalis.observability.metrics_file import MetricsFileWriter
 
 if TYPE_CHECKING:
-    from vocalis.session import AgentSession
+    from vocalis.session.agent_session import AgentSession
 
 __all__ = ["OutputCapture"]
 

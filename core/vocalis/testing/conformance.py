@@ -276,7 +276,7 @@ class STTConformance(ProviderConformance):
     """For STT providers. Also override ``speech``: ``(frames, expected_text)``.
 
     Non-streaming recognisers get the same stream checks through
-    :class:`vocalis.adapters.SegmentedSTTStream`, the stream the pipeline
+    :class:`vocalis.providers.adapters.SegmentedSTTStream`, the stream the pipeline
     wraps them in, besides checks of ``recognize()`` itself (concurrent calls
     keep their own results; cancelling one stops its work).
 
@@ -309,7 +309,7 @@ class STTConformance(ProviderConformance):
         """The provider's stream, or the pipeline's adapter for a non-streaming one."""
         if provider.streaming:
             return provider.stream(), False
-        from vocalis.adapters import SegmentedSTTStream
+        from vocalis.providers.adapters import SegmentedSTTStream
 
         return SegmentedSTTStream(provider), True
 

@@ -15,15 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from vocalis.agent import Agent
-from vocalis.background import AudioClip, BackgroundAudioConfig
+from vocalis.session.agent import Agent
+from vocalis.session.background import AudioClip, BackgroundAudioConfig
 from vocalis.chat import ChatContext, FunctionCallOutput
 from vocalis.pipeline.cascading import CascadingPipeline
 from vocalis.providers.llm import ToolSpec
 from vocalis.states import AgentState
 from vocalis.testing.conversation import Conversation
 from vocalis.testing.fakes import FakeLLM, FakeResponse, FakeSTT, FakeTTS, FakeVAD
-from vocalis.tools import function_tool
+from vocalis.tools.function import function_tool
 
 __all__ = ["SESSION_LENGTHS", "TURN_KINDS", "SoakWorld", "play_turn"]
 

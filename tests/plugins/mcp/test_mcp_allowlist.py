@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from vocalis import Agent, CascadingPipeline
 from vocalis.testing import Conversation, FakeLLM, FakeResponse, FakeSTT, FakeTTS, FakeVAD
-from vocalis.tools import ToolError
+from vocalis.tools.function import ToolError
 from vocalis_mcp import MCPServerStdio
 
 SERVER = textwrap.dedent(

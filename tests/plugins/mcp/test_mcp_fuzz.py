@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from vocalis import Agent, CascadingPipeline
 from vocalis.testing import Conversation, FakeLLM, FakeResponse, FakeSTT, FakeTTS, FakeVAD
-from vocalis.tools import ToolArgumentsError, ToolError
+from vocalis.tools.function import ToolArgumentsError, ToolError
 from vocalis_mcp import MCPServerStdio
 
 SERVER = textwrap.dedent(

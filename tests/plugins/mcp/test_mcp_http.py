@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vocalis.tools import ToolError
+from vocalis.tools.function import ToolError
 
 from vocalis_mcp import MCPServerHTTP
 

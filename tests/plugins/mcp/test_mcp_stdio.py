@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from vocalis import Agent, CascadingPipeline
 from vocalis.chat import FunctionCallOutput
-from vocalis.registry import ProviderKind
+from vocalis.plugin.registry import ProviderKind
 from vocalis.testing import Conversation, FakeLLM, FakeResponse, FakeSTT, FakeTTS, FakeVAD
-from vocalis.tools import ToolArgumentsError, ToolError
+from vocalis.tools.function import ToolArgumentsError, ToolError
 
 from vocalis_mcp import MCPServerHTTP, MCPServerStdio
 

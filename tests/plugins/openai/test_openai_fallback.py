@@ -9,7 +9,7 @@ import pytest
 from chat_server import ChatServer, Reply
 from vocalis import Agent, CascadingPipeline
 from vocalis.chat import ChatContext, ChatRole
-from vocalis.fallback import ConnectOptions, FallbackLLM
+from vocalis.providers.fallback import ConnectOptions, FallbackLLM
 from vocalis.providers.base import ProviderError
 from vocalis.testing import Conversation, FakeSTT, FakeTTS, FakeVAD
 

@@ -17,7 +17,7 @@ import pytest
 from vocalis.chat import ChatContext, ChatRole
 from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.testing.conformance import LLMConformance
-from vocalis.tools import function_tool
+from vocalis.tools.function import function_tool
 
 from vocalis_openai import OpenAILLM
 

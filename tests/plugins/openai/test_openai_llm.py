@@ -12,7 +12,7 @@ from chat_server import ChatServer, Reply
 from vocalis.chat import ChatContext, ChatRole
 from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.providers.llm import ChatChunk
-from vocalis.tools import function_tool
+from vocalis.tools.function import function_tool
 
 from vocalis_openai import OpenAILLM
 

@@ -13,7 +13,7 @@ from vocalis.audio import AudioFrame
 from vocalis.chat import ChatContext, ChatRole
 from vocalis.providers.realtime import RealtimeEvent, RealtimeEventType
 from vocalis.testing import tone
-from vocalis.tools import function_tool
+from vocalis.tools.function import function_tool
 from vocalis_openai.realtime import OpenAIRealtime
 from vocalis_openai.realtime_session import OpenAIRealtimeSession
 

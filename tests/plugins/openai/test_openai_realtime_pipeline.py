@@ -13,7 +13,7 @@ from realtime_server import API_KEY, RealtimeServer, ServerTurn
 from vocalis import Agent, RealTimePipeline
 from vocalis.chat import ChatMessage, ChatRole, FunctionCall, FunctionCallOutput
 from vocalis.testing import Conversation, run_virtual
-from vocalis.tools import function_tool
+from vocalis.tools.function import function_tool
 from vocalis_openai.realtime import OpenAIRealtime
 
 GREETING = "Hello! How can I help?"

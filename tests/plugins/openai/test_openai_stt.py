@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from audio_server import API_KEY, AudioServer
-from vocalis.adapters import SegmentedSTTStream
+from vocalis.providers.adapters import SegmentedSTTStream
 from vocalis.audio import AudioFrame, concat, resample
 from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.providers.stt import SpeechEventType

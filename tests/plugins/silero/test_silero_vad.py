@@ -237,7 +237,7 @@ def test_auto_prefers_an_onnx_file_when_one_is_installed() -> None:
 
 
 def test_registered_as_the_default_vad() -> None:
-    from vocalis.plugins import make_plugin_manager
+    from vocalis.plugin.manager import make_plugin_manager
 
     registry = make_plugin_manager().registry
     assert isinstance(registry.create("vad", "silero"), SileroVAD)

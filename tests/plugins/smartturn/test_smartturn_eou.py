@@ -234,7 +234,7 @@ def test_pipecat_is_not_imported() -> None:
 
 
 def test_registered_as_the_default_eou() -> None:
-    from vocalis.plugins import make_plugin_manager
+    from vocalis.plugin.manager import make_plugin_manager
 
     registry = make_plugin_manager().registry
     assert isinstance(registry.create("eou", "smartturn"), SmartTurnEOU)

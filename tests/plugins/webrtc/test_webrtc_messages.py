@@ -6,8 +6,8 @@ import json
 
 import pytest
 from vocalis.cli.serve_cmd import serving_transports
-from vocalis.metrics import TTSMetrics, TurnMetrics
-from vocalis.plugins import make_plugin_manager
+from vocalis.observability.metrics import TTSMetrics, TurnMetrics
+from vocalis.plugin.manager import make_plugin_manager
 from vocalis.states import AgentState
 from vocalis_webrtc import WebRTCTransport
 from vocalis_webrtc.messages import close_message, encode, event_message, parse_client_message

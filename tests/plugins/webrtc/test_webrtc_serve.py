@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
-from vocalis.session import AgentSession
+from vocalis.session.agent_session import AgentSession
 from webrtc_helpers import Client, ScriptedMic, Served, connect, fake_pipeline, offer, serving
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from vocalis.metrics_file import read_metrics
+from vocalis.observability.metrics_file import read_metrics
 from ws_harness import PCMClient
 
 TOKEN = "drain-token-3c9e1a"

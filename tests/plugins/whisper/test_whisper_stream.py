@@ -10,7 +10,7 @@ import wave
 from pathlib import Path
 
 import pytest
-from vocalis.adapters import SegmentedSTTStream
+from vocalis.providers.adapters import SegmentedSTTStream
 from vocalis.audio import AudioFrame
 from vocalis.providers.stt import SpeechEvent, SpeechEventType
 from vocalis_whisper import WhisperSTT

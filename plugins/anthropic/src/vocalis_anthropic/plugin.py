@@ -9,7 +9,7 @@ from vocalis import hookimpl
 from vocalis_anthropic.llm import AnthropicLLM
 
 if TYPE_CHECKING:
-    from vocalis.registry import ProviderRegister
+    from vocalis.plugin.registry import ProviderRegister
 
 
 @hookimpl

@@ -13,8 +13,8 @@ from vocalis_console.devices import AudioDeviceError, list_devices
 
 
 async def _make_agent(spec: str | None) -> Any:
-    from vocalis.agent import Agent
-    from vocalis.assistant import DefaultAssistant
+    from vocalis.session.agent import Agent
+    from vocalis.session.assistant import DefaultAssistant
     from vocalis.cli.run_cmd import load_object
 
     if spec is None:
@@ -30,8 +30,8 @@ async def _make_agent(spec: str | None) -> Any:
 
 async def _console(agent_spec: str | None, transport_options: dict[str, Any]) -> None:
     from vocalis.pipeline.cascading import CascadingPipeline
-    from vocalis.session import AgentSession
-    from vocalis.turn import EOUConfig
+    from vocalis.session.agent_session import AgentSession
+    from vocalis.pipeline.config import EOUConfig
 
     from vocalis_console.transport import ConsoleTransport
 

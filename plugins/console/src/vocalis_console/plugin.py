@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 from vocalis import hookimpl
 
 if TYPE_CHECKING:
-    from vocalis.commands import CommandRegister
-    from vocalis.registry import ProviderRegister
+    from vocalis.plugin.commands import CommandRegister
+    from vocalis.plugin.registry import ProviderRegister
 
 
 @hookimpl

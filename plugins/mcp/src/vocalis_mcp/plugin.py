@@ -9,8 +9,8 @@ from vocalis import hookimpl
 from vocalis_mcp.stdio import MCPServerStdio
 
 if TYPE_CHECKING:
-    from vocalis.commands import CommandRegister
-    from vocalis.registry import ProviderRegister
+    from vocalis.plugin.commands import CommandRegister
+    from vocalis.plugin.registry import ProviderRegister
 
 
 @hookimpl

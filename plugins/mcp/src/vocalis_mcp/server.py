@@ -28,7 +28,7 @@ from mcp import ClientSession, MCPError, types
 from pydantic import Field, ValidationError
 from vocalis.providers.tools import Tool, ToolSource
 from vocalis.settings import ProviderSettings, provider_settings_config
-from vocalis.tools import ToolArgumentsError, ToolError, parse_tool_arguments
+from vocalis.tools.function import ToolArgumentsError, ToolError, parse_tool_arguments
 
 _Request = tuple[Callable[[ClientSession], Any], "asyncio.Future[Any]"]
 

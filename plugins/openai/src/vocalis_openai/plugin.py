@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from vocalis import hookimpl
 
 if TYPE_CHECKING:
-    from vocalis.registry import ProviderRegister
+    from vocalis.plugin.registry import ProviderRegister
 
 
 @hookimpl

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from vocalis import hookimpl
 
 if TYPE_CHECKING:
-    from vocalis.registry import ProviderRegister
+    from vocalis.plugin.registry import ProviderRegister
 
     from vocalis_webrtc.transport import WebRTCTransport
 

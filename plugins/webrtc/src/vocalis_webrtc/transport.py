@@ -29,7 +29,7 @@ from vocalis_webrtc.messages import close_message, encode, event_message, parse_
 if TYPE_CHECKING:
     from vocalis.serve.http import Routes
     from vocalis.serve.server import SessionServer
-    from vocalis.session import AgentSession
+    from vocalis.session.agent_session import AgentSession
 
 
 class OfferError(ValueError):

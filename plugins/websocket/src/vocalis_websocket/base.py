@@ -20,7 +20,7 @@ from vocalis_websocket.outbox import DEFAULT_MAX_AUDIO_BYTES, Outbox
 if TYPE_CHECKING:
     from aiohttp import web
     from vocalis.serve.server import SessionServer
-    from vocalis.session import AgentSession
+    from vocalis.session.agent_session import AgentSession
 
 # RFC 6455 close codes used here (aiohttp's WSCloseCode has the same values).
 CLOSE_NORMAL = 1000

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from aiohttp import web
     from vocalis.serve.http import Routes
     from vocalis.serve.server import SessionServer
-    from vocalis.session import AgentSession
+    from vocalis.session.agent_session import AgentSession
 
 MIN_RATE = 8000
 MAX_RATE = 48000

@@ -11,7 +11,7 @@ from vocalis_websocket.twilio import TwilioTransport
 
 if TYPE_CHECKING:
     from vocalis.providers.transport import Transport
-    from vocalis.registry import ProviderRegister
+    from vocalis.plugin.registry import ProviderRegister
 
 
 @hookimpl

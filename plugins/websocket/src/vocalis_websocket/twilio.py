@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from aiohttp import web
     from vocalis.serve.http import Routes
     from vocalis.serve.server import SessionServer
-    from vocalis.session import AgentSession
+    from vocalis.session.agent_session import AgentSession
 
 MULAW = "audio/x-mulaw"
 _INBOUND_TRACKS = ("inbound", "inbound_track")

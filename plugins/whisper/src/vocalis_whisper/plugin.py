@@ -9,7 +9,7 @@ from vocalis import hookimpl
 from vocalis_whisper.stt import WhisperSTT
 
 if TYPE_CHECKING:
-    from vocalis.registry import ProviderRegister
+    from vocalis.plugin.registry import ProviderRegister
 
 
 @hookimpl

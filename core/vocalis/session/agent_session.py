@@ -15,22 +15,22 @@ from loguru import logger
 
 from vocalis.audio import AudioFormatError, AudioFrame
 from vocalis.events import EventEmitter
-from vocalis.limits import SessionLimits, trim_chat_context
+from vocalis.session.limits import SessionLimits, trim_chat_context
 from vocalis.log import session_context
-from vocalis.metrics_recorder import MetricsRecorder, UserTurnTiming
+from vocalis.observability.recorder import MetricsRecorder, UserTurnTiming
 from vocalis.providers.base import ProviderError
 from vocalis.providers.transport import AudioOutput, Transport
 from vocalis.speech import SpeechHandle, SpeechSource
 from vocalis.states import FORWARDED_EVENTS, SESSION_EVENTS, AgentState, UserState
 from vocalis.text import clean_text, has_text
-from vocalis.tool_runner import ToolRunner
-from vocalis.wake_up import WakeUpTimer
+from vocalis.tools.runner import ToolRunner
+from vocalis.session.wake_up import WakeUpTimer
 
 if TYPE_CHECKING:
-    from vocalis.agent import Agent
-    from vocalis.background import BackgroundAudioConfig, BackgroundMixer
-    from vocalis.flow import ConversationFlow
-    from vocalis.metrics import TurnMetrics
+    from vocalis.session.agent import Agent
+    from vocalis.session.background import BackgroundAudioConfig, BackgroundMixer
+    from vocalis.session.flow import ConversationFlow
+    from vocalis.observability.metrics import TurnMetrics
     from vocalis.pipeline.base import Pipeline
 
 _session_ids = itertools.count(1)
@@ -64,7 +64,7 @@ class AgentSession(EventEmitter):
         conversation_flow: Hooks into each user turn (cascading only).
         wake_up: Seconds without user speech after which ``on_wake_up`` fires.
         background_audio: Ambient and "thinking" sound
-            (:class:`vocalis.background.BackgroundAudioConfig`).
+            (:class:`vocalis.session.background.BackgroundAudioConfig`).
         session_id: An id for logs; generated when omitted.
         tool_timeout: Seconds a tool call may take before it fails.
         max_tool_steps: LLM rounds with tool calls per reply.
@@ -76,7 +76,7 @@ class AgentSession(EventEmitter):
             e.g. ``"Sorry, something went wrong on my side."``. None (the
             default) stays silent; the ``error`` event is emitted either way.
         limits: Caps on chat context, tool output, kept metrics and queued
-            agent audio (:class:`vocalis.limits.SessionLimits`; defaults
+            agent audio (:class:`vocalis.session.limits.SessionLimits`; defaults
             when omitted).
     """
 
@@ -114,7 +114,7 @@ class AgentSession(EventEmitter):
         self.conversation_flow = conversation_flow
         self.wake_up = wake_up
         if background_audio is not None:
-            from vocalis.background import BackgroundAudioConfig
+            from vocalis.session.background import BackgroundAudioConfig
 
             if not isinstance(background_audio, BackgroundAudioConfig):
                 raise TypeError("background_audio expects a BackgroundAudioConfig")
@@ -247,7 +247,7 @@ class AgentSession(EventEmitter):
                 await self.transport.start(self)
             self._set_agent_state(AgentState.IDLE)
             self._arm_wake_up()
-            from vocalis.telemetry import tracing_configured
+            from vocalis.observability.telemetry import tracing_configured
 
             if self.tracer is None and tracing_configured():
                 self.trace()
@@ -260,13 +260,13 @@ class AgentSession(EventEmitter):
         Called by :meth:`start` when a global SDK tracer provider is set.
         """
         if self.tracer is None:
-            from vocalis.telemetry import attach_tracing
+            from vocalis.observability.telemetry import attach_tracing
 
             self.tracer = attach_tracing(self, tracer_provider)
         return self.tracer
 
     def _start_background(self, output: AudioOutput) -> None:
-        from vocalis.background import BackgroundMixer
+        from vocalis.session.background import BackgroundMixer
 
         mixer = BackgroundMixer(output, self.background_audio)
         self._mixer = mixer

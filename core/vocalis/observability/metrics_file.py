@@ -4,8 +4,8 @@ Each line is one object with a ``type``:
 
 - ``session``: ``session_id``, ``started_at`` (wall clock, ISO 8601), ``agent``,
   ``providers`` (label and model per pipeline component);
-- ``turn``: ``session_id`` plus every :class:`~vocalis.metrics.TurnMetrics` field;
-- ``summary``: ``session_id`` plus every :class:`~vocalis.metrics.SessionSummary` field.
+- ``turn``: ``session_id`` plus every :class:`~vocalis.observability.metrics.TurnMetrics` field;
+- ``summary``: ``session_id`` plus every :class:`~vocalis.observability.metrics.SessionSummary` field.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from vocalis.session import AgentSession
+    from vocalis.session.agent_session import AgentSession
 
 
 def provider_info(session: AgentSession) -> dict[str, dict[str, str | None]]:

@@ -1,6 +1,6 @@
 """OpenTelemetry traces for sessions (optional: ``pip install "vocalis[otel]"``).
 
-Spans are built from each turn's :class:`~vocalis.metrics.TurnMetrics` when
+Spans are built from each turn's :class:`~vocalis.observability.metrics.TurnMetrics` when
 the turn ends, with explicit start and end times, so tracing adds nothing to
 the per-frame or per-token path. The tree::
 
@@ -30,8 +30,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from vocalis.metrics import TurnMetrics
-    from vocalis.session import AgentSession
+    from vocalis.observability.metrics import TurnMetrics
+    from vocalis.session.agent_session import AgentSession
 
 TRACER_NAME = "vocalis"
 

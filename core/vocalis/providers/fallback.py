@@ -21,7 +21,7 @@ from loguru import logger
 
 from vocalis.audio import AudioFrame
 from vocalis.events import EventEmitter
-from vocalis.pipeline.guards import check_chunk, check_speech_event, garbage
+from vocalis.providers.guards import check_chunk, check_speech_event, garbage
 from vocalis.providers.base import Provider, ProviderError
 from vocalis.providers.llm import LLM, ChatChunk, ToolSpec
 from vocalis.providers.stt import STT, SpeechEvent

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from vocalis.states import UserState
 
 if TYPE_CHECKING:
-    from vocalis.session import AgentSession
+    from vocalis.session.agent_session import AgentSession
 
 
 class WakeUpTimer:

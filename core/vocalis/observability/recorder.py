@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from vocalis.metrics import SessionSummary, TurnMetrics
+from vocalis.observability.metrics import SessionSummary, TurnMetrics
 
 if TYPE_CHECKING:
-    from vocalis.session import AgentSession
+    from vocalis.session.agent_session import AgentSession
     from vocalis.speech import SpeechHandle
 
 _COUNTED = {
@@ -155,7 +155,7 @@ class _Totals:
         self.completion_tokens += sum(llm.completion_tokens for llm in turn.llm)
 
     def summary(self, session_id: str, duration: float, counts: dict[str, int]) -> SessionSummary:
-        """The same figures as :func:`vocalis.metrics.summarize` over every turn."""
+        """The same figures as :func:`vocalis.observability.metrics.summarize` over every turn."""
         e2e = sorted(self.e2e)
         p90 = e2e[min(len(e2e) - 1, round(0.9 * (len(e2e) - 1)))] if e2e else None
         return SessionSummary(

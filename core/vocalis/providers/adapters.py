@@ -15,7 +15,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from vocalis.audio import AudioFrame
-from vocalis.pipeline.guards import check_speech_event
+from vocalis.providers.guards import check_speech_event
 from vocalis.providers.base import ProviderError
 from vocalis.providers.stt import SpeechEvent, SpeechEventType, STTStream
 from vocalis.providers.tts import SynthesizedAudio, TTSStream

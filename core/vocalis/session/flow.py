@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from vocalis.agent import Agent
+    from vocalis.session.agent import Agent
 
 
 class ConversationFlow:

@@ -35,7 +35,7 @@ class SessionLimits:
         max_tool_output_chars: A tool's output (or error) longer than this is
             cut, with a note saying so, before it reaches the chat context,
             the ``function_call`` event and the LLM.
-        max_metrics_turns: Per-turn :class:`~vocalis.metrics.TurnMetrics`
+        max_metrics_turns: Per-turn :class:`~vocalis.observability.metrics.TurnMetrics`
             kept in ``session.metrics`` (the newest; older ones are dropped).
             The session summary still covers every turn.
         max_agent_audio_ahead: Seconds of agent audio the session's audio

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from vocalis.metrics_file import MetricsFileWriter
+from vocalis.observability.metrics_file import MetricsFileWriter
 
 if TYPE_CHECKING:
     from vocalis.providers.transport import Transport
-    from vocalis.session import AgentSession
+    from vocalis.session.agent_session import AgentSession
 
 ShutdownCallback = Callable[[], Any]
 
@@ -106,7 +106,7 @@ class JobContext:
 
 
 def _global_sdk_provider() -> Any:
-    from vocalis.telemetry import tracing_configured
+    from vocalis.observability.telemetry import tracing_configured
 
     if not tracing_configured():
         return None

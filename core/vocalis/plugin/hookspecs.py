@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from vocalis.commands import CommandRegister
-    from vocalis.registry import ProviderRegister
+    from vocalis.plugin.commands import CommandRegister
+    from vocalis.plugin.registry import ProviderRegister
 
 PROJECT_NAME = "vocalis"
 """The pluggy project name, also the entry-point group plugins declare."""

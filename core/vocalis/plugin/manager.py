@@ -20,9 +20,9 @@ from typing import Any, Literal
 import pluggy
 from loguru import logger
 
-from vocalis import hookspecs
+from vocalis.plugin import hookspecs
 from vocalis.providers.base import ProviderKind
-from vocalis.registry import PluginOrigin, ProviderEntry, ProviderRegister, Registry
+from vocalis.plugin.registry import PluginOrigin, ProviderEntry, ProviderRegister, Registry
 from vocalis.settings import VocalisSettings
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
@@ -142,7 +142,7 @@ class VocalisPluginManager(pluggy.PluginManager):
 
 
 def _known_hooks() -> list[str]:
-    from vocalis.commands import COMMANDS_HOOK
+    from vocalis.plugin.commands import COMMANDS_HOOK
 
     return [kind.hook_name for kind in ProviderKind] + [COMMANDS_HOOK]
 
@@ -196,7 +196,7 @@ def make_plugin_manager(
         pm.set_blocked(name)
 
     if BUILTIN_PLUGIN not in blocked:
-        from vocalis import builtins
+        from vocalis.plugin import builtins
 
         pm.add_plugin(builtins, BUILTIN_PLUGIN, PluginOrigin(BUILTIN_PLUGIN, "vocalis", _version()))
 

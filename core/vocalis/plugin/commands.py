@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 import click
 from loguru import logger
 
-from vocalis.registry import PluginOrigin, RegistrationError
+from vocalis.plugin.registry import PluginOrigin, RegistrationError
 from vocalis.settings import validate_name
 
 if TYPE_CHECKING:
-    from vocalis.plugins import PluginRecord, VocalisPluginManager
+    from vocalis.plugin.manager import PluginRecord, VocalisPluginManager
 
 COMMANDS_HOOK = "vocalis_register_commands"
 
@@ -96,7 +96,7 @@ def collect_commands(
     Returns:
         Commands by name.
     """
-    from vocalis.plugins import PluginRecord
+    from vocalis.plugin.manager import PluginRecord
 
     taken = {name: "a built-in command" for name in builtin}
     commands: dict[str, CommandEntry] = {}

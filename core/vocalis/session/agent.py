@@ -6,11 +6,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from vocalis.chat import ChatContext, ChatRole
-from vocalis.tools import FunctionTool, as_function_tool, find_function_tools
+from vocalis.tools.function import FunctionTool, as_function_tool, find_function_tools
 
 if TYPE_CHECKING:
     from vocalis.providers.tools import ToolSource
-    from vocalis.session import AgentSession
+    from vocalis.session.agent_session import AgentSession
 
 
 class Agent:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vocalis.metrics_file import read_metrics
+from vocalis.observability.metrics_file import read_metrics
 
 SEGMENTS = (
     ("stt", "end of speech → STT final", "#4C78A8"),

@@ -21,13 +21,13 @@ from loguru import logger
 
 from vocalis.chat import FunctionCall
 from vocalis.providers.llm import ToolCallRequest
-from vocalis.tools import ToolArgumentsError, ToolContext, ToolError, _short
+from vocalis.tools.function import ToolArgumentsError, ToolContext, ToolError, _short
 
 if TYPE_CHECKING:
-    from vocalis.agent import Agent
+    from vocalis.session.agent import Agent
     from vocalis.chat import ChatContext
     from vocalis.providers.tools import Tool, ToolSource
-    from vocalis.session import AgentSession
+    from vocalis.session.agent_session import AgentSession
 
 
 @dataclass(slots=True)
@@ -106,7 +106,7 @@ class ToolRunner:
 
     def _check_tools(self, source: ToolSource, listed: Any) -> list[Tool]:
         """Keep the usable tools a source listed; report the others."""
-        from vocalis.tools import as_function_tool
+        from vocalis.tools.function import as_function_tool
 
         usable: list[Tool] = []
         for tool in listed or []:
@@ -232,7 +232,7 @@ class ToolRunner:
         return result
 
     def _set_output(self, result: ToolResult, value: Any) -> None:
-        from vocalis.agent import Agent
+        from vocalis.session.agent import Agent
 
         if isinstance(value, Agent):
             result.handoff = value

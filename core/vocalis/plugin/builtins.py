@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from vocalis.hookspecs import hookimpl
-from vocalis.registry import ProviderRegister
+from vocalis.plugin.hookspecs import hookimpl
+from vocalis.plugin.registry import ProviderRegister
 
 
 @hookimpl

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime
 
-from vocalis.agent import Agent
-from vocalis.tools import function_tool
+from vocalis.session.agent import Agent
+from vocalis.tools.function import function_tool
 
 INSTRUCTIONS = (
     "You are Vocalis, a friendly voice assistant running fully offline on this computer. "
@@ -37,5 +37,5 @@ class DefaultAssistant(Agent):
 
 
 def default_agent() -> DefaultAssistant:
-    """Factory for ``--agent vocalis.assistant:default_agent``."""
+    """Factory for ``--agent vocalis.session.assistant:default_agent``."""
     return DefaultAssistant()

@@ -3,10 +3,10 @@
 The controller turns VAD and STT events into three decisions:
 
 - **End of turn**: after the user stops, wait a delay that depends on the
-  turn detector's probability (:class:`~vocalis.turn.EOUConfig`), then commit
+  turn detector's probability (:class:`~vocalis.pipeline.config.EOUConfig`), then commit
   the transcript as a user turn. A watchdog decides when the STT goes quiet
   while the VAD still hears noise.
-- **Interruption** (:class:`~vocalis.turn.InterruptConfig`): user speech that
+- **Interruption** (:class:`~vocalis.pipeline.config.InterruptConfig`): user speech that
   lasts long enough, or enough words, or a stop phrase, cuts the agent off;
   backchannels ("yeah") never do.
 - **False interruption**: in hybrid mode the agent first *pauses*; if no
@@ -32,16 +32,16 @@ from loguru import logger
 
 from vocalis.audio import AudioFrame, concat
 from vocalis.chat import ChatRole
-from vocalis.metrics_recorder import UserTurnTiming
-from vocalis.pipeline.guards import check_probability
+from vocalis.observability.recorder import UserTurnTiming
+from vocalis.providers.guards import check_probability
 from vocalis.providers.base import ProviderError
 from vocalis.states import AgentState
-from vocalis.turn import EOUConfig, InterruptConfig, InterruptMode, ProviderTimeouts
+from vocalis.pipeline.config import EOUConfig, InterruptConfig, InterruptMode, ProviderTimeouts
 
 if TYPE_CHECKING:
     from vocalis.pipeline.generation import Preemptive
     from vocalis.providers.eou import EOU
-    from vocalis.session import AgentSession
+    from vocalis.session.agent_session import AgentSession
     from vocalis.speech import SpeechHandle
 
 _MAX_TURN_AUDIO = 8.0  # seconds kept for audio turn detectors (their window)

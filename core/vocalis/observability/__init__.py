@@ -1,0 +1,1 @@
+"""Watching sessions: per-turn metrics, the metrics file, traces and reports."""

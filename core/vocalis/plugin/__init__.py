@@ -1,0 +1,1 @@
+"""Registering providers and commands: hookspecs, the plugin manager, the registry."""
