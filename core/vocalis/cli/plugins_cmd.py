@@ -9,7 +9,8 @@ from typing import Any
 import click
 
 from vocalis.plugin.commands import CommandEntry, collect_commands
-from vocalis.plugin.manager import PluginRecord, make_plugin_manager
+from vocalis.plugin.manager import make_plugin_manager
+from vocalis.plugin.registry import PluginRecord
 
 COLUMNS = ("kind", "name", "plugin", "distribution", "version", "status", "error")
 

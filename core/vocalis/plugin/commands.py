@@ -12,18 +12,27 @@ from __future__ import annotations
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import click
 from loguru import logger
 
-from vocalis.plugin.registry import PluginOrigin, RegistrationError
+from vocalis.plugin.registry import PluginOrigin, PluginRecord, RegistrationError
 from vocalis.settings import validate_name
 
-if TYPE_CHECKING:
-    from vocalis.plugin.manager import PluginRecord, VocalisPluginManager
-
 COMMANDS_HOOK = "vocalis_register_commands"
+"""The hook through which plugins add CLI commands."""
+
+
+class PluginHooks(Protocol):
+    """What :func:`collect_commands` needs of the plugin manager."""
+
+    @property
+    def hook(self) -> Any: ...  # pluggy's HookRelay: one attribute per hook
+
+    @property
+    def records(self) -> dict[str, PluginRecord]: ...
+
 
 
 @dataclass(frozen=True)
@@ -81,9 +90,7 @@ class CommandRegister:
         self.registered.append(CommandEntry(name, command, self.origin))
 
 
-def collect_commands(
-    pm: VocalisPluginManager, builtin: Iterable[str] = ()
-) -> dict[str, CommandEntry]:
+def collect_commands(pm: PluginHooks, builtin: Iterable[str] = ()) -> dict[str, CommandEntry]:
     """Run every plugin's ``vocalis_register_commands`` hook, each on its own.
 
     A plugin whose hook raises is marked failed in ``pm.records`` and the
@@ -96,14 +103,15 @@ def collect_commands(
     Returns:
         Commands by name.
     """
-    from vocalis.plugin.manager import PluginRecord
-
     taken = {name: "a built-in command" for name in builtin}
     commands: dict[str, CommandEntry] = {}
     for impl in getattr(pm.hook, COMMANDS_HOOK).get_hookimpls():
         record: PluginRecord = pm.records.get(impl.plugin_name) or PluginRecord(
             impl.plugin_name, PluginOrigin(impl.plugin_name)
         )
+        if impl.hookwrapper or impl.wrapper:
+            record.fail(f"{COMMANDS_HOOK} must be a plain hookimpl, not a wrapper: it registered nothing")
+            continue
         register = CommandRegister(taken, record.origin)
         try:
             impl.function(*[register for _ in impl.argnames])

@@ -13,51 +13,21 @@ import importlib.metadata
 import inspect
 import traceback
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any
 
 import pluggy
 from loguru import logger
 
 from vocalis.plugin import hookspecs
+from vocalis.plugin.commands import COMMANDS_HOOK
 from vocalis.providers.base import ProviderKind
-from vocalis.plugin.registry import PluginOrigin, ProviderEntry, ProviderRegister, Registry
+from vocalis.plugin.registry import PluginOrigin, PluginRecord, ProviderRegister, Registry
 from vocalis.settings import VocalisSettings
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 BUILTIN_PLUGIN = "builtins"
-
-Status = Literal["ok", "error"]
-
-
-@dataclass
-class PluginRecord:
-    """What happened when one plugin was loaded.
-
-    Attributes:
-        name: The plugin name (entry-point name, or the name given on register).
-        origin: Distribution and version that installed it.
-        status: ``"ok"``, or ``"error"`` when import, validation or a hook failed.
-        errors: One message per failure; empty when status is ok.
-        kinds_failed: The provider kinds whose hook raised.
-        providers: Entries this plugin registered.
-    """
-
-    name: str
-    origin: PluginOrigin
-    status: Status = "ok"
-    errors: list[str] = field(default_factory=list)
-    kinds_failed: list[ProviderKind] = field(default_factory=list)
-    providers: list[ProviderEntry] = field(default_factory=list)
-
-    def fail(self, message: str, kind: ProviderKind | None = None) -> None:
-        self.status = "error"
-        self.errors.append(message)
-        if kind is not None:
-            self.kinds_failed.append(kind)
-        logger.error("plugin {!r} failed: {}", self.name, message)
-
 
 class VocalisPluginManager(pluggy.PluginManager):
     """A pluggy manager that also owns the provider registry it fills.
@@ -130,6 +100,10 @@ class VocalisPluginManager(pluggy.PluginManager):
                 record = self.records.get(impl.plugin_name) or PluginRecord(
                     impl.plugin_name, PluginOrigin(impl.plugin_name)
                 )
+                if impl.hookwrapper or impl.wrapper:
+                    # A wrapper is never given the register: it would register nothing.
+                    record.fail(f"{kind.hook_name} must be a plain hookimpl, not a wrapper", kind)
+                    continue
                 register: ProviderRegister[Any] = ProviderRegister(registry, kind, record.origin)
                 try:
                     impl.function(*[register for _ in impl.argnames])
@@ -142,7 +116,6 @@ class VocalisPluginManager(pluggy.PluginManager):
 
 
 def _known_hooks() -> list[str]:
-    from vocalis.plugin.commands import COMMANDS_HOOK
 
     return [kind.hook_name for kind in ProviderKind] + [COMMANDS_HOOK]
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
+
+from loguru import logger
 
 from vocalis.providers.base import Provider, ProviderKind
 from vocalis.settings import provider_env_prefix, validate_name
@@ -242,3 +244,34 @@ class ProviderRegister(Generic[P]):
         self.registry.add(entry)
         self.registered.append(entry)
         return entry
+
+
+Status = Literal["ok", "error"]
+
+
+@dataclass
+class PluginRecord:
+    """What happened when one plugin was loaded.
+
+    Attributes:
+        name: The plugin name (entry-point name, or the name given on register).
+        origin: Distribution and version that installed it.
+        status: ``"ok"``, or ``"error"`` when import, validation or a hook failed.
+        errors: One message per failure; empty when status is ok.
+        kinds_failed: The provider kinds whose hook raised.
+        providers: Entries this plugin registered.
+    """
+
+    name: str
+    origin: PluginOrigin
+    status: Status = "ok"
+    errors: list[str] = field(default_factory=list)
+    kinds_failed: list[ProviderKind] = field(default_factory=list)
+    providers: list[ProviderEntry] = field(default_factory=list)
+
+    def fail(self, message: str, kind: ProviderKind | None = None) -> None:
+        self.status = "error"
+        self.errors.append(message)
+        if kind is not None:
+            self.kinds_failed.append(kind)
+        logger.error("plugin {!r} failed: {}", self.name, message)

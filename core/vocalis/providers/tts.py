@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import ClassVar
@@ -9,6 +11,7 @@ from typing import ClassVar
 from vocalis.audio import AudioFrame
 from vocalis.providers.base import Provider, ProviderKind
 from vocalis.providers.streams import ProviderStream
+from vocalis.text import SentenceChunker, speakable
 
 
 @dataclass(slots=True)
@@ -46,7 +49,7 @@ class TTS(Provider):
 
     A provider implements :meth:`synthesize`; the default :meth:`stream`
     chunks incoming text into sentences and synthesises them in order
-    (:class:`vocalis.providers.adapters.SentenceTTSStream`). Providers that accept
+    (:class:`SentenceTTSStream`). Providers that accept
     incremental text natively override :meth:`stream`.
 
     Attributes:
@@ -64,6 +67,61 @@ class TTS(Provider):
 
     def stream(self) -> TTSStream:
         """Open a streaming synthesis session."""
-        from vocalis.providers.adapters import SentenceTTSStream
-
         return SentenceTTSStream(self)
+
+
+class SentenceTTSStream(TTSStream):
+    """Streaming synthesis over :meth:`TTS.synthesize`, one sentence at a time.
+
+    Args:
+        tts: The one-shot synthesiser.
+        chunker: How text is cut into sentences.
+        max_pending: Frames made but not read yet at which synthesis pauses
+            until the reader catches up (the session's audio output reads
+            at playout pace once it holds its ``max_agent_audio_ahead``).
+    """
+
+    def __init__(self, tts: TTS, *, chunker: SentenceChunker | None = None, max_pending: int = 250) -> None:
+        super().__init__(tts.label)
+        self._tts = tts
+        self._chunker = chunker or SentenceChunker()
+        self._max_pending = max_pending
+        self._pending: deque[str] = deque()
+        self._wake = asyncio.Event()
+        self.start_task(self._run())
+
+    def push_text(self, text: str) -> None:
+        if self.input_ended:
+            raise RuntimeError("push_text() after end_input()")
+        self._pending.extend(self._chunker.push(text))
+        if self._pending:
+            self._wake.set()
+
+    def flush(self) -> None:
+        self._pending.extend(self._chunker.flush())
+        self._wake.set()
+
+    def _on_end_input(self) -> None:
+        self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            while not self._pending:
+                if self.input_ended:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+            sentence = self._pending.popleft()
+            if not speakable(sentence):
+                continue
+            first = True
+            last: AudioFrame | None = None
+            async for frame in self._tts.synthesize(sentence):
+                if last is not None:
+                    await self.wait_for_room(self._max_pending)
+                    self.send(SynthesizedAudio(last, sentence if first else ""))
+                    first = False
+                last = frame
+            if last is not None:
+                await self.wait_for_room(self._max_pending)
+                self.send(SynthesizedAudio(last, sentence if first else "", segment_end=True))
