@@ -204,3 +204,24 @@ def test_settings_object_can_be_passed_in(dists) -> None:
     dists.provider_plugin("vocalis-acme", "stt", "acme")
     pm = make_plugin_manager(VocalisSettings(disabled_plugins=["acme"]))
     assert ("stt", "acme") not in pm.registry
+
+
+def test_a_wrapper_hookimpl_on_a_registration_hook_is_reported_not_silently_ignored() -> None:
+    # The manager calls each plugin's registration hook on its own (failures
+    # stay isolated); a wrapper would never be given the register.
+    import types
+
+    from vocalis import hookimpl
+
+    module = types.ModuleType("wrapping_plugin")
+
+    @hookimpl(wrapper=True)
+    def vocalis_register_stt(register):  # type: ignore[no-untyped-def]
+        return (yield)
+
+    module.vocalis_register_stt = vocalis_register_stt  # type: ignore[attr-defined]
+    pm = make_plugin_manager(plugins=[("wrapping", module)])
+    pm.registry  # noqa: B018 - collecting runs the hooks
+    record = pm.records["wrapping"]
+    assert record.status == "error"
+    assert any("must be a plain hookimpl, not a wrapper" in error for error in record.errors)
