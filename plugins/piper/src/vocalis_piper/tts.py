@@ -9,13 +9,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
+
 from vocalis.audio import AudioFrame
 from vocalis.providers.tts import TTS
 from vocalis.settings import ProviderSettings, provider_settings_config
 from vocalis.text import speakable
-
 from vocalis_piper.phonemize import EspeakError, phonemize
-from vocalis_piper.voice import LoadedVoice, VoiceConfig, VoiceError, default_voice_path, load_voice
+from vocalis_piper.voice import (
+    LoadedVoice,
+    VoiceConfig,
+    VoiceError,
+    aload_voice,
+    default_voice_path,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -104,9 +110,7 @@ class PiperTTS(TTS):
     async def _load(self) -> LoadedVoice:
         if self._voice is None:
             try:
-                self._voice = await asyncio.to_thread(
-                    load_voice, self.voice_path, self.settings.threads
-                )
+                self._voice = await aload_voice(self.voice_path, self.settings.threads)
             except VoiceError as exc:
                 raise self.error(str(exc), recoverable=False) from exc
         return self._voice

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loguru import logger
+from vocalis.providers.models import ModelCache, ModelKey
 
 if TYPE_CHECKING:
     import numpy as np
@@ -167,12 +165,17 @@ class LoadedVoice:
         return audio * (PEAK / max(0.01, peak))
 
 
-_cache: dict[tuple[str, int], LoadedVoice] = {}
-_cache_lock = threading.Lock()
+_voices: ModelCache[ModelKey, LoadedVoice] = ModelCache(
+    "Piper voice",
+    describe=lambda key, voice: f"Piper voice {voice.path.name}",
+    thread_name="piper",
+)
 
 
 def load_voice(path: Path, threads: int = 1) -> LoadedVoice:
     """Load a voice once per process; later calls return the same object.
+
+    Blocking: from a coroutine, use :func:`aload_voice`.
 
     Args:
         path: The voice's ``.onnx`` file (its ``.onnx.json`` lies beside it).
@@ -181,34 +184,45 @@ def load_voice(path: Path, threads: int = 1) -> LoadedVoice:
     Raises:
         VoiceError: The files are missing or not a Piper voice.
     """
-    key = (str(path.resolve()), threads)
-    with _cache_lock:
-        voice = _cache.get(key)
-        if voice is not None:
-            return voice
-        if not path.is_file():
-            raise VoiceError(f"voice model {path} does not exist")
-        config = VoiceConfig.load(path)
-        import onnxruntime as ort
+    key = _voice_key(path, threads)
+    return _voices.load(key, lambda: _open_voice(key, path, threads))
 
-        started = time.perf_counter()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        try:
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise VoiceError(f"cannot load {path}: {exc}") from exc
-        names = {i.name for i in session.get_inputs()}
-        if not {"input", "input_lengths", "scales"} <= names:
-            raise VoiceError(f"{path} is not a Piper voice (inputs {sorted(names)})")
-        voice = LoadedVoice(
-            path=path,
-            config=config,
-            session=session,
-            executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="piper"),
-            speaker_input="sid" in names,
-        )
-        _cache[key] = voice
-        logger.info("loaded Piper voice {} in {:.2f} s", path.name, time.perf_counter() - started)
-        return voice
+
+async def aload_voice(path: Path, threads: int = 1) -> LoadedVoice:
+    """:func:`load_voice` without blocking the event loop (it loads on a worker thread).
+
+    Raises:
+        VoiceError: The files are missing or not a Piper voice.
+    """
+    key = _voice_key(path, threads)
+    return await _voices.aload(key, lambda: _open_voice(key, path, threads))
+
+
+def _voice_key(path: Path, threads: int) -> ModelKey:
+    # Resolved, so two spellings of one file share a voice (a cheap realpath).
+    return ModelKey.of(path.resolve(), threads=threads)
+
+
+def _open_voice(key: ModelKey, path: Path, threads: int) -> LoadedVoice:
+    if not path.is_file():
+        raise VoiceError(f"voice model {path} does not exist")
+    config = VoiceConfig.load(path)
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise VoiceError(f"cannot load {path}: {exc}") from exc
+    names = {i.name for i in session.get_inputs()}
+    if not {"input", "input_lengths", "scales"} <= names:
+        raise VoiceError(f"{path} is not a Piper voice (inputs {sorted(names)})")
+    return LoadedVoice(
+        path=path,
+        config=config,
+        session=session,
+        executor=_voices.executor(key),
+        speaker_input="sid" in names,
+    )

@@ -16,15 +16,14 @@ Two runtimes can score Silero's 32 ms windows:
 from __future__ import annotations
 
 import importlib.util
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
-from loguru import logger
+
+from vocalis.providers.models import ModelCache, ModelKey
 
 SAMPLE_RATE = 16_000
 WINDOW = 512
@@ -197,9 +196,11 @@ class GgmlSilero:
         return np.array([detector.process_samples(w.tolist()) for w in windows], np.float32)
 
 
-_cache: dict[tuple[str, str], WindowModel] = {}
-_lock = threading.Lock()
-_executor: ThreadPoolExecutor | None = None
+_models: ModelCache[ModelKey, WindowModel] = ModelCache(
+    "Silero VAD",
+    describe=lambda key, model: f"Silero VAD ({model.backend} {model.flavour}) from {key.path}",
+    thread_name="vocalis-silero",
+)
 
 
 def resolve(backend: Backend, model_path: str | None) -> tuple[str, Path]:
@@ -235,24 +236,10 @@ def load(backend: Backend = "auto", model_path: str | None = None) -> WindowMode
         ModelNotFoundError: No model file, or not a Silero VAD model.
     """
     kind, path = resolve(backend, model_path)
-    key = (kind, str(path.resolve()))
-    with _lock:
-        model = _cache.get(key)
-        if model is None:
-            started = time.perf_counter()
-            model = OnnxSilero(path) if kind == "onnx" else GgmlSilero(path)
-            _cache[key] = model
-            logger.info(
-                "loaded Silero VAD ({} {}) from {} in {:.2f} s",
-                kind, model.flavour, path, time.perf_counter() - started,
-            )
-    return model
+    key = ModelKey.of(path.resolve(), backend=kind)
+    return _models.load(key, lambda: OnnxSilero(path) if kind == "onnx" else GgmlSilero(path))
 
 
 def executor() -> ThreadPoolExecutor:
     """The one worker thread for inference too slow for the event loop."""
-    global _executor
-    with _lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vocalis-silero")
-        return _executor
+    return _models.executor()

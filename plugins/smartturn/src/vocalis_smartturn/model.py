@@ -10,14 +10,12 @@ of fighting over the machine's cores.
 from __future__ import annotations
 
 import importlib.util
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from loguru import logger
 
+from vocalis.providers.models import ModelCache, ModelKey
 from vocalis_smartturn.features import fit_window, log_mel_features
 
 MODEL_RELATIVE_PATH = "audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx"
@@ -86,9 +84,11 @@ class SmartTurnModel:
         return min(1.0, max(0.0, value))
 
 
-_cache: dict[tuple[str, int], SmartTurnModel] = {}
-_lock = threading.Lock()
-_executor: ThreadPoolExecutor | None = None
+_models: ModelCache[ModelKey, SmartTurnModel] = ModelCache(
+    "Smart Turn model",
+    describe=lambda key, model: f"Smart Turn model {model.path.name}",
+    thread_name="vocalis-smartturn",
+)
 
 
 def load(model_path: str | None = None, threads: int = 1) -> SmartTurnModel:
@@ -103,22 +103,10 @@ def load(model_path: str | None = None, threads: int = 1) -> SmartTurnModel:
             raise ModelNotFoundError(f"model_path {str(path)!r} does not exist")
     else:
         path = find_model()
-    key = (str(path.resolve()), threads)
-    with _lock:
-        model = _cache.get(key)
-        if model is None:
-            started = time.perf_counter()
-            model = SmartTurnModel(path, threads)
-            _cache[key] = model
-            elapsed = time.perf_counter() - started
-            logger.info("loaded Smart Turn model {} in {:.2f} s", path.name, elapsed)
-    return model
+    key = ModelKey.of(path.resolve(), threads=threads)
+    return _models.load(key, lambda: SmartTurnModel(path, threads))
 
 
 def executor() -> ThreadPoolExecutor:
     """The single worker thread every Smart Turn prediction runs on."""
-    global _executor
-    with _lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vocalis-smartturn")
-        return _executor
+    return _models.executor()

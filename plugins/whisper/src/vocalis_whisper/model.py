@@ -10,14 +10,13 @@ LLM and TTS, so decodes are queued rather than run side by side.
 from __future__ import annotations
 
 import importlib.util
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from loguru import logger
+from vocalis.providers.models import ModelCache, ModelKey
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -48,8 +47,14 @@ class LoadedModel:
     load_seconds: float
 
 
-_cache: dict[tuple[str, str, int], LoadedModel] = {}
-_lock = threading.Lock()
+def _describe(key: ModelKey, loaded: LoadedModel) -> str:
+    options = dict(key.options)
+    return f"Whisper model {key.path} ({options['compute_type']}, {options['cpu_threads']} thread(s))"
+
+
+_models: ModelCache[ModelKey, LoadedModel] = ModelCache(
+    "Whisper model", describe=_describe, thread_name="vocalis-whisper"
+)
 
 
 def bundled_model_dir() -> Path:
@@ -117,9 +122,13 @@ def model_label(model: str | None) -> str:
     return model or BUNDLED_NAME
 
 
+def _key(path: str, compute_type: str, cpu_threads: int) -> ModelKey:
+    return ModelKey.of(path, compute_type=compute_type, cpu_threads=cpu_threads)
+
+
 def cached_model(path: str, compute_type: str, cpu_threads: int) -> LoadedModel | None:
     """The loaded model for these options, if it is already loaded."""
-    return _cache.get((path, compute_type, cpu_threads))
+    return _models.get(_key(path, compute_type, cpu_threads))
 
 
 def load_model(path: str, compute_type: str, cpu_threads: int) -> LoadedModel:
@@ -130,39 +139,32 @@ def load_model(path: str, compute_type: str, cpu_threads: int) -> LoadedModel:
         compute_type: CTranslate2 compute type, e.g. ``"int8"``.
         cpu_threads: Threads one decode may use.
     """
-    key = (path, compute_type, cpu_threads)
-    loaded = _cache.get(key)
-    if loaded is not None:
-        return loaded
-    with _lock:
-        loaded = _cache.get(key)
-        if loaded is not None:
-            return loaded
-        started = time.perf_counter()
-        from faster_whisper import WhisperModel
+    key = _key(path, compute_type, cpu_threads)
+    return _models.load(key, lambda: _load(key, path, compute_type, cpu_threads))
 
-        model = WhisperModel(
-            path,
-            device="cpu",
-            compute_type=compute_type,
-            cpu_threads=cpu_threads,
-            num_workers=1,
-            local_files_only=True,
-        )
-        seconds = time.perf_counter() - started
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vocalis-whisper")
-        loaded = LoadedModel(model, path, executor, seconds)
-        _cache[key] = loaded
-    logger.info(
-        "loaded Whisper model {} ({}, {} thread(s)) in {:.2f} s",
+
+async def aload_model(path: str, compute_type: str, cpu_threads: int) -> LoadedModel:
+    """:func:`load_model` without blocking the event loop (it loads on a worker thread)."""
+    key = _key(path, compute_type, cpu_threads)
+    return await _models.aload(key, lambda: _load(key, path, compute_type, cpu_threads))
+
+
+def _load(key: ModelKey, path: str, compute_type: str, cpu_threads: int) -> LoadedModel:
+    started = time.perf_counter()
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(
         path,
-        compute_type,
-        cpu_threads,
-        seconds,
+        device="cpu",
+        compute_type=compute_type,
+        cpu_threads=cpu_threads,
+        num_workers=1,
+        local_files_only=True,
     )
-    return loaded
+    seconds = time.perf_counter() - started
+    return LoadedModel(model, path, _models.executor(key), seconds)
 
 
 def loaded_count() -> int:
     """How many distinct models this process has loaded (for tests and metrics)."""
-    return len(_cache)
+    return len(_models)

@@ -9,16 +9,15 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from pydantic import Field
+
 from vocalis.audio import AudioFrame
 from vocalis.providers.stt import STT, SpeechEvent, SpeechEventType
 from vocalis.settings import ProviderSettings, provider_settings_config
-
 from vocalis_whisper.decode import Cancelled, DecodeOptions, Transcript, frames_to_float, transcribe
 from vocalis_whisper.model import (
     LoadedModel,
     ModelNotFoundError,
-    cached_model,
-    load_model,
+    aload_model,
     model_label,
     resolve_model,
 )
@@ -205,13 +204,8 @@ class WhisperSTT(STT):
                     self._path = resolve_model(None)
             except ModelNotFoundError as exc:
                 raise self.error(str(exc), recoverable=False) from exc
-        loaded = cached_model(self._path, settings.compute_type, settings.cpu_threads)
-        if loaded is not None:
-            return loaded
         try:
-            return await asyncio.to_thread(
-                load_model, self._path, settings.compute_type, settings.cpu_threads
-            )
+            return await aload_model(self._path, settings.compute_type, settings.cpu_threads)
         except Exception as exc:
             raise self.error(
                 f"could not load Whisper model {self._path}: {type(exc).__name__}: {exc}",
