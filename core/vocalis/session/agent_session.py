@@ -24,6 +24,7 @@ from vocalis.speech import SpeechHandle, SpeechSource
 from vocalis.states import FORWARDED_EVENTS, SESSION_EVENTS, AgentState, UserState
 from vocalis.text import clean_text, has_text
 from vocalis.tools.runner import ToolRunner
+from vocalis.session.tool_host import SessionToolHost
 from vocalis.session.wake_up import WakeUpTimer
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ class AgentSession(EventEmitter):
         self.limits = limits if limits is not None else SessionLimits()
         self.audio_output: AudioOutput = AudioOutput()
         self.tools = ToolRunner(
-            self,
+            SessionToolHost(self),
             timeout=tool_timeout,
             max_steps=max_tool_steps,
             max_parallel=max_parallel_tools,

@@ -15,7 +15,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from loguru import logger
 
@@ -24,10 +24,56 @@ from vocalis.providers.llm import ToolCallRequest
 from vocalis.tools.function import ToolArgumentsError, ToolContext, ToolError, _short
 
 if TYPE_CHECKING:
-    from vocalis.session.agent import Agent
     from vocalis.chat import ChatContext
     from vocalis.providers.tools import Tool, ToolSource
-    from vocalis.session.agent_session import AgentSession
+
+
+class ToolOwner(Protocol):
+    """An agent, as the runner sees it: a name and where its tools come from.
+
+    :class:`vocalis.Agent` satisfies it.
+    """
+
+    @property
+    def name(self) -> str:
+        """A label for logs and handoff messages."""
+        ...
+
+    @property
+    def tools(self) -> Sequence[Tool]:
+        """The agent's own function tools."""
+        ...
+
+    @property
+    def mcp_servers(self) -> Sequence[ToolSource]:
+        """Tool sources whose tools are offered next to the function tools."""
+        ...
+
+
+class ToolHost(Protocol):
+    """What a :class:`ToolRunner` needs of its owner (the session).
+
+    The host also decides what a tool's return value hands the conversation
+    over to, so the tools layer knows nothing of agents or sessions.
+    """
+
+    @property
+    def session(self) -> object:
+        """What tools see as :attr:`vocalis.ToolContext.session`."""
+        ...
+
+    def emit(self, event: str, *args: Any) -> None:
+        """Emit a session event (``function_call``)."""
+        ...
+
+    def report_error(self, source: str, error: BaseException | str, *, recoverable: bool = True) -> None:
+        """Report a failure; the session keeps running."""
+        ...
+
+    def hand_over(self, value: object) -> ToolOwner | None:
+        """If ``value`` is an agent, switch to it once the current utterance
+        ends and return it; otherwise return None."""
+        ...
 
 
 @dataclass(slots=True)
@@ -46,7 +92,7 @@ class ToolResult:
     name: str
     output: str
     is_error: bool = False
-    handoff: Agent | None = None
+    handoff: ToolOwner | None = None
     arguments: str = ""
     started_at: float = 0.0
     duration: float = 0.0
@@ -56,7 +102,7 @@ class ToolRunner:
     """Executes tool calls for one session.
 
     Args:
-        session: The owning session (for events, errors and handoffs).
+        host: The owning session's side (for events, errors and handoffs).
         timeout: Seconds one call may run.
         max_steps: LLM rounds with tool calls per reply.
         max_parallel: Calls that run at the same time in this session (calls
@@ -68,7 +114,7 @@ class ToolRunner:
 
     def __init__(
         self,
-        session: AgentSession,
+        host: ToolHost,
         *,
         timeout: float = 10.0,
         max_steps: int = 5,
@@ -76,7 +122,7 @@ class ToolRunner:
         max_calls_per_turn: int = 16,
         max_output_chars: int = 16_000,
     ) -> None:
-        self.session = session
+        self.host = host
         self.timeout = timeout
         self.max_steps = max_steps
         self.max_parallel = max_parallel
@@ -89,7 +135,7 @@ class ToolRunner:
         self._warned: set[str] = set()
 
     # -- tool sources -------------------------------------------------------
-    async def start_sources(self, agent: Agent) -> None:
+    async def start_sources(self, agent: ToolOwner) -> None:
         """Start the agent's tool sources and fetch their tools; failures are reported."""
         for source in agent.mcp_servers:
             if id(source) in self._source_tools:
@@ -102,7 +148,7 @@ class ToolRunner:
                 raise
             except Exception as exc:
                 self._source_tools[id(source)] = []
-                self.session.report_error(source.label, exc)
+                self.host.report_error(source.label, exc)
 
     def _check_tools(self, source: ToolSource, listed: Any) -> list[Tool]:
         """Keep the usable tools a source listed; report the others."""
@@ -114,12 +160,12 @@ class ToolRunner:
                 try:
                     tool = as_function_tool(tool)
                 except (TypeError, ValueError) as exc:
-                    self.session.report_error(source.label, f"listed an unusable tool {tool!r}: {exc}")
+                    self.host.report_error(source.label, f"listed an unusable tool {tool!r}: {exc}")
                     continue
             usable.append(tool)
         return usable
 
-    def tools_for(self, agent: Agent) -> dict[str, Tool]:
+    def tools_for(self, agent: ToolOwner) -> dict[str, Tool]:
         """Function tools and tool-source tools by name (function tools win)."""
         tools: dict[str, Tool] = {}
         for source in agent.mcp_servers:
@@ -143,7 +189,7 @@ class ToolRunner:
     async def run(
         self,
         calls: Sequence[ToolCallRequest],
-        agent: Agent,
+        agent: ToolOwner,
         chat_ctx: ChatContext,
         *,
         calls_so_far: int = 0,
@@ -195,7 +241,7 @@ class ToolRunner:
         call_id: str,
         call: ToolCallRequest,
         tool: Tool | None,
-        agent: Agent,
+        agent: ToolOwner,
         chat_ctx: ChatContext,
         semaphore: asyncio.Semaphore,
         refusal: str | None,
@@ -208,7 +254,7 @@ class ToolRunner:
             if tool is None:
                 known = ", ".join(sorted(self.tools_for(agent))) or "none"
                 raise ToolError(f"unknown tool {_short(call.name)} (available: {known})")
-            context = ToolContext(call_id=call_id, tool_name=call.name, session=self.session, agent=agent)
+            context = ToolContext(call_id=call_id, tool_name=call.name, session=self.host.session, agent=agent)
             async with semaphore:
                 value = await asyncio.wait_for(
                     tool.invoke(call.arguments, context=context), timeout=self.timeout
@@ -220,29 +266,28 @@ class ToolRunner:
             result.output, result.is_error = str(exc), True
         except TimeoutError:
             result.output, result.is_error = f"tool {call.name!r} timed out after {self.timeout:g} s", True
-            self.session.report_error(f"tool:{call.name}", result.output)
+            self.host.report_error(f"tool:{call.name}", result.output)
         except asyncio.CancelledError:
             result.output, result.is_error = f"tool {call.name!r} was cancelled", True
             self._record(result, chat_ctx)
             raise
         except Exception as exc:
             result.output, result.is_error = f"tool {call.name!r} failed: {type(exc).__name__}: {exc}", True
-            self.session.report_error(f"tool:{call.name}", exc)
+            self.host.report_error(f"tool:{call.name}", exc)
         self._record(result, chat_ctx)
         return result
 
     def _set_output(self, result: ToolResult, value: Any) -> None:
-        from vocalis.session.agent import Agent
-
-        if isinstance(value, Agent):
-            result.handoff = value
-            result.output = f"Handing the conversation over to {value.name}."
-            self.session.request_handoff(value)
+        target = self.host.hand_over(value)
+        if target is not None:
+            result.handoff = target
+            result.output = f"Handing the conversation over to {target.name}."
             return
-        if isinstance(value, tuple) and value and isinstance(value[0], Agent):
-            result.handoff = value[0]
-            self.session.request_handoff(value[0])
-            value = value[1] if len(value) > 1 else f"Handing over to {value[0].name}."
+        if isinstance(value, tuple) and value:
+            target = self.host.hand_over(value[0])
+            if target is not None:
+                result.handoff = target
+                value = value[1] if len(value) > 1 else f"Handing over to {target.name}."
         if value is None:
             text = "done"
         elif isinstance(value, str):
@@ -268,7 +313,7 @@ class ToolRunner:
             created_at=asyncio.get_running_loop().time(),
         )
         logger.debug("tool {} -> {}{}", result.name, "error: " if result.is_error else "", result.output[:200])
-        self.session.emit(
+        self.host.emit(
             "function_call",
             {
                 "call_id": result.call_id,
@@ -294,6 +339,6 @@ class ToolRunner:
             try:
                 await source.aclose()
             except Exception as exc:
-                self.session.report_error(source.label, exc)
+                self.host.report_error(source.label, exc)
         self._started_sources.clear()
         self._source_tools.clear()
