@@ -15,6 +15,24 @@ _EXPORTS: dict[str, str] = {
     "AgentSession": "vocalis.session.agent_session",
     "AgentState": "vocalis.states",
     "UserState": "vocalis.states",
+    "SessionEvent": "vocalis.states",
+    "AgentHandoffEvent": "vocalis.event_types",
+    "AgentStateChangedEvent": "vocalis.event_types",
+    "AgentTurnEvent": "vocalis.event_types",
+    "BackchannelEvent": "vocalis.event_types",
+    "CloseEvent": "vocalis.event_types",
+    "EndOfTurnProbabilityEvent": "vocalis.event_types",
+    "ErrorEvent": "vocalis.event_types",
+    "FalseInterruptionEvent": "vocalis.event_types",
+    "FunctionCallEvent": "vocalis.event_types",
+    "InterruptionEvent": "vocalis.event_types",
+    "MetricsCollectedEvent": "vocalis.event_types",
+    "PreemptiveGenerationEvent": "vocalis.event_types",
+    "SpeechInEvent": "vocalis.event_types",
+    "SpeechOutEvent": "vocalis.event_types",
+    "UserStateChangedEvent": "vocalis.event_types",
+    "UserTurnEvent": "vocalis.event_types",
+    "WakeUpEvent": "vocalis.event_types",
     "CascadingPipeline": "vocalis.pipeline.cascading",
     "RealTimePipeline": "vocalis.pipeline.realtime",
     "ConversationFlow": "vocalis.session.flow",
@@ -66,7 +84,13 @@ if TYPE_CHECKING:
     from vocalis.pipeline.cascading import CascadingPipeline as CascadingPipeline
     from vocalis.pipeline.realtime import RealTimePipeline as RealTimePipeline
     from vocalis.session.agent_session import AgentSession as AgentSession
-    from vocalis.states import AgentState as AgentState, UserState as UserState
+    from vocalis.states import AgentState as AgentState, SessionEvent as SessionEvent, UserState as UserState
+    from vocalis.event_types import AgentHandoffEvent as AgentHandoffEvent, AgentStateChangedEvent as AgentStateChangedEvent, AgentTurnEvent as AgentTurnEvent
+    from vocalis.event_types import BackchannelEvent as BackchannelEvent, CloseEvent as CloseEvent, EndOfTurnProbabilityEvent as EndOfTurnProbabilityEvent
+    from vocalis.event_types import ErrorEvent as ErrorEvent, FalseInterruptionEvent as FalseInterruptionEvent, FunctionCallEvent as FunctionCallEvent
+    from vocalis.event_types import InterruptionEvent as InterruptionEvent, MetricsCollectedEvent as MetricsCollectedEvent, PreemptiveGenerationEvent as PreemptiveGenerationEvent
+    from vocalis.event_types import SpeechInEvent as SpeechInEvent, SpeechOutEvent as SpeechOutEvent, UserStateChangedEvent as UserStateChangedEvent
+    from vocalis.event_types import UserTurnEvent as UserTurnEvent, WakeUpEvent as WakeUpEvent
     from vocalis.speech import SpeechHandle as SpeechHandle
     from vocalis.tools.function import FunctionTool as FunctionTool, ToolContext as ToolContext, ToolError as ToolError, function_tool as function_tool
     from vocalis.pipeline.config import EOUConfig as EOUConfig, EOUMode as EOUMode, InterruptConfig as InterruptConfig, InterruptMode as InterruptMode

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal, get_args
 
 
 class UserState(StrEnum):
@@ -24,27 +25,32 @@ class AgentState(StrEnum):
     CLOSING = "closing"
 
 
-SESSION_EVENTS = frozenset(
-    {
-        "user_state_changed",
-        "agent_state_changed",
-        "on_speech_in",
-        "on_speech_out",
-        "on_wake_up",
-        "user_turn",
-        "agent_turn",
-        "function_call",
-        "agent_handoff",
-        "interruption",
-        "false_interruption",
-        "backchannel",
-        "end_of_turn_probability",
-        "preemptive_generation",
-        "metrics_collected",
-        "error",
-        "close",
-    }
-)
+SessionEvent = Literal[
+    "user_state_changed",
+    "agent_state_changed",
+    "on_speech_in",
+    "on_speech_out",
+    "on_wake_up",
+    "user_turn",
+    "agent_turn",
+    "function_call",
+    "agent_handoff",
+    "interruption",
+    "false_interruption",
+    "backchannel",
+    "end_of_turn_probability",
+    "preemptive_generation",
+    "metrics_collected",
+    "error",
+    "close",
+]
+"""The name of an event an :class:`~vocalis.session.AgentSession` emits.
+
+Each has a payload type in :mod:`vocalis.event_types`; mypy rejects a
+misspelt name given to ``session.on`` or ``session.emit``.
+"""
+
+SESSION_EVENTS: frozenset[str] = frozenset(get_args(SessionEvent))
 """Events an :class:`~vocalis.session.AgentSession` emits."""
 
 FORWARDED_EVENTS = frozenset(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from vocalis.event_types import CloseEvent, MetricsCollectedEvent
     from vocalis.session.agent_session import AgentSession
 
 
@@ -63,10 +64,10 @@ class MetricsFileWriter:
             }
         )
 
-        def on_metrics(payload: dict[str, Any]) -> None:
+        def on_metrics(payload: MetricsCollectedEvent) -> None:
             self.write({"type": "turn", "session_id": session.id, **payload["metrics"].to_dict()})
 
-        def on_close(payload: dict[str, Any]) -> None:
+        def on_close(payload: CloseEvent) -> None:
             summary = payload.get("summary")
             if summary is not None:
                 self.write({"type": "summary", **summary.to_dict()})

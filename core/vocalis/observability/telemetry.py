@@ -30,6 +30,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from vocalis.event_types import CloseEvent
     from vocalis.observability.metrics import TurnMetrics
     from vocalis.session.agent_session import AgentSession
 
@@ -182,7 +183,7 @@ class SessionTracer:
             self._span(child_name, parent, child_start, child_end, child_attrs)
         parent.end(end_time=self._ns(last))
 
-    def _on_close(self, payload: dict[str, Any]) -> None:
+    def _on_close(self, payload: CloseEvent) -> None:
         summary = payload.get("summary")
         if summary is not None:
             for key, value in summary.to_dict().items():

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from vocalis.chat import ChatContext, ChatMessage, ChatRole
+from vocalis.event_types import SpeechOutEvent
 from vocalis.observability.metrics import LLMMetrics, ToolMetrics, TTSMetrics, TurnMetrics
 from vocalis.providers.guards import (
     END,
@@ -276,7 +277,7 @@ def _announce_when_played(session: AgentSession, utterance: Utterance, start: fl
     synthesised (TTS runs ahead of playout): a mark at its offset on the audio
     output's timeline, so a pause delays it and an interruption that cuts the
     sentence off before it plays drops it."""
-    payload = {"text": text, "speech_id": utterance.speech_id}
+    payload: SpeechOutEvent = {"text": text, "speech_id": utterance.speech_id}
     if not session.audio_output.add_mark(start, lambda: session.emit("on_speech_out", payload)):
         if utterance.heard is None:
             # An output that keeps no timeline (its segment never started): say it now.

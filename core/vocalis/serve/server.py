@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from vocalis.pipeline.base import Pipeline
     from vocalis.providers.transport import Transport
     from vocalis.session.agent_session import AgentSession
+    from vocalis.states import SessionEvent
 
 AgentFactory = Callable[[], "Agent | Awaitable[Agent]"]
 PipelineFactory = Callable[[], "Pipeline"]
@@ -78,7 +79,12 @@ class ServeOptions:
 
 # Events that mark a change of activity (someone starts or stops): they
 # restart the idle clock, so it counts from when the last activity ended.
-_ACTIVITY_EVENTS = ("user_state_changed", "agent_state_changed", "on_speech_in", "on_speech_out")
+_ACTIVITY_EVENTS: tuple[SessionEvent, ...] = (
+    "user_state_changed",
+    "agent_state_changed",
+    "on_speech_in",
+    "on_speech_out",
+)
 
 
 def _active(session: AgentSession) -> bool:

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from vocalis.audio import AudioFormatError, AudioFrame
-from vocalis.events import EventEmitter
+from vocalis.event_types import AgentStateChangedEvent
+from vocalis.events import SessionEventEmitter
 from vocalis.session.limits import SessionLimits, trim_chat_context
 from vocalis.log import session_context
 from vocalis.observability.recorder import MetricsRecorder, UserTurnTiming
@@ -47,7 +48,7 @@ def _text_argument(value: object, method: str, name: str) -> str:
 # Seconds close() waits for an interrupted utterance to record what was heard.
 _CLOSE_GRACE = 1.0
 
-class AgentSession(EventEmitter):
+class AgentSession(SessionEventEmitter):
     """Runs one conversation: an agent on a pipeline, over a transport.
 
     Events (handlers get one ``dict`` payload): ``user_state_changed`` and
@@ -153,16 +154,6 @@ class AgentSession(EventEmitter):
 
     EVENTS = SESSION_EVENTS
     """Events a session emits (plugins and pipelines may add their own)."""
-
-    def on(self, event: str, handler: Any = None) -> Any:
-        """Add an event handler; usable as ``@session.on("event")``.
-
-        An event name the session never emits is accepted (a pipeline may add
-        events) but logged as a warning, since it is usually a typo.
-        """
-        if event not in self.EVENTS:
-            logger.warning("no event {!r} is known to AgentSession; is it misspelled?", event)
-        return super().on(event, handler)
 
     # -- state ---------------------------------------------------------------
     @property
@@ -274,7 +265,7 @@ class AgentSession(EventEmitter):
         self.audio_output = mixer
         mixer.start()
 
-        def follow_state(event: dict[str, Any]) -> None:
+        def follow_state(event: AgentStateChangedEvent) -> None:
             mixer.thinking = event["state"] is AgentState.THINKING
 
         self.on("agent_state_changed", follow_state)

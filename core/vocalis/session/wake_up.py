@@ -50,10 +50,11 @@ class WakeUpTimer:
     def _fire(self) -> None:
         self._timer = None
         session = self.session
-        if session.closed or session.current_speech is not None:
+        idle = session.wake_up
+        if session.closed or session.current_speech is not None or idle is None:
             return
         self._fired = True
-        session.emit("on_wake_up", {"idle_seconds": session.wake_up})
+        session.emit("on_wake_up", {"idle_seconds": idle})
         callback = session.on_wake_up
         if callback is None:
             return
