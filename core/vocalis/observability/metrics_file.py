@@ -17,17 +17,15 @@ from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vocalis.event_types import CloseEvent, MetricsCollectedEvent
-    from vocalis.session.agent_session import AgentSession
+    from vocalis.observability.recorder import ObservedSession
 
 
-def provider_info(session: AgentSession) -> dict[str, dict[str, str | None]]:
+def provider_info(session: ObservedSession) -> dict[str, dict[str, str | None]]:
     """Provider label and model of each component of the session's pipeline."""
-    info: dict[str, dict[str, str | None]] = {}
-    for component in ("stt", "llm", "tts", "vad", "turn_detector", "model"):
-        provider = getattr(session.pipeline, component, None)
-        if provider is not None and hasattr(provider, "label"):
-            info[component] = {"provider": provider.label, "model": provider.model_name}
-    return info
+    return {
+        component: {"provider": provider.label, "model": provider.model_name}
+        for component, provider in session.pipeline.providers().items()
+    }
 
 
 class MetricsFileWriter:
@@ -52,7 +50,7 @@ class MetricsFileWriter:
         self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         self._file.flush()
 
-    def attach(self, session: AgentSession) -> None:
+    def attach(self, session: ObservedSession) -> None:
         """Record ``session``: a header line now, a line per turn, the summary on close."""
         self.write(
             {

@@ -1,19 +1,25 @@
-"""Collects a session's metrics: per-turn records, counts, the summary."""
+"""Collects a session's metrics: per-turn records, counts, the summary.
+
+Observers (this recorder, the metrics file, traces) see the session only
+through :class:`ObservedSession`: its id, its agent's name, its pipeline's
+providers and its events. They never change it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import statistics
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from loguru import logger
 
 from vocalis.observability.metrics import SessionSummary, TurnMetrics
 
 if TYPE_CHECKING:
-    from vocalis.session.agent_session import AgentSession
+    from vocalis.providers.base import Provider
     from vocalis.speech import SpeechHandle
 
 _COUNTED = {
@@ -22,6 +28,63 @@ _COUNTED = {
     "backchannel": "backchannels",
     "error": "errors",
 }
+
+
+class ObservedAgent(Protocol):
+    """The active agent, as observers see it."""
+
+    @property
+    def name(self) -> str:
+        """A label for logs, metrics and traces."""
+        ...
+
+
+class ObservedPipeline(Protocol):
+    """A pipeline, as observers see it."""
+
+    def providers(self) -> dict[str, Provider]:
+        """Its providers by component (``stt``, ``llm``, ... or ``model``)."""
+        ...
+
+
+class ObservedSession(Protocol):
+    """A session, as its observers see it (:class:`vocalis.AgentSession` fits)."""
+
+    @property
+    def id(self) -> str:
+        """The session's id."""
+        ...
+
+    @property
+    def agent(self) -> ObservedAgent:
+        """The active agent."""
+        ...
+
+    @property
+    def pipeline(self) -> ObservedPipeline:
+        """The session's pipeline."""
+        ...
+
+    def on(self, event: Any, handler: Any = None) -> Any:
+        """Add an event handler."""
+        ...
+
+    def on_any(self, handler: Callable[[str, tuple[Any, ...]], Any]) -> None:
+        """Call ``handler(event, args)`` for every event."""
+        ...
+
+    def emit(self, event: Any, *args: Any) -> None:
+        """Emit an event."""
+        ...
+
+
+class TracedSession(ObservedSession, Protocol):
+    """A session with its recorder, as traces see it."""
+
+    @property
+    def recorder(self) -> MetricsRecorder:
+        """The session's metrics recorder."""
+        ...
 
 
 @dataclass(slots=True)
@@ -50,7 +113,7 @@ class MetricsRecorder:
         max_turns: Records kept in :attr:`turns`.
     """
 
-    def __init__(self, session: AgentSession, *, record_text: bool = False, max_turns: int = 1_000) -> None:
+    def __init__(self, session: ObservedSession, *, record_text: bool = False, max_turns: int = 1_000) -> None:
         self.session = session
         self.record_text = record_text
         self.turns: list[TurnMetrics] = []
@@ -87,9 +150,9 @@ class MetricsRecorder:
             metrics.eou_probability = timing.probability
         if self.record_text:
             metrics.user_text = user_text
-        pipeline = self.session.pipeline
+        providers = self.session.pipeline.providers()
         for kind in ("stt", "turn_detector"):
-            provider = getattr(pipeline, kind, None)
+            provider = providers.get(kind)
             if provider is not None:
                 info = {"provider": provider.label, "model": provider.model_name}
                 if kind == "stt":

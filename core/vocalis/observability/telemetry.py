@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from vocalis.event_types import CloseEvent
     from vocalis.observability.metrics import TurnMetrics
-    from vocalis.session.agent_session import AgentSession
+    from vocalis.observability.recorder import TracedSession
 
 TRACER_NAME = "vocalis"
 
@@ -67,7 +67,7 @@ class SessionTracer:
         tracer_provider: Where spans go; the global provider by default.
     """
 
-    def __init__(self, session: AgentSession, tracer_provider: Any = None) -> None:
+    def __init__(self, session: TracedSession, tracer_provider: Any = None) -> None:
         from opentelemetry import trace
 
         self._trace = trace
@@ -193,7 +193,7 @@ class SessionTracer:
         self.root.end(end_time=self._ns(max(now, self._latest)))
 
 
-def attach_tracing(session: AgentSession, tracer_provider: Any = None) -> SessionTracer:
+def attach_tracing(session: TracedSession, tracer_provider: Any = None) -> SessionTracer:
     """Trace ``session`` (call after ``start``; the session does it by itself
     when a global SDK tracer provider is configured).
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from vocalis.audio import AudioFrame
+from vocalis.providers.base import Provider
 
 if TYPE_CHECKING:
     from vocalis.session.agent_session import AgentSession
     from vocalis.speech import SpeechHandle
+
+# Attributes that name a pipeline's providers, in the order metrics list them.
+_COMPONENTS = ("stt", "llm", "tts", "vad", "turn_detector", "model")
 
 
 class Pipeline:
@@ -26,6 +30,19 @@ class Pipeline:
         if self.session is not None and self.session is not session:
             raise RuntimeError("a pipeline serves one session; create one per session")
         self.session = session
+
+    def providers(self) -> dict[str, Provider]:
+        """The providers the pipeline runs on, by component, for metrics and traces.
+
+        By default the attributes named ``stt``, ``llm``, ``tts``, ``vad``,
+        ``turn_detector`` and ``model`` that hold a provider.
+        """
+        found: dict[str, Provider] = {}
+        for component in _COMPONENTS:
+            provider = getattr(self, component, None)
+            if isinstance(provider, Provider):
+                found[component] = provider
+        return found
 
     @property
     def turn_pending(self) -> bool:
