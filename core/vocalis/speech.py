@@ -36,9 +36,6 @@ class SpeechHandle:
         self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._interrupt_event = asyncio.Event()
         self._callbacks: list[Callable[[], Any]] = []
-        self.metrics: Any = None  # vocalis.metrics.TurnMetrics while it runs
-        self.user_text: str | None = None
-        self.user_timing: Any = None
 
     @property
     def interrupted(self) -> bool:

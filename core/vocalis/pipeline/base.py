@@ -8,7 +8,7 @@ from vocalis.audio import AudioFrame
 from vocalis.providers.base import Provider
 
 if TYPE_CHECKING:
-    from vocalis.session.agent_session import AgentSession
+    from vocalis.pipeline.ports import SessionPort
     from vocalis.speech import SpeechHandle
 
 # Attributes that name a pipeline's providers, in the order metrics list them.
@@ -19,14 +19,15 @@ class Pipeline:
     """Base class of :class:`CascadingPipeline` and :class:`RealTimePipeline`.
 
     A pipeline serves one session: :meth:`attach` binds it and opens the
-    per-session streams; the providers themselves may be shared.
+    per-session streams; the providers themselves may be shared. It sees the
+    session only through a :class:`~vocalis.pipeline.ports.SessionPort`.
     """
 
     def __init__(self) -> None:
-        self.session: AgentSession | None = None
+        self.session: SessionPort | None = None
 
-    async def attach(self, session: AgentSession) -> None:
-        """Bind to ``session`` and open per-session streams."""
+    async def attach(self, session: SessionPort) -> None:
+        """Bind to ``session`` (the session's port) and open per-session streams."""
         if self.session is not None and self.session is not session:
             raise RuntimeError("a pipeline serves one session; create one per session")
         self.session = session

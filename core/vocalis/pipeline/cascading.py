@@ -7,16 +7,16 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-
 from loguru import logger
 
-from vocalis.providers.adapters import SegmentedSTTStream
 from vocalis.audio import AudioFrame, AudioResampler
 from vocalis.chat import ChatRole
 from vocalis.pipeline.base import Pipeline
+from vocalis.pipeline.config import EOUConfig, InterruptConfig, ProviderTimeouts
 from vocalis.pipeline.generation import Preemptive, Utterance, llm_text, speak
 from vocalis.pipeline.inputs import InputStreams
 from vocalis.pipeline.turn_taking import TurnController
+from vocalis.providers.adapters import SegmentedSTTStream
 from vocalis.providers.base import Provider, ProviderKind
 from vocalis.providers.eou import EOU
 from vocalis.providers.llm import LLM
@@ -24,12 +24,11 @@ from vocalis.providers.stt import STT, STTStream
 from vocalis.providers.tts import TTS
 from vocalis.providers.vad import VAD, VADStream
 from vocalis.states import AgentState
-from vocalis.pipeline.config import EOUConfig, InterruptConfig, ProviderTimeouts
 
 if TYPE_CHECKING:
+    from vocalis.pipeline.ports import SessionPort
     from vocalis.plugin.registry import Registry
     from vocalis.settings import VocalisSettings
-    from vocalis.session.agent_session import AgentSession
     from vocalis.speech import SpeechHandle
 
 _KIND_BASES: dict[ProviderKind, type[Provider]] = {
@@ -164,7 +163,7 @@ class CascadingPipeline(InputStreams, Pipeline):
                     logger.error("{} failed to load: {}", provider.label, result)
         logger.debug("providers ready in {:.2f} s", loop.time() - started)
 
-    async def attach(self, session: AgentSession) -> None:
+    async def attach(self, session: SessionPort) -> None:
         await super().attach(session)
         await self.prewarm()
         loop = asyncio.get_running_loop()
@@ -294,7 +293,7 @@ class CascadingPipeline(InputStreams, Pipeline):
         session = self.session
         loop = asyncio.get_running_loop()
         chat_ctx = session.agent.chat_context
-        flow = session.conversation_flow
+        flow = session.conversation if user_text is not None else None
         preemptive = None
         if user_text is not None and self.turns is not None:
             preemptive = self.turns.take_preemptive(user_text)
@@ -302,26 +301,23 @@ class CascadingPipeline(InputStreams, Pipeline):
             chat_ctx.add_message(ChatRole.USER, user_text, created_at=loop.time())
             session.emit("user_turn", {"text": user_text})
             if flow is not None:
-                await session._guarded(flow.on_turn_start(user_text), "conversation_flow.on_turn_start")
-        session._set_agent_state(AgentState.THINKING)
+                await flow.turn_started(user_text)
+        session.set_agent_state(AgentState.THINKING)
         utterance = Utterance(chat_ctx)
         llm_source = llm_text(
             session, self.llm, utterance, instructions=instructions, preemptive=preemptive, timeouts=self.timeouts
         )
         text_source = llm_source
         if flow is not None and user_text is not None:
-            flow._llm_stream = lambda: llm_source
-            text_source = flow.run(user_text)
+            text_source = flow.text_for(user_text, llm_source)
         try:
             await speak(
                 session, handle, self.tts, text_source, utterance,
                 timeouts=self.timeouts, apology=session.error_message,
             )
         finally:
-            if flow is not None and user_text is not None:
-                flow._llm_stream = None
-                await session._guarded(flow.on_turn_end(), "conversation_flow.on_turn_end")
-
+            if flow is not None:
+                await flow.turn_ended()
 
     def _preempt(self, transcript: str) -> Preemptive:
         assert self.session is not None

@@ -13,29 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from vocalis.chat import ChatContext, ChatMessage, ChatRole
 from vocalis.event_types import SpeechOutEvent
 from vocalis.observability.metrics import LLMMetrics, ToolMetrics, TTSMetrics, TurnMetrics
-from vocalis.providers.guards import (
-    END,
-    Deadline,
-    as_provider_error,
-    check_audio,
-    check_chunk,
-    next_item,
-)
-from vocalis.providers.base import ProviderError
+from vocalis.providers.base import ProviderError, as_provider_error
+from vocalis.providers.guards import END, Deadline, check_audio, check_chunk, next_item
 from vocalis.providers.llm import LLM, ChatChunk, ToolCallRequest
 from vocalis.states import AgentState
 from vocalis.text import speakable
 from vocalis.pipeline.config import ProviderTimeouts
+from vocalis.pipeline.ports import output_label
 
 if TYPE_CHECKING:
+    from vocalis.pipeline.ports import SessionPort
     from vocalis.providers.tts import TTS, TTSStream
-    from vocalis.session.agent_session import AgentSession
     from vocalis.speech import SpeechHandle
 
 
@@ -147,7 +141,7 @@ class Utterance:
 
 
 async def speak(
-    session: AgentSession,
+    session: SessionPort,
     handle: SpeechHandle,
     tts: TTS,
     text_source: AsyncIterator[str],
@@ -181,7 +175,7 @@ async def speak(
 
 
 async def _speak_once(
-    session: AgentSession,
+    session: SessionPort,
     handle: SpeechHandle,
     tts: TTS,
     text_source: AsyncIterator[str],
@@ -197,14 +191,15 @@ async def _speak_once(
         work.cancel()
 
     utterance.speech_id = handle.id
-    utterance.metrics = handle.metrics
+    utterance.metrics = session.turn_metrics(handle)
     handle.add_interrupt_callback(on_interrupt)
     if handle.interrupted:
         on_interrupt()
     await asyncio.wait([work])
-    if not work.cancelled() and work.exception() is not None:
+    failure = None if work.cancelled() else work.exception()
+    if failure is not None:
         utterance.failed = True
-        session.report_error("speech", work.exception())  # type: ignore[arg-type]
+        session.report_error("speech", failure)
         if utterance.played is None and not handle.interrupted:
             # It failed before playout ended: what was queued still plays.
             output.flush()
@@ -218,7 +213,7 @@ async def _speak_once(
 
 
 async def _generate(
-    session: AgentSession,
+    session: SessionPort,
     tts: TTS,
     text_source: AsyncIterator[str],
     utterance: Utterance,
@@ -272,7 +267,7 @@ async def _generate(
                 await aclose()
 
 
-def _announce_when_played(session: AgentSession, utterance: Utterance, start: float, text: str) -> None:
+def _announce_when_played(session: SessionPort, utterance: Utterance, start: float, text: str) -> None:
     """Emit ``on_speech_out`` when this sentence starts playing, not when it is
     synthesised (TTS runs ahead of playout): a mark at its offset on the audio
     output's timeline, so a pause delays it and an interruption that cuts the
@@ -285,7 +280,7 @@ def _announce_when_played(session: AgentSession, utterance: Utterance, start: fl
 
 
 async def _forward_audio(
-    session: AgentSession,
+    session: SessionPort,
     label: str,
     stream: TTSStream,
     utterance: Utterance,
@@ -293,7 +288,7 @@ async def _forward_audio(
     timeouts: ProviderTimeouts,
 ) -> None:
     output = session.audio_output
-    sink = session.transport.label if session.transport is not None else "audio output"
+    sink = output_label(session)
     iterator = aiter(stream)
     while True:
         # While the LLM still writes, the TTS may be waiting for text: no limit then.
@@ -329,9 +324,10 @@ async def _forward_audio(
             utterance.first_audio_at = now = asyncio.get_running_loop().time()
             if metrics is not None:
                 metrics.first_audio_at = session.recorder.rel(now)
-                if metrics.tts is not None and metrics.tts.started_at is not None:
-                    metrics.tts.ttfb = round(metrics.first_audio_at - metrics.tts.started_at, 6)  # type: ignore[operator]
-            session._on_agent_audio_started()
+                first_audio_at, tts_record = metrics.first_audio_at, metrics.tts
+                if tts_record is not None and tts_record.started_at is not None and first_audio_at is not None:
+                    tts_record.ttfb = round(first_audio_at - tts_record.started_at, 6)
+            session.agent_audio_started()
     if not stream.input_ended:
         raise ProviderError("stream ended early: it closed while text was still coming", provider=label)
     said = "".join(message.content for message in utterance.messages)
@@ -348,7 +344,7 @@ class Preemptive:
     turn is committed with the same transcript; otherwise it is cancelled.
     """
 
-    def __init__(self, session: AgentSession, llm: LLM, transcript: str) -> None:
+    def __init__(self, session: SessionPort, llm: LLM, transcript: str) -> None:
         self.transcript = transcript
         agent = session.agent
         self._context_size = len(agent.chat_context)
@@ -399,7 +395,7 @@ class Preemptive:
 
 
 async def llm_text(
-    session: AgentSession,
+    session: SessionPort,
     llm: LLM,
     utterance: Utterance,
     *,
@@ -426,13 +422,13 @@ async def llm_text(
 
 
 async def _llm_rounds(
-    session: AgentSession,
+    session: SessionPort,
     llm: LLM,
     utterance: Utterance,
     instructions: str | None,
     preemptive: Preemptive | None,
     timeouts: ProviderTimeouts,
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     runner = session.tools
     calls_made = 0
     for step in range(runner.max_steps + 1):
@@ -446,7 +442,7 @@ async def _llm_rounds(
             request_ctx.add_message(ChatRole.DEVELOPER, instructions)
         tools = list(runner.tools_for(agent).values()) if step < runner.max_steps else []
         calls: list[ToolCallRequest] = []
-        session._set_agent_state(
+        session.set_agent_state(
             AgentState.SPEAKING if session.audio_output.speaking else AgentState.THINKING
         )
         loop = asyncio.get_running_loop()

@@ -15,24 +15,24 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from vocalis.providers.adapters import SegmentedSTTStream
-from vocalis.providers.guards import Restarts, as_provider_error, check_speech_event, check_vad_event
-from vocalis.providers.base import ProviderError
+from vocalis.providers.base import ProviderError, as_provider_error
+from vocalis.providers.guards import Restarts, check_speech_event, check_vad_event
 from vocalis.providers.stt import SpeechEventType, STTStream
 from vocalis.providers.vad import VADEventType, VADStream
 
 if TYPE_CHECKING:
+    from vocalis.pipeline.config import ProviderTimeouts
+    from vocalis.pipeline.ports import SessionPort
     from vocalis.pipeline.turn_taking import TurnController
     from vocalis.providers.stt import STT
     from vocalis.providers.vad import VAD
-    from vocalis.session.agent_session import AgentSession
-    from vocalis.pipeline.config import ProviderTimeouts
 
 
 class InputStreams:
     """The part of :class:`~vocalis.pipeline.cascading.CascadingPipeline` that
     reads, watches and reopens its VAD and STT streams."""
 
-    session: AgentSession | None
+    session: SessionPort | None
     stt: STT
     vad: VAD | None
     turns: TurnController | None
@@ -107,18 +107,20 @@ class InputStreams:
             self._vad_seen, self._vad_still = spoken, 0.0
             return
         self._vad_still += seconds
-        if self._vad_still + 1e-9 >= limit and self.vad is not None and self.session is not None:
-            self.session.report_error(
-                self.vad.label,
-                ProviderError(
-                    f"timed out after {limit:g} s: stuck in speech, no end of speech and no new speech",
-                    provider=self.vad.label,
-                ),
-            )
-            if self._vad_reader is not None:
-                self._vad_reader.cancel()
-            stream = self._replace_vad_stream(self._vad_stream)  # type: ignore[arg-type]
-            self._vad_reader = asyncio.get_running_loop().create_task(self._read_vad(stream))
+        stream = self._vad_stream
+        if self._vad_still + 1e-9 < limit or self.vad is None or self.session is None or stream is None:
+            return
+        self.session.report_error(
+            self.vad.label,
+            ProviderError(
+                f"timed out after {limit:g} s: stuck in speech, no end of speech and no new speech",
+                provider=self.vad.label,
+            ),
+        )
+        if self._vad_reader is not None:
+            self._vad_reader.cancel()
+        stream = self._replace_vad_stream(stream)
+        self._vad_reader = asyncio.get_running_loop().create_task(self._read_vad(stream))
 
     def _background(self, awaitable: Any) -> None:
         """Run clean-up (closing a replaced stream) without waiting; the pipeline's close awaits it."""

@@ -11,18 +11,19 @@ from loguru import logger
 from vocalis.audio import AudioFrame, AudioResampler
 from vocalis.chat import ChatRole
 from vocalis.pipeline.base import Pipeline
-from vocalis.providers.guards import as_provider_error, check_realtime_event
+from vocalis.pipeline.config import ProviderTimeouts
+from vocalis.pipeline.ports import output_label
 from vocalis.pipeline.reconnect import Reconnecting
-from vocalis.providers.base import ProviderError
+from vocalis.providers.base import ProviderError, as_provider_error
+from vocalis.providers.guards import check_realtime_event
 from vocalis.providers.llm import ToolCallRequest
 from vocalis.providers.realtime import RealtimeEvent, RealtimeEventType, RealtimeModel, RealtimeSession
-from vocalis.states import AgentState
 from vocalis.speech import SpeechHandle
-from vocalis.pipeline.config import ProviderTimeouts
+from vocalis.states import AgentState
 
 if TYPE_CHECKING:
+    from vocalis.pipeline.ports import SessionPort
     from vocalis.plugin.registry import Registry
-    from vocalis.session.agent_session import AgentSession
 
 _END = None
 _SECONDS_PER_CHAR = 0.07  # speaking rate assumed for a response cut short
@@ -96,7 +97,7 @@ class RealTimePipeline(Reconnecting, Pipeline):
         self.timeouts = timeouts or ProviderTimeouts()
         self._init_reconnecting()
 
-    async def attach(self, session: AgentSession) -> None:
+    async def attach(self, session: SessionPort) -> None:
         await super().attach(session)
         await self._connect()
 
@@ -157,13 +158,13 @@ class RealTimePipeline(Reconnecting, Pipeline):
         kind = event.type
         if kind is RealtimeEventType.SPEECH_STARTED:
             self._cancel_no_response()
-            session._on_user_speech_started()
+            session.user_speech_started()
             current = session.current_speech
             if current is not None and current.interrupt():
                 logger.debug("user interrupted the realtime response")
         elif kind is RealtimeEventType.SPEECH_STOPPED:
             self._speech_stopped_at = asyncio.get_running_loop().time()
-            session._on_user_speech_stopped()
+            session.user_speech_stopped()
             if self._awaiting is None:
                 self._arm_no_response()
         elif kind is RealtimeEventType.INPUT_TRANSCRIPT:
@@ -171,7 +172,7 @@ class RealTimePipeline(Reconnecting, Pipeline):
             if event.is_final and event.text.strip():
                 loop = asyncio.get_running_loop()
                 session.agent.chat_context.add_message(ChatRole.USER, event.text.strip(), created_at=loop.time())
-                session._mark_user_activity()
+                session.user_activity()
                 session.emit("user_turn", {"text": event.text.strip()})
         elif kind is RealtimeEventType.RESPONSE_STARTED:
             self._cancel_no_response()
@@ -181,8 +182,8 @@ class RealTimePipeline(Reconnecting, Pipeline):
                 self._awaiting.set_result(response)
             else:
                 handle = SpeechHandle("user_turn")
-                session._enqueue(handle, lambda: self._play(handle, response, apologize=True), front=True)
-            session._set_agent_state(AgentState.THINKING)
+                session.enqueue(handle, lambda: self._play(handle, response, apologize=True), front=True)
+            session.set_agent_state(AgentState.THINKING)
         elif kind is RealtimeEventType.AUDIO and self._response is not None and event.frame is not None:
             self._response.frames.put_nowait(event.frame)
         elif kind is RealtimeEventType.OUTPUT_TRANSCRIPT and self._response is not None:
@@ -255,7 +256,7 @@ class RealTimePipeline(Reconnecting, Pipeline):
         pushed = 0.0
         heard: list[float] = []
         label, limit = self.model.label, self.timeouts.realtime_next_event
-        sink = session.transport.label if session.transport is not None else "audio output"
+        sink = output_label(session)
 
         def on_interrupt() -> None:
             heard.append(output.clear_buffer() if output.speaking else pushed)
@@ -277,7 +278,7 @@ class RealTimePipeline(Reconnecting, Pipeline):
                     break
                 if pushed == 0.0:
                     self._first_audio(handle)
-                    session._on_agent_audio_started()
+                    session.agent_audio_started()
                 try:
                     async with asyncio.timeout(self.timeouts.audio_output):
                         await output.capture_frame(frame)
@@ -339,7 +340,7 @@ class RealTimePipeline(Reconnecting, Pipeline):
     def _first_audio(self, handle: SpeechHandle) -> None:
         session = self.session
         assert session is not None
-        metrics = handle.metrics
+        metrics = session.turn_metrics(handle)
         if metrics is None:
             return
         metrics.first_audio_at = session.recorder.rel(asyncio.get_running_loop().time())
@@ -361,7 +362,7 @@ class RealTimePipeline(Reconnecting, Pipeline):
             return
         if not any(result.handoff for result in results):
             handle = SpeechHandle("reply")
-            session._enqueue(handle, lambda: self._respond(handle, None, apologize=True), front=True)
+            session.enqueue(handle, lambda: self._respond(handle, None, apologize=True), front=True)
 
     def describe(self) -> dict[str, Any]:
         """Provider info for logs and metrics."""

@@ -14,21 +14,20 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from vocalis.providers.guards import as_provider_error
-from vocalis.providers.base import ProviderError
+from vocalis.providers.base import ProviderError, as_provider_error
 
 if TYPE_CHECKING:
-    from vocalis.providers.realtime import RealtimeModel, RealtimeSession
-    from vocalis.session.agent_session import AgentSession
-    from vocalis.speech import SpeechHandle
     from vocalis.pipeline.config import ProviderTimeouts
+    from vocalis.pipeline.ports import SessionPort
+    from vocalis.providers.realtime import RealtimeModel, RealtimeSession
+    from vocalis.speech import SpeechHandle
 
 
 class Reconnecting:
     """The part of :class:`~vocalis.pipeline.realtime.RealTimePipeline` that
     handles a broken or stuck connection."""
 
-    session: AgentSession | None
+    session: SessionPort | None
     model: RealtimeModel
     timeouts: ProviderTimeouts
     _rt: RealtimeSession | None
@@ -87,7 +86,7 @@ class Reconnecting:
         logger.info("{} reconnected", self.model.label)
         if self._apology_due:
             self._apology_due = False
-            self.session._apologize()
+            self.session.apologize()
 
     async def _connection(self) -> RealtimeSession | None:
         """The live connection, reopening it first if it was lost."""

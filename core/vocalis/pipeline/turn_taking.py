@@ -40,8 +40,8 @@ from vocalis.pipeline.config import EOUConfig, InterruptConfig, InterruptMode, P
 
 if TYPE_CHECKING:
     from vocalis.pipeline.generation import Preemptive
+    from vocalis.pipeline.ports import TurnHost
     from vocalis.providers.eou import EOU
-    from vocalis.session.agent_session import AgentSession
     from vocalis.speech import SpeechHandle
 
 _MAX_TURN_AUDIO = 8.0  # seconds kept for audio turn detectors (their window)
@@ -67,7 +67,7 @@ class TurnController:
     """Decides when the user's turn ends and when they interrupt the agent.
 
     Args:
-        session: The session whose turns are managed.
+        session: The session whose turns are managed (its turn port).
         eou: End-of-turn settings.
         interrupt: Interruption settings.
         detector: Optional end-of-utterance model.
@@ -81,11 +81,11 @@ class TurnController:
 
     def __init__(
         self,
-        session: AgentSession,
+        session: TurnHost,
         eou: EOUConfig,
         interrupt: InterruptConfig,
         detector: EOU | None,
-        start_preemptive: Any = None,
+        start_preemptive: Callable[[str], Preemptive] | None = None,
         speech_duration: Callable[[], float | None] | None = None,
         *,
         timeouts: ProviderTimeouts | None = None,
@@ -174,7 +174,7 @@ class TurnController:
         self._cancel_audio_eou()
         if not self._finals:
             self._over_agent = self._agent_speech() is not None
-        self.session._on_user_speech_started()
+        self.session.user_speech_started()
         config = self.interrupt
         if self._interruptible() and config.mode in (InterruptMode.VAD, InterruptMode.HYBRID):
             self._interrupt_timer = loop.call_later(config.min_duration, self._on_long_speech)
@@ -204,7 +204,7 @@ class TurnController:
             self._false_timer = asyncio.get_running_loop().call_later(
                 self.interrupt.false_interruption_timeout, self._on_false_interruption
             )
-        self.session._on_user_speech_stopped()
+        self.session.user_speech_stopped()
         if self.detector is not None and self.detector.uses_audio and self._turn_audio:
             # An audio model needs no transcript: judge the turn while the STT works.
             self._cancel_audio_eou()
@@ -267,7 +267,7 @@ class TurnController:
             self._finals.append(text)
             if self._interim_of is None:
                 self._interim = ""
-            self.session._mark_user_activity()
+            self.session.user_activity()
             self.session.emit("on_speech_in", {"text": text, "is_final": True, "language": language})
             self._arm_watchdog()
             self._judge_words(" ".join(self._finals))
@@ -327,7 +327,7 @@ class TurnController:
                 self._false_timer = asyncio.get_running_loop().call_later(
                     config.false_interruption_timeout, self._on_false_interruption
                 )
-                self.session._set_agent_state(AgentState.LISTENING)
+                self.session.set_agent_state(AgentState.LISTENING)
                 logger.debug("agent paused: user speech over it")
                 return
         self._interrupt_now("speech")
@@ -363,7 +363,7 @@ class TurnController:
         if handle is None or handle.done():
             return
         self.session.audio_output.resume()
-        self.session._set_agent_state(AgentState.SPEAKING)
+        self.session.set_agent_state(AgentState.SPEAKING)
         logger.debug("agent resumed ({})", reason)
 
     def _on_false_interruption(self) -> None:
@@ -394,7 +394,7 @@ class TurnController:
             logger.debug("STT went quiet while VAD still hears speech: deciding the turn")
             self.user_speaking = False
             self._speech_ended_at = asyncio.get_running_loop().time()
-            self.session._on_user_speech_stopped()
+            self.session.user_speech_stopped()
             self._schedule_end_of_turn()
 
     def _schedule_end_of_turn(self) -> None:
@@ -423,7 +423,7 @@ class TurnController:
         if not transcript:
             if self._lost_words and not self._owed:
                 self._lost_words = False
-                self.session._apologize()
+                self.session.apologize()
             return
         if self._over_agent and self.interrupt.is_backchannel(transcript) and self._agent_speech():
             self._drop_backchannel(transcript)
@@ -512,7 +512,7 @@ class TurnController:
             # Committed before this segment's final: the final adds only the rest.
             self._interim_of.taken = self._interim.split()
         self._reset_turn()
-        self.session._start_user_turn(transcript, timing=timing)
+        self.session.start_user_turn(transcript, timing=timing)
 
     def _reset_turn(self) -> None:
         # Finals still owed are kept: their words start the next turn.

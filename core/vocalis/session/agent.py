@@ -10,7 +10,7 @@ from vocalis.tools.function import FunctionTool, as_function_tool, find_function
 
 if TYPE_CHECKING:
     from vocalis.providers.tools import ToolSource
-    from vocalis.session.agent_session import AgentSession
+    from vocalis.session.api import SessionAPI
 
 
 class Agent:
@@ -47,7 +47,7 @@ class Agent:
         self.inherit_context = inherit_context
         self.chat_context = chat_context or ChatContext()
         self.chat_context.set_instructions(instructions)
-        self.session: AgentSession | None = None
+        self.session: SessionAPI | None = None
         own = find_function_tools(self)
         extra = [as_function_tool(tool) for tool in tools]
         self._tools: dict[str, FunctionTool] = {}

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from vocalis.states import UserState
 
 if TYPE_CHECKING:
-    from vocalis.session.agent_session import AgentSession
+    from vocalis.session.core import SessionCore
 
 
 class WakeUpTimer:
@@ -21,7 +21,7 @@ class WakeUpTimer:
     restarts in full afterwards). One timer handle per session, no task.
     """
 
-    def __init__(self, session: AgentSession) -> None:
+    def __init__(self, session: SessionCore) -> None:
         self.session = session
         self._timer: asyncio.TimerHandle | None = None
         self._fired = False

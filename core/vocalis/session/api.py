@@ -1,0 +1,82 @@
+"""The session as agents hold it: its public API, as a typed Protocol.
+
+An :class:`~vocalis.session.agent.Agent` knows the session that runs it
+(``self.session``) through :class:`SessionAPI`, so the agent's module does
+not import the session's (the session imports the agent).
+:class:`~vocalis.session.agent_session.AgentSession` satisfies it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from vocalis.speech import SpeechHandle
+    from vocalis.states import AgentState, UserState
+
+
+class SessionAPI(Protocol):
+    """What an application or an agent does with a running session."""
+
+    @property
+    def id(self) -> str:
+        """The session's id (for logs)."""
+        ...
+
+    @property
+    def closed(self) -> bool:
+        """Whether the session closed (or is closing)."""
+        ...
+
+    @property
+    def user_state(self) -> UserState:
+        """What the user is doing now."""
+        ...
+
+    @property
+    def agent_state(self) -> AgentState:
+        """What the agent is doing now."""
+        ...
+
+    @property
+    def current_speech(self) -> SpeechHandle | None:
+        """The utterance being generated or played, if any."""
+        ...
+
+    async def say(self, message: str, *, interruptible: bool = True, wait_for_playback: bool = False) -> SpeechHandle:
+        """Speak ``message`` as is (queued after the current utterance)."""
+        ...
+
+    async def reply(
+        self, instructions: str, wait_for_playback: bool = True, *, interruptible: bool = True
+    ) -> SpeechHandle:
+        """Have the LLM answer now, guided by extra ``instructions``."""
+        ...
+
+    async def send_text(self, text: str, *, wait_for_playback: bool = True) -> SpeechHandle:
+        """Take ``text`` as a complete user turn."""
+        ...
+
+    def interrupt(self, *, force: bool = False) -> bool:
+        """Stop the agent's current utterance now."""
+        ...
+
+    async def leave(self) -> None:
+        """Leave the conversation (closes the session)."""
+        ...
+
+    async def close(self, *, reason: str = "closed") -> None:
+        """Stop everything and release resources."""
+        ...
+
+    def on(self, event: Any, handler: Any = None) -> Any:
+        """Add an event handler; usable as a decorator."""
+        ...
+
+    def emit(self, event: Any, *args: Any) -> None:
+        """Emit an event to its handlers."""
+        ...
+
+    def report_error(self, source: str, error: BaseException | str, *, recoverable: bool = True) -> None:
+        """Emit an ``error`` event and log it; the session keeps running."""
+        ...
