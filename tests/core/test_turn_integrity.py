@@ -126,7 +126,7 @@ def test_d_a_turn_taken_from_an_interim_gets_the_rest_of_its_final() -> None:
 
 
 def test_d_a_revised_final_is_kept_whole_rather_than_losing_words() -> None:
-    from vocalis.pipeline.turn_taking import _untaken
+    from vocalis.pipeline.turn_taking.segments import _untaken
 
     assert _untaken("Book a table for two.", ["book", "a"]) == "table for two."
     assert _untaken("Book a table.", ["book", "a", "table"]) == ""
