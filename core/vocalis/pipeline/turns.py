@@ -419,7 +419,10 @@ class TurnController:
             # Words the user said are still being recognised: wait for them
             # (each final reschedules this task), up to stt_timeout.
             await asyncio.sleep(config.stt_timeout)
-        transcript = " ".join([*self._finals, self._interim]).strip()
+        # The interim as it stands now is what this decision takes; a newer
+        # one (the STT goes on while the decision waits) comes with its final.
+        interim, interim_of = self._interim, self._interim_of
+        transcript = " ".join([*self._finals, interim]).strip()
         if not transcript:
             if self._lost_words and not self._owed:
                 self._lost_words = False
@@ -454,7 +457,7 @@ class TurnController:
         if self.user_speaking:
             return
         self._eou_task = None
-        self._commit(transcript)
+        self._commit(transcript, interim, interim_of)
 
     async def _predict(self, context: Any, audio: AudioFrame | None) -> float:
         """The detector's probability within ``eou_predict`` seconds, checked."""
@@ -495,7 +498,7 @@ class TurnController:
             self.preemptive.cancel()
             self.preemptive = None
 
-    def _commit(self, transcript: str) -> None:
+    def _commit(self, transcript: str, interim: str = "", interim_of: _Segment | None = None) -> None:
         # A paused agent was cut off by this turn. An agent still speaking was
         # not (too few words): the new turn is answered after it finishes.
         if self._paused is not None:
@@ -504,13 +507,14 @@ class TurnController:
             speech_started_at=self._speech_started_at,
             speech_ended_at=self._actual_end,
             vad_end_at=self._speech_ended_at,
-            stt_final_at=self._final_at,
+            # Taken from an interim, the last speech has no final yet.
+            stt_final_at=None if interim and interim_of is not None else self._final_at,
             decided_at=asyncio.get_running_loop().time(),
             probability=self._probability,
         )
-        if self._interim and self._interim_of is not None:
+        if interim and interim_of is not None:
             # Committed before this segment's final: the final adds only the rest.
-            self._interim_of.taken = self._interim.split()
+            interim_of.taken = interim.split()
         self._reset_turn()
         self.session._start_user_turn(transcript, timing=timing)
 
@@ -555,24 +559,51 @@ class TurnController:
             await asyncio.gather(task, return_exceptions=True)
 
 
-def _words(text: str) -> list[str]:
-    return ["".join(ch for ch in word.lower() if ch.isalnum()) for word in text.split()]
+def _key(word: str) -> str:
+    return "".join(ch for ch in word.lower() if ch.isalnum())
+
+
+def _alike(a: str, b: str) -> bool:
+    """The same word, allowing a recogniser's revision of its spelling."""
+    return a == b or (len(a) > 2 and len(b) > 2 and difflib.SequenceMatcher(a=a, b=b).ratio() >= 0.75)
 
 
 def _untaken(text: str, taken: list[str]) -> str:
     """``text`` (a final) without the words a turn already took from its interim.
 
-    The recogniser may revise an interim in its final, so the taken words are
-    matched loosely (case and punctuation aside): the final is cut after the
-    last of its words that lines up with a taken word. When nothing lines up
-    the whole final is kept: a word said twice beats a word lost.
+    A final may revise its interim ("John.mit them" becomes "jon.mit at"), so
+    the taken words are aligned with the final's first words by edit distance
+    over words (case, punctuation and close spellings aside), and the final
+    is cut where the taken words end. When fewer than half the taken words
+    find their word in the final, the whole final is kept: a word said twice
+    beats a word lost.
     """
     if not taken:
         return text
     words = text.split()
-    matcher = difflib.SequenceMatcher(a=_words(" ".join(taken)), b=_words(text), autojunk=False)
-    blocks = [b for b in matcher.get_matching_blocks() if b.size]
-    if not blocks:
+    want, have = [_key(w) for w in taken], [_key(w) for w in words]
+    n, m = len(want), len(have)
+    # cost[i][j]: edits to turn want[:i] into have[:j].
+    cost = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        for j in range(m + 1):
+            if i == 0 or j == 0:
+                cost[i][j] = i + j
+                continue
+            same = 0 if _alike(want[i - 1], have[j - 1]) else 1
+            cost[i][j] = min(cost[i - 1][j - 1] + same, cost[i - 1][j] + 1, cost[i][j - 1] + 1)
+    best = min(range(m + 1), key=lambda j: (cost[n][j], abs(j - n)))
+    # Walk the alignment back, counting the taken words that found their word.
+    matched, i, j = 0, n, best
+    while i and j:
+        same = _alike(want[i - 1], have[j - 1])
+        if cost[i][j] == cost[i - 1][j - 1] + (0 if same else 1):
+            matched += same
+            i, j = i - 1, j - 1
+        elif cost[i][j] == cost[i - 1][j] + 1:
+            i -= 1
+        else:
+            j -= 1
+    if matched * 2 < n:
         return text
-    last = blocks[-1]
-    return " ".join(words[last.b + last.size :])
+    return " ".join(words[best:])
