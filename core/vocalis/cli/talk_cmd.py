@@ -209,7 +209,7 @@ def _columns_help() -> str:
 @click.option("--fast", is_flag=True,
               help="Skip the waiting: the input is paced as in real time and model work (and any network "
               "provider or MCP server) takes its real time, but silence, pauses and playback cost nothing, "
-              "so the turns come out as in real time.")
+              "so the turns come out close to those of real time.")
 @click.option("--mix-input", is_flag=True, help="Mix the user's audio into the output file.")
 @click.option("--metrics", type=click.Path(dir_okay=False), help="Write per-turn metrics as JSON lines.")
 @click.option("--timeout", default=60.0, show_default=True,
