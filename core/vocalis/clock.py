@@ -1,8 +1,9 @@
 """A virtual-time asyncio event loop for fast, deterministic conversations.
 
 Tests run scripted conversations on it (``vocalis.testing`` re-exports it), and
-``vocalis talk --fast`` / ``--text`` run real models on it: the input is paced
-as if live, but nobody waits for the clock.
+``vocalis talk --fast`` / ``--text`` run real models on it (``real_time_io``): the
+input is paced as if live and model work takes its real time, but nobody waits
+through silence or playback.
 
 A conversation that spans a minute of timeline (audio frames every 20 ms, endpointing
 silences, LLM timeouts) runs in milliseconds: whenever the loop has nothing to run and no
@@ -124,7 +125,13 @@ class _VirtualSelector(selectors.BaseSelector):
             self._loop._jump(timeout)
             return []
         # Only something real (a thread, a signal, an outside peer) can make progress now.
+        started = time.perf_counter()
         ready = self._real.select(_REAL_WAIT_CAP)
+        if self._loop.real_time_io and self._loop._real_work:
+            # Real work takes real time: a model that needs 0.4 s makes 0.4 s
+            # pass, so what overlaps it (speech going on) does as in real time.
+            elapsed = time.perf_counter() - started
+            self._loop._jump(elapsed if timeout is None else min(elapsed, timeout))
         if ready or self._loop._real_work or len(self._real.get_map()) > 1:
             self._loop._idle_real = 0.0
         elif timeout is None:
@@ -152,11 +159,14 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         start: Initial value of ``loop.time()``, in virtual seconds.
         max_virtual_time: Virtual time the clock may never pass; reaching past it raises
             :class:`VirtualTimeLimitExceeded` out of the running loop. ``None`` disables it.
-        real_time_io: While any socket or pipe is open (besides the loop's own
-            wake-up pipe), let time pass in real time instead of jumping, so an
-            outside peer (a network API, an MCP server process) has the real
-            seconds its timeouts promise. Off for tests, whose peers are fakes;
-            on for ``vocalis talk --fast`` with real providers.
+        real_time_io: Let time pass in real time while real work is in
+            flight: executor jobs (models running in threads) take their real
+            duration on the clock, and while any socket or pipe is open
+            (besides the loop's own wake-up pipe) the clock does not jump, so
+            an outside peer (a network API, an MCP server process) has the
+            real seconds its timeouts promise. Only waiting is skipped. Off
+            for tests, whose providers are fakes; on for ``vocalis talk
+            --fast`` with real providers.
     """
 
     def __init__(

@@ -130,8 +130,13 @@ def test_d_a_revised_final_is_kept_whole_rather_than_losing_words() -> None:
 
     assert _untaken("Book a table for two.", ["book", "a"]) == "table for two."
     assert _untaken("Book a table.", ["book", "a", "table"]) == ""
-    assert _untaken("Look at the menu", ["book", "a"]) == "Look at the menu"
     assert _untaken("so book a table", ["book", "a"]) == "table"
+    # A final that revises the interim's words is aligned with them, not repeated.
+    assert _untaken("Look at the menu", ["book", "a"]) == "the menu"
+    taken = "and the details to John.mit them.".split()
+    assert _untaken("Send the details to jon.mit at enlampal.com", taken) == "enlampal.com"
+    # A final that has nothing in common with the interim is kept whole.
+    assert _untaken("What a lovely day", "turn off the lights".split()) == "What a lovely day"
 
 
 class _LevelSTT(STT):

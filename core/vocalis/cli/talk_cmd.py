@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import inspect
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,36 +80,68 @@ class _Printer:
             self.words_heard = True
 
     def on_agent_turn(self, event: dict[str, Any]) -> None:
+        text = event["text"]
         if self.timed_out and event["interrupted"]:
-            mark = " [cut off: --timeout]"
+            mark = "[cut off: --timeout]"
+        elif event["interrupted"]:
+            mark = "[interrupted]" if text else "[interrupted before it said anything]"
         else:
-            mark = " [interrupted]" if event["interrupted"] else ""
-        click.echo(f"agent: {event['text']}{mark}")
+            mark = ""
+        click.echo("agent: " + " ".join(part for part in (text, mark) if part))
 
     def on_error(self, event: dict[str, Any]) -> None:
         self.errors.append(f"{event['source']}: {event['message']}")
 
 
+class _Deadline(threading.Thread):
+    """Real seconds of waiting, not counting the agent's audio playing.
+
+    A reply may rightly take a minute to play; the limit is on waiting for
+    everything else (recognition, models). It is kept by a thread: on the
+    virtual clock of ``--fast`` a loop timer could not measure real time.
+    """
+
+    def __init__(self, session: Any, seconds: float, expired: asyncio.Event) -> None:
+        super().__init__(name="vocalis-talk-timeout", daemon=True)
+        self._session, self._seconds, self._expired = session, seconds, expired
+        self._loop = asyncio.get_running_loop()
+        self._halt = threading.Event()
+        self.playing = False
+        """Set from the loop: the agent's audio is playing now."""
+
+    def run(self) -> None:
+        waited, last = 0.0, time.monotonic()
+        while not self._halt.wait(0.05):
+            now = time.monotonic()
+            if not self.playing:
+                waited += now - last
+            last = now
+            if waited >= self._seconds:
+                self._loop.call_soon_threadsafe(self._expired.set)
+                return
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+
 async def _until_answered(session: Any, seconds: float) -> bool:
     """Wait until everything said was recognised and answered.
 
-    Returns False when ``seconds`` of real time pass first. The limit is
-    kept by a thread: on the virtual clock of ``--fast`` the loop's time
-    stands still while a model runs, so a loop timer could never expire.
+    Returns False when ``seconds`` of real time pass first (time the agent's
+    audio is playing does not count).
     """
-    loop = asyncio.get_running_loop()
     expired = asyncio.Event()
-    timer = threading.Timer(seconds, loop.call_soon_threadsafe, args=(expired.set,))
-    timer.daemon = True
-    timer.start()
+    deadline = _Deadline(session, seconds, expired)
+    deadline.start()
     try:
         while session.busy and not expired.is_set():
+            deadline.playing = session.audio_output.unplayed > 0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(expired.wait(), 0.05)
         return not expired.is_set()
     finally:
-        timer.cancel()
-        timer.join()
+        deadline.stop()
 
 
 async def _talk(options: dict[str, Any]) -> int:
@@ -152,10 +185,7 @@ async def _talk(options: dict[str, Any]) -> int:
     if options["input"] is not None and not printer.words_heard:
         printer.errors.append(f"talk: no speech heard in {options['input']}")
     if session.metrics:
-        if options["virtual"]:
-            click.echo("\n(latencies are not measured with --fast or --text: the clock is virtual)")
-        else:
-            click.echo("\n" + _latency_table(session.metrics))
+        click.echo("\n" + _latency_table(session.metrics))
     if options["output"]:
         click.echo(f"\nagent audio written to {options['output']}")
     for error in printer.errors:
@@ -165,7 +195,7 @@ async def _talk(options: dict[str, Any]) -> int:
 
 def _columns_help() -> str:
     lines = "\n".join(f"  {name:<12} {meaning}" for name, meaning in LATENCY_COLUMNS)
-    return f"\b\nLatency table (real time only), per agent turn:\n{lines}"
+    return f"\b\nLatency table, per agent turn:\n{lines}"
 
 
 @click.command("talk", epilog=_columns_help())
@@ -177,15 +207,16 @@ def _columns_help() -> str:
               "replies are printed without waiting for real-time playback.")
 @click.option("--agent", help="module:factory returning the Agent (default: the built-in assistant).")
 @click.option("--fast", is_flag=True,
-              help="Run on a virtual clock: the input is paced as in real time and gives the same turns, "
-              "but nothing waits for the clock (models still take their real time; while a network "
-              "provider or MCP server is connected, time passes in real time). No latency table.")
+              help="Skip the waiting: the input is paced as in real time and model work (and any network "
+              "provider or MCP server) takes its real time, but silence, pauses and playback cost nothing, "
+              "so the turns come out close to those of real time.")
 @click.option("--mix-input", is_flag=True, help="Mix the user's audio into the output file.")
 @click.option("--metrics", type=click.Path(dir_okay=False), help="Write per-turn metrics as JSON lines.")
 @click.option("--timeout", default=60.0, show_default=True,
-              help="Seconds (real time) to wait, after the input ends, until everything said is recognised "
-              "and answered (with --text: for the greeting, then for the reply). On expiry the partial "
-              "reply is printed marked [cut off: --timeout] and the exit status is 1.")
+              help="Seconds (real time, not counting the agent's audio playing) to wait, after the input "
+              "ends, until everything said is recognised and answered (with --text: for the greeting, then "
+              "for the reply). On expiry the partial reply is printed marked [cut off: --timeout] and the "
+              "exit status is 1.")
 def talk_command(input_path: Path | None, output: Path | None, text: str | None, agent: str | None,
                  fast: bool, mix_input: bool, metrics: str | None, timeout: float) -> None:
     """Hold a conversation with an agent over WAV files, offline by default.

@@ -64,5 +64,8 @@ async def test_turns_are_scored_in_the_pipeline() -> None:
     assert len(probabilities) == 2
     hesitating, finished = probabilities
     print(f"in-pipeline P(complete): hesitation {hesitating:.3f}, complete {finished:.3f}")
-    assert hesitating < 0.5 < finished, probabilities
+    # A rank with a margin, not the 0.5 threshold. Finished minus hesitating over
+    # runs (package sets as in test_smartturn_eou.py; the VAD's cut varies a little):
+    # DEV 0.974, 0.970, 0.977 (0.974 under stress-ng); newest 0.968, 0.975; OLD 0.967, 0.972.
+    assert finished - hesitating >= 0.5, probabilities
     assert "speaking" in conv.user_states()

@@ -22,7 +22,7 @@ from vocalis.observability.recorder import UserTurnTiming
 from vocalis.pipeline.config import EOUConfig, InterruptConfig, ProviderTimeouts
 from vocalis.pipeline.turn_taking.detector import TurnAudio, predict
 from vocalis.pipeline.turn_taking.interruptions import Interruptions
-from vocalis.pipeline.turn_taking.segments import OwedFinals
+from vocalis.pipeline.turn_taking.segments import OwedFinals, _Segment
 
 if TYPE_CHECKING:
     from vocalis.pipeline.generation import Preemptive
@@ -213,7 +213,10 @@ class TurnController:
             # Words the user said are still being recognised: wait for them
             # (each final reschedules this task), up to stt_timeout.
             await asyncio.sleep(config.stt_timeout)
-        transcript = " ".join([*self._finals, self.segments.interim]).strip()
+        # The interim as it stands now is what this decision takes; a newer
+        # one (the STT goes on while the decision waits) comes with its final.
+        interim, interim_of = self.segments.interim_snapshot()
+        transcript = " ".join([*self._finals, interim]).strip()
         if not transcript:
             if self.segments.lost_words and not self.segments.owed:
                 self.segments.lost_words = False
@@ -248,7 +251,7 @@ class TurnController:
         if self.user_speaking:
             return
         self._eou_task = None
-        self._commit(transcript)
+        self._commit(transcript, interim, interim_of)
 
     async def _predict(self, context: ChatContext, audio: AudioFrame | None) -> float:
         assert self.detector is not None
@@ -261,7 +264,7 @@ class TurnController:
         if self.interruptions.paused:
             self.interruptions.resume("backchannel")
 
-    def _commit(self, transcript: str) -> None:
+    def _commit(self, transcript: str, interim: str = "", interim_of: _Segment | None = None) -> None:
         # A paused agent was cut off by this turn. An agent still speaking was
         # not (too few words): the new turn is answered after it finishes.
         if self.interruptions.paused:
@@ -270,11 +273,12 @@ class TurnController:
             speech_started_at=self._speech_started_at,
             speech_ended_at=self._actual_end,
             vad_end_at=self._speech_ended_at,
-            stt_final_at=self._final_at,
+            # Taken from an interim, the last speech has no final yet.
+            stt_final_at=None if interim and interim_of is not None else self._final_at,
             decided_at=asyncio.get_running_loop().time(),
             probability=self._probability,
         )
-        self.segments.turn_committed()
+        self.segments.turn_committed(interim, interim_of)
         self._reset_turn()
         self.host.start_user_turn(transcript, timing=timing)
 

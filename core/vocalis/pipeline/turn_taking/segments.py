@@ -121,10 +121,14 @@ class OwedFinals:
         self._owed.clear()
         self._cancel_timer()
 
-    def turn_committed(self) -> None:
-        """A turn took the current interim: its segment's final adds only the rest."""
-        if self.interim and self._interim_of is not None:
-            self._interim_of.taken = self.interim.split()
+    def interim_snapshot(self) -> tuple[str, _Segment | None]:
+        """The interim as it stands, with its segment: what a decision takes."""
+        return self.interim, self._interim_of
+
+    def turn_committed(self, interim: str = "", interim_of: _Segment | None = None) -> None:
+        """A turn took ``interim`` (a snapshot): its segment's final adds only the rest."""
+        if interim and interim_of is not None:
+            interim_of.taken = interim.split()
 
     def reset_turn(self) -> None:
         """The turn was committed or dropped; finals still owed start the next one."""
@@ -150,24 +154,51 @@ class OwedFinals:
         self._cancel_timer()
 
 
-def _words(text: str) -> list[str]:
-    return ["".join(ch for ch in word.lower() if ch.isalnum()) for word in text.split()]
+def _key(word: str) -> str:
+    return "".join(ch for ch in word.lower() if ch.isalnum())
+
+
+def _alike(a: str, b: str) -> bool:
+    """The same word, allowing a recogniser's revision of its spelling."""
+    return a == b or (len(a) > 2 and len(b) > 2 and difflib.SequenceMatcher(a=a, b=b).ratio() >= 0.75)
 
 
 def _untaken(text: str, taken: list[str]) -> str:
     """``text`` (a final) without the words a turn already took from its interim.
 
-    The recogniser may revise an interim in its final, so the taken words are
-    matched loosely (case and punctuation aside): the final is cut after the
-    last of its words that lines up with a taken word. When nothing lines up
-    the whole final is kept: a word said twice beats a word lost.
+    A final may revise its interim ("John.mit them" becomes "jon.mit at"), so
+    the taken words are aligned with the final's first words by edit distance
+    over words (case, punctuation and close spellings aside), and the final
+    is cut where the taken words end. When fewer than half the taken words
+    find their word in the final, the whole final is kept: a word said twice
+    beats a word lost.
     """
     if not taken:
         return text
     words = text.split()
-    matcher = difflib.SequenceMatcher(a=_words(" ".join(taken)), b=_words(text), autojunk=False)
-    blocks = [b for b in matcher.get_matching_blocks() if b.size]
-    if not blocks:
+    want, have = [_key(w) for w in taken], [_key(w) for w in words]
+    n, m = len(want), len(have)
+    # cost[i][j]: edits to turn want[:i] into have[:j].
+    cost = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        for j in range(m + 1):
+            if i == 0 or j == 0:
+                cost[i][j] = i + j
+                continue
+            same = 0 if _alike(want[i - 1], have[j - 1]) else 1
+            cost[i][j] = min(cost[i - 1][j - 1] + same, cost[i - 1][j] + 1, cost[i][j - 1] + 1)
+    best = min(range(m + 1), key=lambda j: (cost[n][j], abs(j - n)))
+    # Walk the alignment back, counting the taken words that found their word.
+    matched, i, j = 0, n, best
+    while i and j:
+        same = _alike(want[i - 1], have[j - 1])
+        if cost[i][j] == cost[i - 1][j - 1] + (0 if same else 1):
+            matched += same
+            i, j = i - 1, j - 1
+        elif cost[i][j] == cost[i - 1][j] + 1:
+            i -= 1
+        else:
+            j -= 1
+    if matched * 2 < n:
         return text
-    last = blocks[-1]
-    return " ".join(words[last.b + last.size :])
+    return " ".join(words[best:])
