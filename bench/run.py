@@ -96,7 +96,10 @@ def max_sessions(frameworks: list[str], seconds: float, limit: int, start: int) 
             else:
                 nxt = (int(s["low"]) + int(high)) // 2
                 s["n"] = nxt if high - s["low"] > max(10, s["low"] // 10) else None
-    return {fw: {"sessions": state[fw]["low"], "rss_kb": state[fw]["rss"], "lag_p99_ms": state[fw]["lag"]} for fw in frameworks}
+    return {
+        fw: {"sessions": state[fw]["low"], "rss_kb": state[fw]["rss"], "lag_p99_ms": state[fw]["lag"]}
+        for fw in frameworks
+    }
 
 
 def metric(unit: str, values: dict[str, float | None]) -> dict[str, Any]:
@@ -138,7 +141,9 @@ def main() -> None:
     bare = []
     for _ in range(3 if args.quick else 5):
         code = "import time; t = time.perf_counter(); import vocalis; print(time.perf_counter() - t)"
-        bare.append(float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout))
+        bare.append(
+            float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+        )
 
     p1 = latency_rounds(frameworks, "p1", rounds, turns)
     p2 = latency_rounds(frameworks, "p2", rounds, max(4, turns // 5))
@@ -164,7 +169,9 @@ def main() -> None:
         "p2_median": metric("ms", {fw: statistics.median(v) for fw, v in p2.items()}),
         "p3_sessions": metric("sessions per core", {fw: float(r["sessions"]) for fw, r in p3.items()}),
         "p3_rss_per_session": metric("KB", {fw: r["rss_kb"] for fw, r in p3.items()}),
-        "p4_median": metric("ms", {"vocalis": statistics.median(p4["samples_ms"]) if p4 and p4["samples_ms"] else None}),
+        "p4_median": metric(
+            "ms", {"vocalis": statistics.median(p4["samples_ms"]) if p4 and p4["samples_ms"] else None}
+        ),
         "p5_import": metric("s", {fw: statistics.median(v) for fw, v in imports.items()}),
         "p5_import_vocalis_bare": metric("s", {"vocalis": statistics.median(bare)}),
         "p5_start": metric("s", {fw: statistics.median(v) for fw, v in starts.items()}),

@@ -72,10 +72,19 @@ def main() -> int:
         ("turns (sessions)", f"{result.turns} ({result.sessions})"),
         ("wall time", f"{result.wall_seconds:.1f} s ({result.wall_seconds / result.turns * 1000:.2f} ms/turn)"),
         ("conversation time (virtual)", f"{result.virtual_seconds / 3600:.1f} h"),
-        ("RSS start / after warm-up / end", f"{result.rss_start_kb / 1024:.1f} / {result.rss_baseline_kb / 1024:.1f} / {result.rss_end_kb / 1024:.1f} MB"),
+        (
+            "RSS start / after warm-up / end",
+            f"{result.rss_start_kb / 1024:.1f} / {result.rss_baseline_kb / 1024:.1f} / {result.rss_end_kb / 1024:.1f} MB",  # noqa: E501
+        ),
         ("RSS growth after warm-up", f"{result.rss_growth_kb} KB (budget {args.budget_kb} KB)"),
-        ("leaked tasks / threads / fds / sessions", f"{result.tasks_leaked} / {result.threads_leaked} / {result.fds_leaked} / {result.sessions_leaked}"),
-        ("agent turns, tool calls, interruptions, errors", f"{result.agent_turns}, {result.tool_calls}, {result.interruptions}, {result.errors}"),
+        (
+            "leaked tasks / threads / fds / sessions",
+            f"{result.tasks_leaked} / {result.threads_leaked} / {result.fds_leaked} / {result.sessions_leaked}",
+        ),
+        (
+            "agent turns, tool calls, interruptions, errors",
+            f"{result.agent_turns}, {result.tool_calls}, {result.interruptions}, {result.errors}",
+        ),
     ]
     if result.python_heap_growth_kb is not None:
         rows.append(("Python heap growth (tracemalloc)", f"{result.python_heap_growth_kb} KB"))

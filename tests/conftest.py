@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 import skip_gate
 
 # Every test fails if it held an event loop longer than 0.5 s in one callback.

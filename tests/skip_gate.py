@@ -21,7 +21,9 @@ ALLOWED_SKIPS = Path(__file__).with_name("allowed_skips.txt")
 
 def strict_skips() -> bool:
     """Whether unlisted skips fail the run (in CI, or when asked)."""
-    return any(os.environ.get(name, "").lower() not in ("", "0", "false", "no") for name in ("CI", "VOCALIS_STRICT_SKIPS"))
+    return any(
+        os.environ.get(name, "").lower() not in ("", "0", "false", "no") for name in ("CI", "VOCALIS_STRICT_SKIPS")
+    )
 
 
 def load_allowed(path: Path = ALLOWED_SKIPS, env: str | None = None) -> list[str]:

@@ -270,7 +270,7 @@ async def scenario_p3(n: int, seconds: float, warmup: float = 1.0) -> dict:
     )
     try:  # teardown is not measured; don't let a slow close fail the run
         await asyncio.wait_for(asyncio.gather(*(s.aclose() for s in sessions)), 30)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         _log(f"p3: session close: {e!r}")
     return {
         "sessions": n,

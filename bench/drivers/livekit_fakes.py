@@ -20,10 +20,17 @@ FRAME_MS = 20
 FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
 TTS_SECONDS = 0.1  # contract: 100 ms of 16-bit audio per sentence
 # contract: 20 tokens, streamed at once; two sentences -> two TTS calls (200 ms of audio)
-LLM_TOKENS = (
-    ["Sure", ",", " here", " is", " the", " first", " part", " of", " my", " answer", "."]
-    + [" And", " this", " is", " the", " second", " sentence", " of", " it", "."]
-)
+LLM_TOKENS = ["Sure", ",", " here", " is", " the", " first", " part", " of", " my", " answer", "."] + [
+    " And",
+    " this",
+    " is",
+    " the",
+    " second",
+    " sentence",
+    " of",
+    " it",
+    ".",
+]
 assert len(LLM_TOKENS) == 20
 USER_TEXT = "what is the weather like today"
 
@@ -113,9 +120,7 @@ class ToldSTT(stt.STT):
     """Streaming STT that emits a final transcript the moment it is told to."""
 
     def __init__(self) -> None:
-        super().__init__(
-            capabilities=stt.STTCapabilities(streaming=True, interim_results=False)
-        )
+        super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=False))
         self.stream_obj: ToldRecognizeStream | None = None
 
     async def _recognize_impl(self, buffer, *, language, conn_options):  # type: ignore[override]
@@ -166,9 +171,7 @@ class TokenLLMStream(llm.LLMStream):
     async def _run(self) -> None:
         rid = utils.shortuuid("fake_llm_")
         for tok in LLM_TOKENS:
-            self._event_ch.send_nowait(
-                llm.ChatChunk(id=rid, delta=llm.ChoiceDelta(role="assistant", content=tok))
-            )
+            self._event_ch.send_nowait(llm.ChatChunk(id=rid, delta=llm.ChoiceDelta(role="assistant", content=tok)))
 
 
 # ---------------------------------------------------------------- TTS

@@ -47,41 +47,40 @@ if __name__ == "__main__" and sys.argv[1:2] == ["import"]:
     import json
 
     # What a Pipecat voice agent imports (the fake services below use exactly these).
-    from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams  # noqa: F401
-    from pipecat.frames.frames import InputAudioRawFrame, TranscriptionFrame  # noqa: F401
-    from pipecat.pipeline.pipeline import Pipeline  # noqa: F401
-    from pipecat.pipeline.worker import PipelineParams, PipelineWorker  # noqa: F401
-    from pipecat.processors.aggregators.llm_context import LLMContext  # noqa: F401
-    from pipecat.processors.aggregators.llm_response_universal import (  # noqa: F401
+    from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
+    from pipecat.frames.frames import InputAudioRawFrame, TranscriptionFrame
+    from pipecat.pipeline.pipeline import Pipeline
+    from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+    from pipecat.processors.aggregators.llm_context import LLMContext
+    from pipecat.processors.aggregators.llm_response_universal import (
         LLMContextAggregatorPair,
         LLMUserAggregatorParams,
     )
-    from pipecat.services.llm_service import LLMService  # noqa: F401
-    from pipecat.services.stt_service import STTService  # noqa: F401
-    from pipecat.services.tts_service import TTSService  # noqa: F401
-    from pipecat.transports.base_input import BaseInputTransport  # noqa: F401
-    from pipecat.transports.base_output import BaseOutputTransport  # noqa: F401
-    from pipecat.transports.base_transport import BaseTransport, TransportParams  # noqa: F401
-    from pipecat.turns.user_start import VADUserTurnStartStrategy  # noqa: F401
-    from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy  # noqa: F401
-    from pipecat.turns.user_turn_strategies import UserTurnStrategies  # noqa: F401
-    from pipecat.workers.runner import WorkerRunner  # noqa: F401
+    from pipecat.services.llm_service import LLMService
+    from pipecat.services.stt_service import STTService
+    from pipecat.services.tts_service import TTSService
+    from pipecat.transports.base_input import BaseInputTransport
+    from pipecat.transports.base_output import BaseOutputTransport
+    from pipecat.transports.base_transport import BaseTransport, TransportParams
+    from pipecat.turns.user_start import VADUserTurnStartStrategy
+    from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
+    from pipecat.turns.user_turn_strategies import UserTurnStrategies
+    from pipecat.workers.runner import WorkerRunner
 
     print(json.dumps({"import_s": time.perf_counter() - T0}))
     raise SystemExit(0)
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import gc  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-from collections.abc import AsyncGenerator  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import asyncio
+import gc
+import json
+import os
+from collections.abc import AsyncGenerator
+from typing import Any
 
-from loguru import logger  # noqa: E402
-
-from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams  # noqa: E402
-from pipecat.frames.frames import (  # noqa: E402
+from loguru import logger
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
+from pipecat.frames.frames import (
     BotStoppedSpeakingFrame,
     Frame,
     InputAudioRawFrame,
@@ -96,27 +95,27 @@ from pipecat.frames.frames import (  # noqa: E402
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from pipecat.pipeline.pipeline import Pipeline  # noqa: E402
-from pipecat.pipeline.worker import PipelineParams, PipelineWorker  # noqa: E402
-from pipecat.processors.aggregators.llm_context import LLMContext  # noqa: E402
-from pipecat.processors.aggregators.llm_response_universal import (  # noqa: E402
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
 )
-from pipecat.processors.frame_processor import FrameDirection  # noqa: E402
-from pipecat.services.llm_service import LLMService  # noqa: E402
-from pipecat.services.settings import LLMSettings, STTSettings, TTSSettings  # noqa: E402
-from pipecat.services.stt_service import STTService  # noqa: E402
-from pipecat.services.tts_service import TTSService  # noqa: E402
-from pipecat.transports.base_input import BaseInputTransport  # noqa: E402
-from pipecat.transports.base_output import BaseOutputTransport  # noqa: E402
-from pipecat.transports.base_transport import BaseTransport, TransportParams  # noqa: E402
-from pipecat.turns.types import ProcessFrameResult  # noqa: E402
-from pipecat.turns.user_start import VADUserTurnStartStrategy  # noqa: E402
-from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy  # noqa: E402
-from pipecat.turns.user_turn_strategies import UserTurnStrategies  # noqa: E402
-from pipecat.utils.time import time_now_iso8601  # noqa: E402
-from pipecat.workers.runner import WorkerRunner  # noqa: E402
+from pipecat.processors.frame_processor import FrameDirection
+from pipecat.services.llm_service import LLMService
+from pipecat.services.settings import LLMSettings, STTSettings, TTSSettings
+from pipecat.services.stt_service import STTService
+from pipecat.services.tts_service import TTSService
+from pipecat.transports.base_input import BaseInputTransport
+from pipecat.transports.base_output import BaseOutputTransport
+from pipecat.transports.base_transport import BaseTransport, TransportParams
+from pipecat.turns.types import ProcessFrameResult
+from pipecat.turns.user_start import VADUserTurnStartStrategy
+from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+from pipecat.utils.time import time_now_iso8601
+from pipecat.workers.runner import WorkerRunner
 
 IN_RATE = 16_000
 OUT_RATE = 24_000
@@ -161,9 +160,7 @@ class BenchSTT(STTService):
         await super().process_frame(frame, direction)
         if isinstance(frame, VADUserStoppedSpeakingFrame):
             MARKS["final"] = time.perf_counter()
-            await self.push_frame(
-                TranscriptionFrame(self.text, "", time_now_iso8601(), finalized=True)
-            )
+            await self.push_frame(TranscriptionFrame(self.text, "", time_now_iso8601(), finalized=True))
 
 
 class BenchLLM(LLMService):
@@ -171,8 +168,18 @@ class BenchLLM(LLMService):
 
     def __init__(self, **kwargs: Any) -> None:
         unset = dict.fromkeys(
-            ["model", "system_instruction", "temperature", "max_tokens", "top_p", "top_k",
-             "frequency_penalty", "presence_penalty", "seed", "user_turn_completion_config"]
+            [
+                "model",
+                "system_instruction",
+                "temperature",
+                "max_tokens",
+                "top_p",
+                "top_k",
+                "frequency_penalty",
+                "presence_penalty",
+                "seed",
+                "user_turn_completion_config",
+            ]
         )
         super().__init__(settings=LLMSettings(**unset, filter_incomplete_user_turns=False), **kwargs)
         self.tokens = TOKENS
@@ -284,9 +291,7 @@ class Session:
         self.aggregators = LLMContextAggregatorPair(
             self.context,
             user_params=LLMUserAggregatorParams(
-                vad_analyzer=BenchVAD(
-                    params=VADParams(confidence=0.5, start_secs=0.0, stop_secs=0.0, min_volume=0.0)
-                ),
+                vad_analyzer=BenchVAD(params=VADParams(confidence=0.5, start_secs=0.0, stop_secs=0.0, min_volume=0.0)),
                 user_turn_strategies=UserTurnStrategies(
                     start=[MarkedVADTurnStart()],
                     stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.0)],
@@ -384,7 +389,7 @@ async def scenario_p2(turns: int) -> dict[str, Any]:
         session.llm.tokens = LONG_TOKENS
         out.writes = 0
         await session.worker.queue_frame(LLMRunFrame())  # the bot talks for 2 s
-        while out.writes < 3:
+        while out.writes < 3:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
         # Barge in at a different phase of the 40 ms output chunk each time.
         await asyncio.sleep(0.1 + (i % 8) * 0.005)
@@ -425,9 +430,7 @@ async def scenario_p3(sessions: int, seconds: float) -> dict[str, Any]:
     while tick < end:
         lags.append(max(0.0, loop.time() - tick) * 1000)
         for transport_in in inputs:
-            await transport_in.push_audio_frame(
-                InputAudioRawFrame(audio=SILENCE, sample_rate=IN_RATE, num_channels=1)
-            )
+            await transport_in.push_audio_frame(InputAudioRawFrame(audio=SILENCE, sample_rate=IN_RATE, num_channels=1))
         tick += 0.02
         await asyncio.sleep(max(0.0, tick - loop.time()))
     after = rss_kb()

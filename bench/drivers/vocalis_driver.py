@@ -22,20 +22,20 @@ from typing import Any, ClassVar
 
 T0 = time.perf_counter()
 if __name__ == "__main__" and sys.argv[1:2] == ["import"]:
-    from vocalis import Agent, AgentSession, CascadingPipeline  # noqa: F401
+    from vocalis import Agent, AgentSession, CascadingPipeline
 
     print(json.dumps({"import_s": time.perf_counter() - T0}))
     raise SystemExit(0)
 
-from vocalis import Agent, AgentSession, CascadingPipeline, EOUConfig, InterruptConfig  # noqa: E402
-from vocalis.audio import AudioFrame  # noqa: E402
-from vocalis.chat import ChatContext  # noqa: E402
-from vocalis.providers.audio_output import AudioOutput  # noqa: E402
-from vocalis.providers.llm import LLM, ChatChunk, ToolSpec  # noqa: E402
-from vocalis.providers.stt import STT, SpeechEvent, SpeechEventType, STTStream  # noqa: E402
-from vocalis.providers.transport import AudioSink, Transport  # noqa: E402
-from vocalis.providers.tts import TTS  # noqa: E402
-from vocalis.providers.vad import VAD, VADEvent, VADEventType, VADStream  # noqa: E402
+from vocalis import Agent, AgentSession, CascadingPipeline, EOUConfig, InterruptConfig
+from vocalis.audio import AudioFrame
+from vocalis.chat import ChatContext
+from vocalis.providers.audio_output import AudioOutput
+from vocalis.providers.llm import LLM, ChatChunk, ToolSpec
+from vocalis.providers.stt import STT, SpeechEvent, SpeechEventType, STTStream
+from vocalis.providers.transport import AudioSink, Transport
+from vocalis.providers.tts import TTS
+from vocalis.providers.vad import VAD, VADEvent, VADEventType, VADStream
 
 RATE = 16_000
 FRAME = 320  # 20 ms
@@ -88,7 +88,9 @@ class _STTStream(STTStream):
 class BenchLLM(LLM):
     name: ClassVar[str] = "bench"
 
-    async def chat(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = (), tool_choice: str | None = None) -> AsyncIterator[ChatChunk]:
+    async def chat(
+        self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = (), tool_choice: str | None = None
+    ) -> AsyncIterator[ChatChunk]:
         for token in TOKENS:
             yield ChatChunk(text=token)
 
@@ -148,7 +150,11 @@ class BenchTransport(Transport):
 
 def make_session(paced: bool = False) -> tuple[AgentSession, BenchTransport]:
     pipeline = CascadingPipeline(
-        stt=BenchSTT(), llm=BenchLLM(), tts=BenchTTS(), vad=BenchVAD(), turn_detector=None,
+        stt=BenchSTT(),
+        llm=BenchLLM(),
+        tts=BenchTTS(),
+        vad=BenchVAD(),
+        turn_detector=None,
         eou_config=EOUConfig(min_delay=0.0, max_delay=0.0, stt_watchdog=0.0),
         interrupt_config=InterruptConfig(min_duration=0.0, min_words=0, resume_false_interruption=False),
     )
@@ -170,7 +176,7 @@ async def scenario_p1(turns: int) -> dict[str, Any]:
         MARKS.clear()
         del session.agent.chat_context.items[1:]  # the same turn every time
         done = asyncio.Event()
-        session.once("agent_turn", lambda _: done.set())
+        session.once("agent_turn", lambda _: done.set())  # noqa: B023
         await user_turn(transport)
         await done.wait()
         samples.append((MARKS["first_audio"] - MARKS["final"]) * 1000)
@@ -185,7 +191,7 @@ async def scenario_p2(turns: int) -> dict[str, Any]:
     samples = []
     for _ in range(turns):
         handle = await session.say("This sentence is long. " * 20)
-        while transport.audio_output.last_played == 0.0 or len(transport.audio_output.queue) < 5:
+        while transport.audio_output.last_played == 0.0 or len(transport.audio_output.queue) < 5:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.1)
         decided = time.perf_counter()

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from vocalis import AgentSession, CascadingPipeline, EOUConfig
-from vocalis.session.assistant import DefaultAssistant
 from vocalis.audio import AudioFrame
+from vocalis.session.assistant import DefaultAssistant
 from vocalis.transports.file import read_wav
 
 sys.path.insert(0, str(Path(__file__).parent))
-from vocalis_driver import BenchTransport  # noqa: E402
+from vocalis_driver import BenchTransport
 
 DATA = Path(__file__).resolve().parents[2] / "tests" / "data" / "speech"
 
@@ -63,7 +63,12 @@ async def main(count: int) -> dict[str, Any]:
             m = session.metrics[-1]
             if m.e2e_latency is not None:
                 samples.append(m.e2e_latency * 1000)
-                for key, value in (("stt", m.stt_latency), ("eou", m.eou_delay), ("llm_ttft", m.llm_ttft), ("tts_ttfb", m.tts_ttfb)):
+                for key, value in (
+                    ("stt", m.stt_latency),
+                    ("eou", m.eou_delay),
+                    ("llm_ttft", m.llm_ttft),
+                    ("tts_ttfb", m.tts_ttfb),
+                ):
                     if value is not None:
                         stages[key].append(value * 1000)
         await asyncio.sleep(0.2)

@@ -74,33 +74,124 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
-    from vocalis.session.agent import Agent as Agent
-    from vocalis.audio import AudioFormatError as AudioFormatError, AudioFrame as AudioFrame
-    from vocalis.session.background import AudioClip as AudioClip, BackgroundAudioConfig as BackgroundAudioConfig
-    from vocalis.providers.fallback import ConnectOptions as ConnectOptions, FallbackLLM as FallbackLLM
-    from vocalis.providers.fallback import FallbackSTT as FallbackSTT, FallbackTTS as FallbackTTS
-    from vocalis.chat import ChatContext as ChatContext, ChatMessage as ChatMessage, ChatRole as ChatRole
-    from vocalis.session.flow import ConversationFlow as ConversationFlow
+    from vocalis.audio import AudioFormatError as AudioFormatError
+    from vocalis.audio import AudioFrame as AudioFrame
+    from vocalis.chat import ChatContext as ChatContext
+    from vocalis.chat import ChatMessage as ChatMessage
+    from vocalis.chat import ChatRole as ChatRole
+    from vocalis.event_types import (
+        AgentHandoffEvent as AgentHandoffEvent,
+    )
+    from vocalis.event_types import (
+        AgentStateChangedEvent as AgentStateChangedEvent,
+    )
+    from vocalis.event_types import (
+        AgentTurnEvent as AgentTurnEvent,
+    )
+    from vocalis.event_types import (
+        BackchannelEvent as BackchannelEvent,
+    )
+    from vocalis.event_types import (
+        CloseEvent as CloseEvent,
+    )
+    from vocalis.event_types import (
+        EndOfTurnProbabilityEvent as EndOfTurnProbabilityEvent,
+    )
+    from vocalis.event_types import (
+        ErrorEvent as ErrorEvent,
+    )
+    from vocalis.event_types import (
+        FalseInterruptionEvent as FalseInterruptionEvent,
+    )
+    from vocalis.event_types import (
+        FunctionCallEvent as FunctionCallEvent,
+    )
+    from vocalis.event_types import (
+        InterruptionEvent as InterruptionEvent,
+    )
+    from vocalis.event_types import (
+        MetricsCollectedEvent as MetricsCollectedEvent,
+    )
+    from vocalis.event_types import (
+        PreemptiveGenerationEvent as PreemptiveGenerationEvent,
+    )
+    from vocalis.event_types import (
+        SpeechInEvent as SpeechInEvent,
+    )
+    from vocalis.event_types import (
+        SpeechOutEvent as SpeechOutEvent,
+    )
+    from vocalis.event_types import (
+        UserStateChangedEvent as UserStateChangedEvent,
+    )
+    from vocalis.event_types import UserTurnEvent as UserTurnEvent
+    from vocalis.event_types import WakeUpEvent as WakeUpEvent
     from vocalis.pipeline.cascading import CascadingPipeline as CascadingPipeline
-    from vocalis.pipeline.realtime import RealTimePipeline as RealTimePipeline
-    from vocalis.session.agent_session import AgentSession as AgentSession
-    from vocalis.states import AgentState as AgentState, SessionEvent as SessionEvent, UserState as UserState
-    from vocalis.event_types import AgentHandoffEvent as AgentHandoffEvent, AgentStateChangedEvent as AgentStateChangedEvent, AgentTurnEvent as AgentTurnEvent
-    from vocalis.event_types import BackchannelEvent as BackchannelEvent, CloseEvent as CloseEvent, EndOfTurnProbabilityEvent as EndOfTurnProbabilityEvent
-    from vocalis.event_types import ErrorEvent as ErrorEvent, FalseInterruptionEvent as FalseInterruptionEvent, FunctionCallEvent as FunctionCallEvent
-    from vocalis.event_types import InterruptionEvent as InterruptionEvent, MetricsCollectedEvent as MetricsCollectedEvent, PreemptiveGenerationEvent as PreemptiveGenerationEvent
-    from vocalis.event_types import SpeechInEvent as SpeechInEvent, SpeechOutEvent as SpeechOutEvent, UserStateChangedEvent as UserStateChangedEvent
-    from vocalis.event_types import UserTurnEvent as UserTurnEvent, WakeUpEvent as WakeUpEvent
-    from vocalis.speech import SpeechHandle as SpeechHandle
-    from vocalis.tools.function import FunctionTool as FunctionTool, ToolContext as ToolContext, ToolError as ToolError, function_tool as function_tool
-    from vocalis.pipeline.config import EOUConfig as EOUConfig, EOUMode as EOUMode, InterruptConfig as InterruptConfig, InterruptMode as InterruptMode
+    from vocalis.pipeline.config import (
+        EOUConfig as EOUConfig,
+    )
+    from vocalis.pipeline.config import (
+        EOUMode as EOUMode,
+    )
+    from vocalis.pipeline.config import (
+        InterruptConfig as InterruptConfig,
+    )
+    from vocalis.pipeline.config import (
+        InterruptMode as InterruptMode,
+    )
     from vocalis.pipeline.config import ProviderTimeouts as ProviderTimeouts
-    from vocalis.session.limits import SessionLimits as SessionLimits
-    from vocalis.plugin.hookspecs import hookimpl as hookimpl, hookspec as hookspec
+    from vocalis.pipeline.realtime import RealTimePipeline as RealTimePipeline
+    from vocalis.plugin.hookspecs import hookimpl as hookimpl
+    from vocalis.plugin.hookspecs import hookspec as hookspec
     from vocalis.plugin.manager import make_plugin_manager as make_plugin_manager
-    from vocalis.providers.base import ErrorKind as ErrorKind, Provider as Provider, ProviderError as ProviderError, ProviderKind as ProviderKind
     from vocalis.plugin.registry import Registry as Registry
-    from vocalis.settings import ProviderSettings as ProviderSettings, VocalisSettings as VocalisSettings, provider_settings_config as provider_settings_config
+    from vocalis.providers.base import (
+        ErrorKind as ErrorKind,
+    )
+    from vocalis.providers.base import (
+        Provider as Provider,
+    )
+    from vocalis.providers.base import (
+        ProviderError as ProviderError,
+    )
+    from vocalis.providers.base import (
+        ProviderKind as ProviderKind,
+    )
+    from vocalis.providers.fallback import ConnectOptions as ConnectOptions
+    from vocalis.providers.fallback import FallbackLLM as FallbackLLM
+    from vocalis.providers.fallback import FallbackSTT as FallbackSTT
+    from vocalis.providers.fallback import FallbackTTS as FallbackTTS
+    from vocalis.session.agent import Agent as Agent
+    from vocalis.session.agent_session import AgentSession as AgentSession
+    from vocalis.session.background import AudioClip as AudioClip
+    from vocalis.session.background import BackgroundAudioConfig as BackgroundAudioConfig
+    from vocalis.session.flow import ConversationFlow as ConversationFlow
+    from vocalis.session.limits import SessionLimits as SessionLimits
+    from vocalis.settings import (
+        ProviderSettings as ProviderSettings,
+    )
+    from vocalis.settings import (
+        VocalisSettings as VocalisSettings,
+    )
+    from vocalis.settings import (
+        provider_settings_config as provider_settings_config,
+    )
+    from vocalis.speech import SpeechHandle as SpeechHandle
+    from vocalis.states import AgentState as AgentState
+    from vocalis.states import SessionEvent as SessionEvent
+    from vocalis.states import UserState as UserState
+    from vocalis.tools.function import (
+        FunctionTool as FunctionTool,
+    )
+    from vocalis.tools.function import (
+        ToolContext as ToolContext,
+    )
+    from vocalis.tools.function import (
+        ToolError as ToolError,
+    )
+    from vocalis.tools.function import (
+        function_tool as function_tool,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -9,17 +9,13 @@ from __future__ import annotations
 import inspect
 
 from vocalis.plugin import hookspecs
-from vocalis.providers.base import ProviderKind
 from vocalis.plugin.registry import _BASE_CLASSES
+from vocalis.providers.base import ProviderKind
 
 
 def hookspec_names() -> list[str]:
     """Every hookspec defined in :mod:`vocalis.plugin.hookspecs`, in source order."""
-    return [
-        name
-        for name, obj in vars(hookspecs).items()
-        if name.startswith("vocalis_") and inspect.isfunction(obj)
-    ]
+    return [name for name, obj in vars(hookspecs).items() if name.startswith("vocalis_") and inspect.isfunction(obj)]
 
 
 def render_hookspec_reference() -> str:

@@ -49,8 +49,7 @@ class AudioFrame:
                 view = memoryview(self.data)
             except TypeError:
                 raise AudioFormatError(
-                    "audio data must be bytes, bytearray or memoryview, "
-                    f"not {type(self.data).__name__}"
+                    f"audio data must be bytes, bytearray or memoryview, not {type(self.data).__name__}"
                 ) from None
             object.__setattr__(self, "data", view.tobytes())
         # numpy integers (e.g. from a WAV reader) are fine as rates and counts.
@@ -60,23 +59,17 @@ class AudioFrame:
                 object.__setattr__(self, name, int(value))
             elif isinstance(value, bool) or not isinstance(value, int):
                 label = "sample rate" if name == "sample_rate" else "channel count"
-                raise AudioFormatError(
-                    f"{label} must be an int, not {type(value).__name__} ({_short(value)})"
-                )
+                raise AudioFormatError(f"{label} must be an int, not {type(value).__name__} ({_short(value)})")
         if not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
             raise AudioFormatError(
-                f"sample rate {_short(self.sample_rate)} Hz is outside "
-                f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz"
+                f"sample rate {_short(self.sample_rate)} Hz is outside {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz"
             )
         if not 1 <= self.channels <= MAX_CHANNELS:
-            raise AudioFormatError(
-                f"channel count {_short(self.channels)} is outside 1..{MAX_CHANNELS}"
-            )
+            raise AudioFormatError(f"channel count {_short(self.channels)} is outside 1..{MAX_CHANNELS}")
         bytes_per_block = 2 * self.channels
         if len(self.data) % bytes_per_block:
             raise AudioFormatError(
-                f"{len(self.data)} bytes of PCM is not a whole number of int16 samples "
-                f"for {self.channels} channel(s)"
+                f"{len(self.data)} bytes of PCM is not a whole number of int16 samples for {self.channels} channel(s)"
             )
         samples = len(self.data) // bytes_per_block
         if samples > MAX_FRAME_SECONDS * self.sample_rate:
@@ -98,9 +91,7 @@ class AudioFrame:
         return cls(bytes(2 * samples * channels), sample_rate, channels)
 
     @classmethod
-    def from_numpy(
-        cls, samples: npt.ArrayLike, sample_rate: int, channels: int | None = None
-    ) -> AudioFrame:
+    def from_numpy(cls, samples: npt.ArrayLike, sample_rate: int, channels: int | None = None) -> AudioFrame:
         """Build a frame from an int16 or float array.
 
         Float input is taken as -1.0..1.0 and clipped; NaN or infinite values
@@ -153,10 +144,7 @@ class AudioFrame:
         return AudioFrame.from_numpy(mixed.round().astype("int16"), self.sample_rate)
 
     def __repr__(self) -> str:
-        return (
-            f"AudioFrame({self.duration * 1000:.1f} ms, {self.sample_rate} Hz, "
-            f"{self.channels} ch)"
-        )
+        return f"AudioFrame({self.duration * 1000:.1f} ms, {self.sample_rate} Hz, {self.channels} ch)"
 
 
 def resample(frame: AudioFrame, sample_rate: int) -> AudioFrame:
@@ -215,9 +203,7 @@ class AudioResampler:
             self._input = (frame.sample_rate, frame.channels)
         out = self._stream.resample_chunk(frame.to_numpy())
         converted = (
-            AudioFrame(out.astype("<i2", copy=False).tobytes(), self.sample_rate, frame.channels)
-            if len(out)
-            else None
+            AudioFrame(out.astype("<i2", copy=False).tobytes(), self.sample_rate, frame.channels) if len(out) else None
         )
         if tail is None:
             return converted

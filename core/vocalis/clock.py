@@ -68,9 +68,15 @@ class _OrderedTimerHandle(asyncio.TimerHandle):
     # time equal deadlines are the norm, so break ties by scheduling order (FIFO).
     __slots__ = ("_seq",)
 
-    def __init__(self, seq: int, when: float, callback: Callable[..., object],
-                 args: tuple[Any, ...], loop: asyncio.AbstractEventLoop,
-                 context: Context | None) -> None:
+    def __init__(
+        self,
+        seq: int,
+        when: float,
+        callback: Callable[..., object],
+        args: tuple[Any, ...],
+        loop: asyncio.AbstractEventLoop,
+        context: Context | None,
+    ) -> None:
         super().__init__(when, callback, args, loop, context)
         self._seq = seq
 
@@ -87,15 +93,13 @@ class _VirtualSelector(selectors.BaseSelector):
         self._real = real
         self._loop = loop
 
-    def register(self, fileobj: FileDescriptorLike, events: int,
-                 data: Any = None) -> selectors.SelectorKey:
+    def register(self, fileobj: FileDescriptorLike, events: int, data: Any = None) -> selectors.SelectorKey:
         return self._real.register(fileobj, events, data)
 
     def unregister(self, fileobj: FileDescriptorLike) -> selectors.SelectorKey:
         return self._real.unregister(fileobj)
 
-    def modify(self, fileobj: FileDescriptorLike, events: int,
-               data: Any = None) -> selectors.SelectorKey:
+    def modify(self, fileobj: FileDescriptorLike, events: int, data: Any = None) -> selectors.SelectorKey:
         return self._real.modify(fileobj, events, data)
 
     def get_key(self, fileobj: FileDescriptorLike) -> selectors.SelectorKey:
@@ -216,8 +220,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             )
         self._now = target
 
-    def call_at(self, when: float, callback: Callable[..., object], *args: Any,
-                context: Context | None = None) -> asyncio.TimerHandle:
+    def call_at(
+        self, when: float, callback: Callable[..., object], *args: Any, context: Context | None = None
+    ) -> asyncio.TimerHandle:
         """Schedule ``callback`` at virtual time ``when`` (FIFO among equal deadlines)."""
         # Mirrors BaseEventLoop.call_at (3.11-3.13) with a tie-breaking handle type.
         if when is None:
@@ -233,8 +238,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         timer._scheduled = True  # type: ignore[attr-defined]
         return timer
 
-    def run_in_executor(self, executor: concurrent.futures.Executor | None,
-                        func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    def run_in_executor(
+        self, executor: concurrent.futures.Executor | None, func: Callable[..., T], *args: Any
+    ) -> asyncio.Future[T]:
         """Run ``func`` in real time; the clock stands still until it finishes."""
         future = super().run_in_executor(executor, func, *args)
         self._real_work += 1
@@ -254,9 +260,14 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             self._real_work -= 1
 
 
-def run_virtual(main: Coroutine[Any, Any, T], *, start: float = 0.0,
-                max_virtual_time: float | None = 3600.0, debug: bool = False,
-                real_time_io: bool = False) -> T:
+def run_virtual(
+    main: Coroutine[Any, Any, T],
+    *,
+    start: float = 0.0,
+    max_virtual_time: float | None = 3600.0,
+    debug: bool = False,
+    real_time_io: bool = False,
+) -> T:
     """Run ``main`` to completion on a fresh :class:`VirtualTimeLoop`, like ``asyncio.run``.
 
     The loop is the current event loop while it runs. Afterwards leftover tasks are

@@ -44,9 +44,7 @@ def configure_logging(level: str = "INFO", *, sink: TextIO | None = None) -> int
         The loguru handler id.
     """
     logger.remove()
-    return logger.add(
-        sink or sys.stderr, level=level.upper(), format=_format, colorize=None, diagnose=False
-    )
+    return logger.add(sink or sys.stderr, level=level.upper(), format=_format, colorize=None, diagnose=False)
 
 
 @contextmanager

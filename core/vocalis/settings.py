@@ -73,17 +73,28 @@ def validate_name(name: str) -> str:
         ValueError: The name has characters other than ``a-z0-9_-``.
     """
     if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise ValueError(
-            f"invalid name {name!r}: use lower-case letters, digits, '-' and '_'"
-        )
+        raise ValueError(f"invalid name {name!r}: use lower-case letters, digits, '-' and '_'")
     return name
 
 
 # Last words of field names whose values are credentials even when not typed
 # SecretStr (``headers`` dicts carry ``Authorization``; ``api_key: str`` happens).
 _SECRET_WORDS = frozenset(
-    {"key", "token", "secret", "password", "passwd", "credential", "credentials",
-     "auth", "authorization", "header", "headers", "cookie", "cookies"}
+    {
+        "key",
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "credential",
+        "credentials",
+        "auth",
+        "authorization",
+        "header",
+        "headers",
+        "cookie",
+        "cookies",
+    }
 )
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
 _QUERY_VALUE = re.compile(r"(?P<name>[?&][^=&#\s]+=)[^&#\s]*")
@@ -155,9 +166,7 @@ class VocalisSettings(BaseSettings):
         disable_plugin_autoload: Load no entry-point plugins at all.
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix="VOCALIS_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="VOCALIS_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     stt: str | None = None
     llm: str | None = None

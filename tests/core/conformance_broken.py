@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
+
 from vocalis.audio import AudioFrame
 from vocalis.chat import ChatContext, FunctionCall, FunctionCallOutput
 from vocalis.providers.base import ProviderError
@@ -223,6 +224,7 @@ class _LingeringVADStream(VADStream):
         self._input_ended = True
         if self._worker is None or self._worker.done():
             self._finish()
+
     # aclose() is the base class's: it does not know about self._worker.
 
 

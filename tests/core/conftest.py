@@ -15,7 +15,7 @@ import textwrap
 import zipfile
 from pathlib import Path
 
-PROVIDER_SOURCE = '''
+PROVIDER_SOURCE = """
 from typing import ClassVar
 from vocalis import hookimpl
 from vocalis.providers.{kind} import {base}
@@ -33,7 +33,7 @@ class {cls}({base}):
 @hookimpl
 def vocalis_register_{kind}(register):
     register({cls})
-'''
+"""
 
 BASES = {
     "stt": "STT",
@@ -64,9 +64,7 @@ def _files(dist: str, version: str, package: str, source: str, ep_name: str) -> 
     }
 
 
-def install_fake_distribution(
-    site: Path, *, dist: str, version: str, package: str, source: str, ep_name: str
-) -> Path:
+def install_fake_distribution(site: Path, *, dist: str, version: str, package: str, source: str, ep_name: str) -> Path:
     """Write a distribution into ``site`` (a folder the test puts on sys.path)."""
     for rel, text in _files(dist, version, package, source, ep_name).items():
         path = site / rel
@@ -75,9 +73,7 @@ def install_fake_distribution(
     return site
 
 
-def build_wheel(
-    out_dir: Path, *, dist: str, version: str, package: str, source: str, ep_name: str
-) -> Path:
+def build_wheel(out_dir: Path, *, dist: str, version: str, package: str, source: str, ep_name: str) -> Path:
     """Build a real wheel file that ``pip install`` accepts."""
     files = _files(dist, version, package, source, ep_name)
     info = f"{dist.replace('-', '_')}-{version}.dist-info"
@@ -100,7 +96,7 @@ def forget_modules(prefix: str) -> None:
         del sys.modules[name]
 
 
-import pytest  # noqa: E402
+import pytest
 
 
 class DistFactory:
@@ -111,16 +107,20 @@ class DistFactory:
         self.packages: list[str] = []
         monkeypatch.syspath_prepend(str(site))
 
-    def provider_plugin(self, dist: str, kind: str, provider: str, *, version: str = "1.2.3",
-                        ep_name: str | None = None) -> str:
-        return self.install(dist, provider_plugin_source(kind, provider), version=version,
-                            ep_name=ep_name or dist.removeprefix("vocalis-"))
+    def provider_plugin(
+        self, dist: str, kind: str, provider: str, *, version: str = "1.2.3", ep_name: str | None = None
+    ) -> str:
+        return self.install(
+            dist,
+            provider_plugin_source(kind, provider),
+            version=version,
+            ep_name=ep_name or dist.removeprefix("vocalis-"),
+        )
 
     def install(self, dist: str, source: str, *, version: str = "1.2.3", ep_name: str | None = None) -> str:
         package = dist.replace("-", "_")
         ep = ep_name or dist.removeprefix("vocalis-")
-        install_fake_distribution(self.site, dist=dist, version=version, package=package,
-                                  source=source, ep_name=ep)
+        install_fake_distribution(self.site, dist=dist, version=version, package=package, source=source, ep_name=ep)
         self.packages.append(package)
         return ep
 

@@ -29,9 +29,16 @@ def pipeline(
     )
 
 
-def conversation(agent: Agent | None = None, transcripts: list[str] | None = None,
-                 responses: list[Any] | None = None, **kwargs: Any) -> Conversation:
+def conversation(
+    agent: Agent | None = None, transcripts: list[str] | None = None, responses: list[Any] | None = None, **kwargs: Any
+) -> Conversation:
     """A conversation with an instructions-only agent unless one is given."""
-    session_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in {"wake_up", "tool_timeout", "max_tool_steps", "conversation_flow"}}
+    session_kwargs = {
+        k: kwargs.pop(k)
+        for k in list(kwargs)
+        if k in {"wake_up", "tool_timeout", "max_tool_steps", "conversation_flow"}
+    }
     flow = session_kwargs.pop("conversation_flow", None)
-    return Conversation(agent or Agent("You are helpful."), pipeline(transcripts, responses, **kwargs), flow, **session_kwargs)
+    return Conversation(
+        agent or Agent("You are helpful."), pipeline(transcripts, responses, **kwargs), flow, **session_kwargs
+    )

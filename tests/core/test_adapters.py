@@ -12,11 +12,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from vocalis.providers.adapters import SegmentedSTTStream, SentenceTTSStream
 from vocalis.audio import AudioFrame
+from vocalis.providers.adapters import SegmentedSTTStream, SentenceTTSStream
 from vocalis.providers.base import ProviderError
-from vocalis.providers.stt import SpeechEvent, SpeechEventType
 from vocalis.providers.streams import ProviderStream
+from vocalis.providers.stt import SpeechEvent, SpeechEventType
 from vocalis.providers.transport import AudioOutput, PlaybackResult
 from vocalis.providers.tts import SynthesizedAudio
 from vocalis.testing import FakeSTT, FakeTTS, RecordingAudioOutput, run_virtual, tone
@@ -41,7 +41,7 @@ async def collect(stream: ProviderStream[T]) -> list[T]:
 
 def same(a: Sequence[object], b: Sequence[object]) -> bool:
     """The very same objects in the same order (frames of equal content don't count)."""
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b))  # noqa: B905
 
 
 def segments(events: list[SynthesizedAudio]) -> list[list[SynthesizedAudio]]:
@@ -253,9 +253,7 @@ class RecordingSTT(FakeSTT):
     script, which makes interim results checkable.
     """
 
-    def __init__(
-        self, transcripts: Sequence[str] = (), *, describe: bool = False, **kwargs: Any
-    ) -> None:
+    def __init__(self, transcripts: Sequence[str] = (), *, describe: bool = False, **kwargs: Any) -> None:
         super().__init__(transcripts, streaming=False, **kwargs)
         self.describe = describe
         self.finals: list[list[AudioFrame]] = []
@@ -263,21 +261,15 @@ class RecordingSTT(FakeSTT):
         self.active = 0
         self.max_active = 0
 
-    async def recognize(
-        self, frames: Sequence[AudioFrame], *, language: str | None = None
-    ) -> SpeechEvent:
+    async def recognize(self, frames: Sequence[AudioFrame], *, language: str | None = None) -> SpeechEvent:
         self.finals.append(list(frames))
         return await self._track(frames, super().recognize(frames, language=language))
 
-    async def recognize_interim(
-        self, frames: Sequence[AudioFrame], *, language: str | None = None
-    ) -> SpeechEvent:
+    async def recognize_interim(self, frames: Sequence[AudioFrame], *, language: str | None = None) -> SpeechEvent:
         self.interims.append(list(frames))
         return await self._track(frames, super().recognize_interim(frames, language=language))
 
-    async def _track(
-        self, frames: Sequence[AudioFrame], work: Coroutine[Any, Any, SpeechEvent]
-    ) -> SpeechEvent:
+    async def _track(self, frames: Sequence[AudioFrame], work: Coroutine[Any, Any, SpeechEvent]) -> SpeechEvent:
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         try:
@@ -389,9 +381,7 @@ def test_segmented_stt_interims_at_interval_and_final() -> None:
         (final, "500 ms"),
     ]
     # each interim arrives one recognition latency after its audio was pushed
-    assert [round(t, 6) for t, _, _ in seen[:3]] == [
-        round(k * 0.125 - TICK + 0.01, 6) for k in (1, 2, 3)
-    ]
+    assert [round(t, 6) for t, _, _ in seen[:3]] == [round(k * 0.125 - TICK + 0.01, 6) for k in (1, 2, 3)]
     assert len(stt.interims) == 4 and len(stt.finals) == 1
     assert stt.max_active == 1
 

@@ -17,9 +17,7 @@ from vocalis.audio import (
 )
 
 
-def _sine(
-    frequency: float, duration: float, sample_rate: int, amplitude: float = 0.5
-) -> np.ndarray:
+def _sine(frequency: float, duration: float, sample_rate: int, amplitude: float = 0.5) -> np.ndarray:
     t = np.arange(round(duration * sample_rate)) / sample_rate
     return amplitude * np.sin(2 * math.pi * frequency * t)
 
@@ -43,9 +41,7 @@ def test_format_error_is_a_value_error() -> None:
     assert issubclass(AudioFormatError, ValueError)
 
 
-@pytest.mark.parametrize(
-    ("data", "channels"), [(b"\x00", 1), (b"\x00" * 3, 1), (b"\x00" * 6, 2), (b"\x00" * 2, 2)]
-)
+@pytest.mark.parametrize(("data", "channels"), [(b"\x00", 1), (b"\x00" * 3, 1), (b"\x00" * 6, 2), (b"\x00" * 2, 2)])
 def test_partial_samples_are_rejected(data: bytes, channels: int) -> None:
     """Byte counts that are not whole int16 samples for every channel are refused."""
     with pytest.raises(AudioFormatError, match="whole number"):
@@ -114,9 +110,7 @@ def test_frame_is_immutable() -> None:
     ("nbytes", "rate", "channels", "duration"),
     [(320, 16_000, 1, 0.01), (640, 16_000, 2, 0.01), (960, 48_000, 1, 0.01), (0, 16_000, 1, 0.0)],
 )
-def test_duration_counts_samples_per_channel(
-    nbytes: int, rate: int, channels: int, duration: float
-) -> None:
+def test_duration_counts_samples_per_channel(nbytes: int, rate: int, channels: int, duration: float) -> None:
     """Duration is samples per channel over the rate, independent of channel count."""
     frame = AudioFrame(bytes(nbytes), rate, channels)
     assert frame.samples_per_channel == nbytes // (2 * channels)
@@ -294,10 +288,7 @@ def test_resampler_drains_old_rate_before_passing_through() -> None:
     """When input switches to the target rate, the resampled tail still comes out first."""
     resampler = AudioResampler(16_000)
     signal = _sine(440, 0.1, 48_000)
-    converted = [
-        resampler.push(AudioFrame.from_numpy(signal[i * 480 : (i + 1) * 480], 48_000))
-        for i in range(10)
-    ]
+    converted = [resampler.push(AudioFrame.from_numpy(signal[i * 480 : (i + 1) * 480], 48_000)) for i in range(10)]
     native = AudioFrame.silence(0.01, 16_000)
     tail_and_native = resampler.push(native)
     assert tail_and_native is not None and tail_and_native.sample_rate == 16_000
@@ -350,9 +341,7 @@ def test_concat_empty_is_none() -> None:
     assert concat([]) is None
 
 
-@pytest.mark.parametrize(
-    "other", [AudioFrame.silence(0.01, 8_000), AudioFrame.silence(0.01, 16_000, channels=2)]
-)
+@pytest.mark.parametrize("other", [AudioFrame.silence(0.01, 8_000), AudioFrame.silence(0.01, 16_000, channels=2)])
 def test_concat_rejects_mixed_formats(other: AudioFrame) -> None:
     """Joining different rates or channel counts is an error, not silent garbage."""
     with pytest.raises(AudioFormatError, match="different formats"):

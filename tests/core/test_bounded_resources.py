@@ -13,16 +13,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
+
 from vocalis import Agent, CascadingPipeline, ToolError, function_tool
-from vocalis.providers.adapters import SegmentedSTTStream, SentenceTTSStream
 from vocalis.audio import AudioFrame
-from vocalis.session.background import AudioClip, BackgroundAudioConfig, BackgroundMixer
 from vocalis.chat import ChatContext, ChatMessage, ChatRole, FunctionCall, FunctionCallOutput
-from vocalis.session.limits import SessionLimits, item_chars, trim_chat_context
 from vocalis.observability.metrics import summarize
+from vocalis.providers.adapters import SegmentedSTTStream, SentenceTTSStream
 from vocalis.providers.audio_output import AudioOutput
 from vocalis.providers.base import ProviderError
 from vocalis.providers.stt import SpeechEvent, SpeechEventType
+from vocalis.session.background import AudioClip, BackgroundAudioConfig, BackgroundMixer
+from vocalis.session.limits import SessionLimits, item_chars, trim_chat_context
 from vocalis.testing import (
     Conversation,
     FakeLLM,
@@ -36,14 +37,22 @@ from vocalis.testing import (
 )
 
 
-def _conversation(llm: FakeLLM, *, agent: Agent | None = None, stt: FakeSTT | None = None,
-                  tts: FakeTTS | None = None, **session_kwargs: Any) -> Conversation:
+def _conversation(
+    llm: FakeLLM,
+    *,
+    agent: Agent | None = None,
+    stt: FakeSTT | None = None,
+    tts: FakeTTS | None = None,
+    **session_kwargs: Any,
+) -> Conversation:
     pipeline = CascadingPipeline(stt=stt or FakeSTT(), llm=llm, tts=tts or FakeTTS(), vad=FakeVAD(), turn_detector=None)
     return Conversation(agent or Agent("You are helpful."), pipeline, **session_kwargs)
 
 
 def _non_instruction(ctx: ChatContext) -> list[Any]:
-    return [i for i in ctx.items if not (isinstance(i, ChatMessage) and i.role in (ChatRole.SYSTEM, ChatRole.DEVELOPER))]
+    return [
+        i for i in ctx.items if not (isinstance(i, ChatMessage) and i.role in (ChatRole.SYSTEM, ChatRole.DEVELOPER))
+    ]
 
 
 # -- chat context ------------------------------------------------------------------
@@ -100,9 +109,15 @@ def test_trim_never_separates_a_tool_call_from_its_output(limit: int) -> None:
 
 
 def test_limits_are_validated() -> None:
-    for bad in ({"max_context_items": 0}, {"max_context_chars": -1}, {"context_keep": 0.0},
-                {"max_tool_output_chars": 0}, {"max_metrics_turns": 0}, {"max_agent_audio_ahead": 0.0},
-                {"max_context_items": True}):
+    for bad in (
+        {"max_context_items": 0},
+        {"max_context_chars": -1},
+        {"context_keep": 0.0},
+        {"max_tool_output_chars": 0},
+        {"max_metrics_turns": 0},
+        {"max_agent_audio_ahead": 0.0},
+        {"max_context_items": True},
+    ):
         with pytest.raises(ValueError, match="SessionLimits"):
             SessionLimits(**bad)
     SessionLimits(max_context_items=None, max_context_chars=None, max_agent_audio_ahead=None)
@@ -186,10 +201,12 @@ def test_tool_output_and_errors_are_cut_before_the_llm_sees_them() -> None:
         """Refuse verbosely."""
         raise ToolError("z" * 1_000_000)
 
-    llm = FakeLLM([
-        FakeResponse(tool_calls=[("dump", "{}"), ("explode", "{}"), ("refuse", "{}")]),
-        "Done.",
-    ])
+    llm = FakeLLM(
+        [
+            FakeResponse(tool_calls=[("dump", "{}"), ("explode", "{}"), ("refuse", "{}")]),
+            "Done.",
+        ]
+    )
 
     async def main() -> Conversation:
         agent = Agent("x", tools=[dump, explode, refuse])
@@ -247,11 +264,13 @@ def test_calls_left_running_by_an_interrupted_reply_hold_their_slots() -> None:
     state: dict[str, Any] = {"now": 0, "max": 0, "starts": []}
     slow = _counting_tool(state, 5.0, "slow")
     quick = _counting_tool(state, 0.1, "quick")
-    llm = FakeLLM([
-        FakeResponse(tool_calls=[("slow", '{"item": "a"}'), ("slow", '{"item": "b"}')]),
-        FakeResponse(tool_calls=[("quick", '{"item": "c"}'), ("quick", '{"item": "d"}')]),
-        "Done.",
-    ])
+    llm = FakeLLM(
+        [
+            FakeResponse(tool_calls=[("slow", '{"item": "a"}'), ("slow", '{"item": "b"}')]),
+            FakeResponse(tool_calls=[("quick", '{"item": "c"}'), ("quick", '{"item": "d"}')]),
+            "Done.",
+        ]
+    )
 
     async def main() -> None:
         agent = Agent("x", tools=[slow, quick])
@@ -443,8 +462,9 @@ def test_a_monologue_is_recognised_in_pieces_of_max_segment() -> None:
     async def main() -> Conversation:
         from vocalis.pipeline.config import EOUConfig
 
-        pipeline = CascadingPipeline(stt=stt, llm=llm, tts=FakeTTS(), vad=FakeVAD(), turn_detector=None,
-                                     eou_config=EOUConfig(speculative_stt=0))
+        pipeline = CascadingPipeline(
+            stt=stt, llm=llm, tts=FakeTTS(), vad=FakeVAD(), turn_detector=None, eou_config=EOUConfig(speculative_stt=0)
+        )
         async with Conversation(Agent("x"), pipeline) as conv:
             await conv.user_speaks(130.0)
             await conv.wait_for_agent_turn()

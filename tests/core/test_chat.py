@@ -112,8 +112,7 @@ def test_copy_can_exclude_instructions_and_function_calls() -> None:
     ctx.add_message("developer", "dev note")
     no_instr = ctx.copy(exclude_instructions=True)
     assert all(
-        not (isinstance(it, ChatMessage) and it.role in {ChatRole.SYSTEM, ChatRole.DEVELOPER})
-        for it in no_instr
+        not (isinstance(it, ChatMessage) and it.role in {ChatRole.SYSTEM, ChatRole.DEVELOPER}) for it in no_instr
     )
     assert len(no_instr) == 7
     no_calls = ctx.copy(exclude_function_calls=True)
@@ -221,9 +220,7 @@ def test_to_openai_calls_without_assistant_text_get_null_content() -> None:
     assert out[4] == {
         "role": "assistant",
         "content": None,
-        "tool_calls": [
-            {"id": "c3", "type": "function", "function": {"name": "a", "arguments": "{}"}}
-        ],
+        "tool_calls": [{"id": "c3", "type": "function", "function": {"name": "a", "arguments": "{}"}}],
     }
 
 

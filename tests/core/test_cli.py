@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import build_wheel, provider_plugin_source
 
 from vocalis.cli.main import cli
-
-from conftest import build_wheel, provider_plugin_source
 
 
 def run_cli(*args: str) -> str:
@@ -72,20 +71,38 @@ def test_pip_installed_third_party_plugin_is_listed(tmp_path: Path) -> None:
     )
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-         "--target", str(target), str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
         check=True,
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
     env.pop("VOCALIS_DISABLE_PLUGIN_AUTOLOAD", None)
     out = subprocess.run(
         [sys.executable, "-m", "vocalis.cli.main", "plugins", "--json"],
-        env=env, capture_output=True, text=True, check=True, cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
     ).stdout
     rows = json.loads(out)
     row = next(r for r in rows if r["plugin"] == "thirdparty")
     assert (row["kind"], row["name"], row["distribution"], row["version"], row["status"]) == (
-        "vad", "thirdparty-vad", "vocalis-thirdparty", "4.5.6", "ok"
+        "vad",
+        "thirdparty-vad",
+        "vocalis-thirdparty",
+        "4.5.6",
+        "ok",
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import conformance_broken
 import pytest
+
 from vocalis.audio import concat, resample
 from vocalis.testing import conformance
 
@@ -65,9 +66,7 @@ def run_suite(
     fixtures = textwrap.indent(textwrap.dedent(body), "    ") if body else ""
     if speech:
         fixtures += (
-            "    @pytest.fixture\n"
-            "    def speech(self):\n"
-            "        return broken.speech_frames(), broken.SPEECH_TEXT\n"
+            "    @pytest.fixture\n    def speech(self):\n        return broken.speech_frames(), broken.SPEECH_TEXT\n"
         )
     pytester.makepyfile(
         test_broken=(
@@ -86,11 +85,7 @@ def run_suite(
     result = pytester.runpytest("-p", "no:cacheprovider", "-rf", "-q")
     checks = sorted(name for name in dir(SUITES[suite]) if name.startswith("test_"))
     assert failing <= set(checks), f"no such checks: {failing - set(checks)}"
-    failed = {
-        line.split("::")[-1].split(" ")[0]
-        for line in result.outlines
-        if line.startswith("FAILED ")
-    }
+    failed = {line.split("::")[-1].split(" ")[0] for line in result.outlines if line.startswith("FAILED ")}
     assert failed == failing, "\n".join(result.outlines[-40:])
     result.assert_outcomes(passed=len(checks) - len(failing), failed=len(failing))
     if failing:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from session_helpers import pipeline
 
 from vocalis import Agent
-from vocalis.providers.fallback import ConnectOptions, FallbackLLM, FallbackSTT, FallbackTTS
 from vocalis.providers.base import ProviderError
+from vocalis.providers.fallback import ConnectOptions, FallbackLLM, FallbackSTT, FallbackTTS
 from vocalis.testing import Conversation, FakeLLM, FakeResponse, FakeSTT, FakeTTS, run_virtual, tone
-
-from session_helpers import pipeline
 
 
 def boom(ctx, tools):
@@ -78,7 +77,9 @@ def test_retries_stay_on_the_primary() -> None:
         return "Primary answer."
 
     async def main() -> None:
-        llm = FallbackLLM([FakeLLM([flaky]), FakeLLM(["Backup."])], connect=ConnectOptions(max_retry=1, retry_interval=0.5))
+        llm = FallbackLLM(
+            [FakeLLM([flaky]), FakeLLM(["Backup."])], connect=ConnectOptions(max_retry=1, retry_interval=0.5)
+        )
         async with Conversation(Agent("x"), pipeline(llm=llm)) as conv:
             await conv.session.reply("hi")
         assert conv.agent_turns() == ["Primary answer."]

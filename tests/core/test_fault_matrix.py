@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+
 from vocalis import (
     Agent,
     CascadingPipeline,
@@ -166,8 +167,12 @@ CELLS = [
     Cell("realtime", F.RAISE_MID_STREAM, "realtime:fake", RESET, PARTIAL, {"after_chunks": 40}),
     Cell("realtime", F.SLOW, "realtime:fake", r"^timed out after 30 s waiting for a response to the user$", SORRY),
     Cell(
-        "realtime", F.HANG, "realtime:fake", r"^timed out after 15 s waiting for the rest of the response$",
-        PARTIAL, {"after_chunks": 40},
+        "realtime",
+        F.HANG,
+        "realtime:fake",
+        r"^timed out after 15 s waiting for the rest of the response$",
+        PARTIAL,
+        {"after_chunks": 40},
     ),
     Cell("realtime", F.GARBAGE, "realtime:fake", r"^returned a dict instead of a RealtimeEvent$", SORRY),
     Cell("realtime", F.CLOSE, "realtime:fake", r"^connection closed: the event stream ended$", SORRY),
@@ -177,8 +182,12 @@ CELLS = [
     Cell("transport", F.RAISE_MID_STREAM, "transport:fake", RESET, PARTIAL, {"after_chunks": 40}),
     Cell("transport", F.SLOW, "transport:fake", r"^timed out after 5 s for the transport to take agent audio$", SORRY),
     Cell(
-        "transport", F.HANG, "transport:fake", r"^timed out after 5 s for the transport to take agent audio$",
-        PARTIAL, {"after_chunks": 40},
+        "transport",
+        F.HANG,
+        "transport:fake",
+        r"^timed out after 5 s for the transport to take agent audio$",
+        PARTIAL,
+        {"after_chunks": 40},
     ),
     Cell("transport", F.GARBAGE, "audio input", r"^expected an AudioFrame, got bytes", ANSWER),
     Cell("transport", F.CLOSE, "transport:fake", r"^BrokenPipeError: injected fault: the connection closed$", SORRY),
@@ -322,8 +331,11 @@ def test_a_fallback_takes_over_before_the_first_output(cell: Cell) -> None:
         (change,) = changes
         assert change["provider"] == cell.source and change["available"] is False
         fault_words = {
-            F.RAISE_AT_START: "failed at the start", F.RAISE_MID_STREAM: "failed mid-request",
-            F.SLOW: "no output within 1 s", F.HANG: "no output within 1 s", F.GARBAGE: "instead of",
+            F.RAISE_AT_START: "failed at the start",
+            F.RAISE_MID_STREAM: "failed mid-request",
+            F.SLOW: "no output within 1 s",
+            F.HANG: "no output within 1 s",
+            F.GARBAGE: "instead of",
             F.CLOSE: "closed|ended",
         }[cell.fault]
         assert re.search(fault_words, change["error"]), change
@@ -360,7 +372,9 @@ def test_a_realtime_request_that_gets_no_response_times_out_and_apologises() -> 
             await conv.session.send_text("are you there?")
         (error,) = conv.errors()
         assert error == {
-            "source": "realtime:fake", "message": "timed out after 30 s waiting for a response", "recoverable": True,
+            "source": "realtime:fake",
+            "message": "timed out after 30 s waiting for a response",
+            "recoverable": True,
         }
         assert conv.agent_turns() == [APOLOGY, "Still here."]
         assert len(model.connections) == 2  # the stuck connection was replaced
@@ -372,7 +386,9 @@ def test_a_realtime_request_that_gets_no_response_times_out_and_apologises() -> 
 def test_a_provider_that_always_fails_is_retried_with_backoff_not_in_a_loop() -> None:
     async def main() -> None:
         vad = FaultyVAD(FakeVAD(), F.CLOSE, times=None)  # every stream ends at once
-        pipeline = CascadingPipeline(stt=FakeSTT(["hi"]), llm=FakeLLM(["Hello."]), tts=FakeTTS(), vad=vad, turn_detector=None)
+        pipeline = CascadingPipeline(
+            stt=FakeSTT(["hi"]), llm=FakeLLM(["Hello."]), tts=FakeTTS(), vad=vad, turn_detector=None
+        )
         async with Conversation(Agent("x"), pipeline) as conv:
             await conv.silence(30.0)
         # Reopened at once, then after 0.5, 1, 2, 4 s and every 5 s: not thousands of times.
@@ -397,8 +413,14 @@ def test_a_late_final_after_the_turn_went_on_with_the_interim_is_not_answered_tw
 
 def test_wrapper_options() -> None:
     async def main() -> None:
-        llm = FaultyLLM(FakeLLM(["One.", "Two.", "Three.", "Four."]), F.RAISE_AT_START, skip=1, times=2,
-                        error=OSError("boom"), name="flaky")
+        llm = FaultyLLM(
+            FakeLLM(["One.", "Two.", "Three.", "Four."]),
+            F.RAISE_AT_START,
+            skip=1,
+            times=2,
+            error=OSError("boom"),
+            name="flaky",
+        )
         assert llm.label == "llm:flaky" and llm.model_name is None
         results = []
         for _ in range(4):
@@ -421,5 +443,8 @@ def test_provider_timeouts_are_validated() -> None:
     with pytest.raises(ValueError, match="llm_first_chunk"):
         ProviderTimeouts(llm_first_chunk=0)
     with pytest.raises(TypeError, match="error_message"):
-        Conversation(Agent("x"), CascadingPipeline(stt=FakeSTT(), llm=FakeLLM(), tts=FakeTTS(), vad=FakeVAD(),
-                                                   turn_detector=None), error_message=42)
+        Conversation(
+            Agent("x"),
+            CascadingPipeline(stt=FakeSTT(), llm=FakeLLM(), tts=FakeTTS(), vad=FakeVAD(), turn_detector=None),
+            error_message=42,
+        )

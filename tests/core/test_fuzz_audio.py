@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from session_helpers import conversation
+
 from vocalis import Agent, AudioFormatError, AudioFrame, RealTimePipeline
 from vocalis.audio import (
     MAX_CHANNELS,
@@ -40,8 +41,27 @@ sizes = st.one_of(
     st.integers(0, 4_000),
 )
 rates = st.one_of(
-    st.sampled_from([0, -1, -16_000, 1, 7_999, 8_000, 11_025, 16_000, 22_050, 44_100, 48_000,
-                     96_000, 192_000, 192_001, 2**31, 10**30, 10**5000]),
+    st.sampled_from(
+        [
+            0,
+            -1,
+            -16_000,
+            1,
+            7_999,
+            8_000,
+            11_025,
+            16_000,
+            22_050,
+            44_100,
+            48_000,
+            96_000,
+            192_000,
+            192_001,
+            2**31,
+            10**30,
+            10**5000,
+        ]
+    ),
     st.integers(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE),
     st.integers(),
 )
@@ -99,14 +119,23 @@ def test_frame_is_valid_or_rejected_clearly(size: int, rate: int, channels: int,
 
 
 odd_values = st.one_of(
-    st.none(), st.booleans(), st.floats(allow_nan=True), st.text(max_size=5), st.binary(max_size=4),
-    st.lists(st.integers(0, 255), max_size=4), st.just(np.int64(16_000)), st.just(np.float32(16_000)),
+    st.none(),
+    st.booleans(),
+    st.floats(allow_nan=True),
+    st.text(max_size=5),
+    st.binary(max_size=4),
+    st.lists(st.integers(0, 255), max_size=4),
+    st.just(np.int64(16_000)),
+    st.just(np.float32(16_000)),
 )
 
 
 @settings(FUZZ, max_examples=200)
-@given(data=st.one_of(st.binary(max_size=64), odd_values, st.integers(-5, 10**6)),
-       rate=st.one_of(rates, odd_values), channels=st.one_of(channel_counts, odd_values))
+@given(
+    data=st.one_of(st.binary(max_size=64), odd_values, st.integers(-5, 10**6)),
+    rate=st.one_of(rates, odd_values),
+    channels=st.one_of(channel_counts, odd_values),
+)
 def test_wrong_types_are_audio_format_errors(data: Any, rate: Any, channels: Any) -> None:
     """Never a TypeError, never ``bytes(n)`` turning an int into silence."""
     try:
@@ -163,15 +192,18 @@ def test_from_numpy_rejects_a_channel_count_that_contradicts_the_array() -> None
 
 
 formats = st.tuples(
-    st.one_of(st.sampled_from([8_000, 11_025, 16_000, 44_100, 48_000, 192_000]),
-              st.integers(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)),
+    st.one_of(
+        st.sampled_from([8_000, 11_025, 16_000, 44_100, 48_000, 192_000]), st.integers(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
+    ),
     st.sampled_from([1, 2, 6, 8]),
     st.integers(0, 800),  # samples per channel
 )
 
 
 @settings(FUZZ, max_examples=40)
-@given(frames=st.lists(formats, min_size=1, max_size=12), target=st.sampled_from([(16_000, 1), (24_000, 1), (48_000, 2)]))
+@given(
+    frames=st.lists(formats, min_size=1, max_size=12), target=st.sampled_from([(16_000, 1), (24_000, 1), (48_000, 2)])
+)
 def test_resampler_takes_any_sequence_of_formats(frames: list[tuple[int, int, int]], target: tuple[int, int]) -> None:
     """Rate and channel switches mid-stream never raise and never change the output format."""
     rate, channels = target
@@ -222,7 +254,9 @@ inputs = st.lists(
 
 async def _next_turn_works(conv: Conversation) -> None:
     await conv.silence(1.0)
-    await conv.wait_for(lambda: conv.session.current_speech is None and conv.session.agent_state.value in ("idle", "listening"))
+    await conv.wait_for(
+        lambda: conv.session.current_speech is None and conv.session.agent_state.value in ("idle", "listening")
+    )
     turns = len(conv.agent_turns())
     await conv.user_speaks(0.6)
     await conv.wait_for(lambda: len(conv.agent_turns()) > turns and conv.session.current_speech is None)
@@ -241,7 +275,9 @@ def test_session_survives_any_audio_input(items: list[tuple[str, Any]]) -> None:
 
     rejected, conv = run_virtual(main())
     errors = conv.errors()
-    assert all(e["source"] == "audio input" and explains(e["message"]) or "AudioFrame" in e["message"] for e in errors), errors
+    assert all(
+        e["source"] == "audio input" and explains(e["message"]) or "AudioFrame" in e["message"] for e in errors
+    ), errors
     assert len(errors) == rejected
     assert conv.user_turns()[-1] == "hello there"
     assert conv.agent_turns()[-1] == "OK."

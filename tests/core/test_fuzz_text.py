@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from session_helpers import conversation
+
 from vocalis.testing import Conversation, FakeLLM, FakeTTS, run_virtual
 from vocalis.text import SentenceChunker, clean_text, has_text, speakable
 
@@ -28,12 +29,58 @@ FUZZ = settings(
 )
 
 NASTY = [
-    "\x00", "\x07", "\x1b[31m", "\x0b", "\x0c", "\x1c", "\x7f", "\x85", "\x9b", "\r\n", "\t",
-    "\ud800", "\udfff", "\u200b", "\u200d", "\u202e", "\u2066", "\ufeff", "\u00a0", "\u2028", "\u3000",
-    "👍🏽", "👨‍👩‍👧", "e\u0301\u0301", "שלום", "مرحبا", "日本語", "\U0010ffff",
+    "\x00",
+    "\x07",
+    "\x1b[31m",
+    "\x0b",
+    "\x0c",
+    "\x1c",
+    "\x7f",
+    "\x85",
+    "\x9b",
+    "\r\n",
+    "\t",
+    "\ud800",
+    "\udfff",
+    "\u200b",
+    "\u200d",
+    "\u202e",
+    "\u2066",
+    "\ufeff",
+    "\u00a0",
+    "\u2028",
+    "\u3000",
+    "👍🏽",
+    "👨‍👩‍👧",
+    "e\u0301\u0301",
+    "שלום",
+    "مرحبا",
+    "日本語",
+    "\U0010ffff",
 ]
-PUNCTUATION = [" ", " ", "\n", "\n\n", ".", "!", "?", "…", ";", ":", ",", ", ", "\"", "')", "...", "?!",
-               "Dr. ", "e.g. ", "3.5", "a.m. ", "U.S. "]
+PUNCTUATION = [
+    " ",
+    " ",
+    "\n",
+    "\n\n",
+    ".",
+    "!",
+    "?",
+    "…",
+    ";",
+    ":",
+    ",",
+    ", ",
+    '"',
+    "')",
+    "...",
+    "?!",
+    "Dr. ",
+    "e.g. ",
+    "3.5",
+    "a.m. ",
+    "U.S. ",
+]
 WORDS = ["hello", "world", "a", "I", "the", "weather", "x" * 30]
 
 pieces = st.one_of(st.sampled_from(NASTY), st.sampled_from(PUNCTUATION), st.sampled_from(WORDS), st.characters())

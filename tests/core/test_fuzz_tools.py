@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 from session_helpers import conversation
+
 from vocalis import Agent, ToolContext, function_tool
 from vocalis.providers.llm import ToolCallRequest
 from vocalis.testing import FakeLLM, FakeResponse, run_virtual
@@ -85,8 +86,12 @@ TOOLS: dict[str, FunctionTool] = {t.name: t for t in (add, ratio, book, move, pi
 # -- argument text ------------------------------------------------------------------
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=12), st.sampled_from(["2024-05-01", "fast", "slow", "5", "nan", "1e400", "\ud800"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["2024-05-01", "fast", "slow", "5", "nan", "1e400", "\ud800"]),
 )
 json_values = st.recursive(
     json_scalars,
@@ -103,8 +108,11 @@ def _valid_for(name: str) -> st.SearchStrategy[dict[str, Any]]:
         "ratio": st.fixed_dictionaries({"x": st.floats(-1e6, 1e6)}, optional={"y": st.floats(-1e6, 1e6)}),
         "book": st.fixed_dictionaries(
             {"date": st.text(max_size=10), "guests": st.lists(st.text(max_size=5), max_size=3)},
-            optional={"mode": st.sampled_from(["fast", "slow"]), "party": st.integers(1, 12),
-                      "options": st.dictionaries(st.text(max_size=4), st.booleans(), max_size=2)},
+            optional={
+                "mode": st.sampled_from(["fast", "slow"]),
+                "party": st.integers(1, 12),
+                "options": st.dictionaries(st.text(max_size=4), st.booleans(), max_size=2),
+            },
         ),
         "move": st.fixed_dictionaries({"to": st.fixed_dictionaries({"x": st.integers(), "y": st.integers()})}),
         "ping": st.just({}),
@@ -181,7 +189,7 @@ def assert_received_valid() -> None:
         given_args = {k: v for k, v in args.items() if v is not None or k != "options"}
         jsonschema.validate(given_args, TOOLS[name].parameters)
         for value in given_args.values():
-            assert value == value, "NaN reached a tool"  # noqa: PLR0124
+            assert value == value, "NaN reached a tool"
 
 
 calls = st.sampled_from(sorted(TOOLS)).flatmap(lambda tool: st.tuples(st.just(tool), argument_text(tool)))
@@ -217,14 +225,23 @@ def test_invoke_runs_only_valid_arguments_and_names_every_problem(call: tuple[st
         assert expected is not True, f"valid arguments refused: {arguments[:200]!r}: {message}"
         assert RECEIVED == []
         return
-    assert expected is not False and (expected is True or arguments.strip() in ("", "null", "{}") or RECEIVED), arguments[:200]
+    assert expected is not False and (expected is True or arguments.strip() in ("", "null", "{}") or RECEIVED), (
+        arguments[:200]
+    )
     assert len(RECEIVED) == 1
     assert_received_valid()
 
 
 @settings(FUZZ, max_examples=60)
-@given(arguments=st.one_of(st.none(), st.integers(), st.lists(st.integers(), max_size=2), st.binary(max_size=8),
-                           st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)))
+@given(
+    arguments=st.one_of(
+        st.none(),
+        st.integers(),
+        st.lists(st.integers(), max_size=2),
+        st.binary(max_size=8),
+        st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    )
+)
 def test_invoke_takes_non_text_arguments_without_crashing(arguments: Any) -> None:
     RECEIVED.clear()
 

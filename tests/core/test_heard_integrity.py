@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from session_helpers import conversation, pipeline
 
 from vocalis import Agent
 from vocalis.chat import ChatRole
 from vocalis.providers.audio_output import AudioOutput
 from vocalis.testing import Conversation, FakeSTT, FakeTTS, Fault, FaultyTTS, run_virtual, tone
-
-from session_helpers import conversation, pipeline
 
 TWO = "First sentence here. Second one follows."
 FIRST = len("First sentence here.") * 0.05  # FakeTTS: 50 ms per character

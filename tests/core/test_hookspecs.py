@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import provider_plugin_source
 
 from vocalis import make_plugin_manager
 from vocalis._docgen import hookspec_names, render_hookspec_reference
 from vocalis.providers.base import ProviderKind
-
-from conftest import provider_plugin_source
 
 ROOT = Path(__file__).resolve().parents[2]
 

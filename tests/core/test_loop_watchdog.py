@@ -10,12 +10,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
 from vocalis.testing import LoopBlocked, LoopWatchdog, run_virtual
 
 
 async def hold_the_loop(seconds: float) -> None:
     await asyncio.sleep(0)
-    time.sleep(seconds)  # noqa: ASYNC251 - the bug the watchdog exists for
+    time.sleep(seconds)
 
 
 @pytest.mark.loop_block_ok(1.0, reason="blocks on purpose, under a stricter inner watchdog")
@@ -82,7 +83,7 @@ def test_stopping_restores_asyncio_and_watchdogs_nest() -> None:
         LoopWatchdog(threshold=0)
 
 
-INNER_TESTS = '''
+INNER_TESTS = """
 import asyncio
 import time
 
@@ -127,25 +128,44 @@ async def test_marked_exception():
 @pytest.mark.loop_block_ok
 async def test_marked_unchecked():
     time.sleep(0.3)
-'''
+"""
 
 
 def run_inner(tmp_path: Path, *options: str) -> dict[str, str]:
     """Run INNER_TESTS in a fresh pytest with the plugin; the outcome of each test."""
     (tmp_path / "test_inner.py").write_text(INNER_TESTS)
-    (tmp_path / "pytest.ini").write_text("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
     report = tmp_path / "report.xml"
     process = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "vocalis.testing.pytest_plugin", "-p", "no:cacheprovider",
-         "--strict-markers", f"--junitxml={report}", *options, str(tmp_path)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "vocalis.testing.pytest_plugin",
+            "-p",
+            "no:cacheprovider",
+            "--strict-markers",
+            f"--junitxml={report}",
+            *options,
+            str(tmp_path),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     outcomes: dict[str, str] = {}
     for case in ET.parse(report).getroot().iter("testcase"):
         problems = [child for child in case if child.tag in ("failure", "error")]
         # A teardown error is a second <testcase> entry in some versions: keep the worst.
         text = "\n".join((p.get("message") or "") + (p.text or "") for p in problems)
-        outcomes[case.get("name", "")] = (outcomes.get(case.get("name", ""), "") + text) or outcomes.get(case.get("name", ""), "")
+        outcomes[case.get("name", "")] = (outcomes.get(case.get("name", ""), "") + text) or outcomes.get(
+            case.get("name", ""), ""
+        )
     assert outcomes, process.stdout + process.stderr
     return outcomes
 
@@ -154,7 +174,9 @@ def test_the_pytest_plugin_fails_tests_that_block_a_loop(tmp_path: Path) -> None
     outcomes = run_inner(tmp_path, "--loop-block-threshold=0.15")
     failed = {name for name, text in outcomes.items() if text}
     assert failed == {
-        "test_blocks_in_pytest_asyncio", "test_blocks_under_virtual_time", "test_blocks_in_a_fixture_teardown"
+        "test_blocks_in_pytest_asyncio",
+        "test_blocks_under_virtual_time",
+        "test_blocks_in_a_fixture_teardown",
     }, outcomes
     assert "test_blocks_in_pytest_asyncio" in outcomes["test_blocks_in_pytest_asyncio"]
     assert "slow_teardown" in outcomes["test_blocks_in_a_fixture_teardown"]

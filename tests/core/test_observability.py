@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 from loguru import logger
+from session_helpers import pipeline
 
 from vocalis import Agent, EOUConfig, function_tool
 from vocalis.observability.metrics_file import MetricsFileWriter, read_metrics
 from vocalis.observability.report import render_html, render_png, turn_rows
 from vocalis.testing import Conversation, FakeEOU, FakeLLM, FakeResponse, FakeSTT, FakeTTS, run_virtual
-
-from session_helpers import pipeline
 
 
 @function_tool
@@ -34,11 +33,13 @@ async def check_stock(item: str) -> str:
 def scripted(record_text: bool = False) -> Conversation:
     """Known latencies: VAD hang-over 0.3 s, STT final 0.1 s after flush,
     end-of-turn wait 0.5 s after the last word, LLM TTFT 0.3 s, TTS TTFB 0.05 s."""
-    llm = FakeLLM([
-        FakeResponse("Let me check.", ttft=0.3),
-        FakeResponse(tool_calls=[("check_stock", '{"item": "tea"}')], ttft=0.2),
-        FakeResponse("There are three left.", ttft=0.2),
-    ])
+    llm = FakeLLM(
+        [
+            FakeResponse("Let me check.", ttft=0.3),
+            FakeResponse(tool_calls=[("check_stock", '{"item": "tea"}')], ttft=0.2),
+            FakeResponse("There are three left.", ttft=0.2),
+        ]
+    )
     p = pipeline(
         stt=FakeSTT(["do you have tea", "and coffee"], final_delay=0.1),
         llm=llm,
@@ -228,13 +229,15 @@ def test_every_span_lies_within_its_parent() -> None:
     long = "This answer goes on and on for a good while, so there is time to cut in. " * 2
 
     async def main() -> None:
-        llm = FakeLLM([
-            FakeResponse("Let me check.", ttft=0.3),
-            FakeResponse(tool_calls=[("check_stock", '{"item": "tea"}')], ttft=0.2),
-            FakeResponse("There are three left.", ttft=0.2),
-            FakeResponse(long, ttft=0.2),
-            FakeResponse("Coffee too.", ttft=0.2),
-        ])
+        llm = FakeLLM(
+            [
+                FakeResponse("Let me check.", ttft=0.3),
+                FakeResponse(tool_calls=[("check_stock", '{"item": "tea"}')], ttft=0.2),
+                FakeResponse("There are three left.", ttft=0.2),
+                FakeResponse(long, ttft=0.2),
+                FakeResponse("Coffee too.", ttft=0.2),
+            ]
+        )
         p = pipeline(
             stt=FakeSTT(["do you have tea", "and coffee"], final_delay=0.1),
             llm=llm,
@@ -314,7 +317,7 @@ def test_report_cli(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "holds no turn records" in result.output
 
 
-APP = '''
+APP = """
 import asyncio
 from pathlib import Path
 
@@ -338,7 +341,7 @@ async def entrypoint(ctx):
         for _ in range(60):
             transport.push(silence)
             await asyncio.sleep(0.02)
-'''
+"""
 
 
 @pytest.mark.slow
@@ -347,7 +350,11 @@ def test_sigterm_closes_sessions_and_writes_the_summary(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     process = subprocess.Popen(
         [sys.executable, "-m", "vocalis.cli.main", "run", "app:entrypoint", "--metrics", "m.jsonl"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None

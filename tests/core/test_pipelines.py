@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-
 import types
 
 import pytest
+from session_helpers import conversation, pipeline
 
-from vocalis import Agent, CascadingPipeline, ConversationFlow, EOUConfig, EOUMode, RealTimePipeline, hookimpl, make_plugin_manager
+from vocalis import (
+    Agent,
+    CascadingPipeline,
+    ConversationFlow,
+    EOUConfig,
+    EOUMode,
+    RealTimePipeline,
+    hookimpl,
+    make_plugin_manager,
+)
 from vocalis.chat import FunctionCallOutput
 from vocalis.testing import (
     Conversation,
     FakeEOU,
     FakeLLM,
     FakeRealtimeModel,
-    FakeResponse,
     FakeSTT,
     FakeTTS,
     FakeVAD,
@@ -23,8 +31,6 @@ from vocalis.testing import (
     run_virtual,
 )
 from vocalis.tools.function import function_tool
-
-from session_helpers import conversation, pipeline
 
 
 def fake_plugin() -> types.SimpleNamespace:
@@ -123,11 +129,15 @@ def test_non_streaming_stt_without_vad_is_refused() -> None:
 def _turn_latency(probability: float, mode: EOUMode) -> float:
     async def main() -> float:
         eou = FakeEOU(probability)
-        p = pipeline(["my number is 555"], ["Got it."], eou=eou, eou_config=EOUConfig(mode=mode, min_delay=0.5, max_delay=1.5))
+        p = pipeline(
+            ["my number is 555"], ["Got it."], eou=eou, eou_config=EOUConfig(mode=mode, min_delay=0.5, max_delay=1.5)
+        )
         async with Conversation(Agent("x"), p) as conv:
             await conv.user_speaks(0.6)
             await conv.wait_for_agent_turn()
-        speech_end = next(e.time for e in conv.events if e.name == "user_state_changed" and e.payload["state"] == "idle")
+        speech_end = next(
+            e.time for e in conv.events if e.name == "user_state_changed" and e.payload["state"] == "idle"
+        )
         turn = next(e.time for e in conv.events if e.name == "user_turn")
         assert eou.calls == ["my number is 555"]
         return round(turn - speech_end, 3)
@@ -203,11 +213,13 @@ async def lookup_order(order_id: str) -> str:
 
 def test_realtime_pipeline_conversation_with_tool_and_barge_in() -> None:
     async def main() -> None:
-        model = FakeRealtimeModel([
-            RealtimeTurn(heard="where is order 42", tool_calls=[("lookup_order", '{"order_id": "42"}')]),
-            RealtimeTurn(reply="Order 42 ships tomorrow, and it should arrive by Friday afternoon."),
-            RealtimeTurn(heard="thanks bye", reply="Goodbye!"),
-        ])
+        model = FakeRealtimeModel(
+            [
+                RealtimeTurn(heard="where is order 42", tool_calls=[("lookup_order", '{"order_id": "42"}')]),
+                RealtimeTurn(reply="Order 42 ships tomorrow, and it should arrive by Friday afternoon."),
+                RealtimeTurn(heard="thanks bye", reply="Goodbye!"),
+            ]
+        )
         agent = Agent("You track orders.", tools=[lookup_order])
         async with Conversation(agent, RealTimePipeline(model)) as conv:
             rt = model.sessions[0]

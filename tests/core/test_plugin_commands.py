@@ -46,7 +46,9 @@ def test_the_origin_is_recorded(dists, monkeypatch: pytest.MonkeyPatch) -> None:
     _use(monkeypatch, dists.install("vocalis-greeter", GREET_PLUGIN, version="2.0.1"))
     entry = collect_commands(make_plugin_manager())["greet"]
     assert (entry.origin.plugin, entry.origin.distribution, entry.origin.version) == (
-        "greeter", "vocalis-greeter", "2.0.1"
+        "greeter",
+        "vocalis-greeter",
+        "2.0.1",
     )
 
 
@@ -68,10 +70,13 @@ def test_built_in_names_and_duplicates_are_refused(dists, monkeypatch: pytest.Mo
 
 
 def test_a_raising_hook_or_a_non_command_is_isolated(dists, monkeypatch: pytest.MonkeyPatch) -> None:
-    raising = "from vocalis import hookimpl\n@hookimpl\ndef vocalis_register_commands(register):\n    raise RuntimeError('boom')\n"
+    raising = "from vocalis import hookimpl\n@hookimpl\ndef vocalis_register_commands(register):\n    raise RuntimeError('boom')\n"  # noqa: E501
     wrong = "from vocalis import hookimpl\n@hookimpl\ndef vocalis_register_commands(register):\n    register(print)\n"
-    names = [dists.install("vocalis-raiser", raising), dists.install("vocalis-wrong", wrong),
-             dists.install("vocalis-greeter", GREET_PLUGIN)]
+    names = [
+        dists.install("vocalis-raiser", raising),
+        dists.install("vocalis-wrong", wrong),
+        dists.install("vocalis-greeter", GREET_PLUGIN),
+    ]
     _use(monkeypatch, *names)
     pm = make_plugin_manager()
     assert set(collect_commands(pm)) == {"greet"}

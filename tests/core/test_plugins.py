@@ -8,10 +8,10 @@ from typing import ClassVar
 import pytest
 
 from vocalis import hookimpl, make_plugin_manager
+from vocalis.plugin.registry import RegistrationError, UnknownProviderError
 from vocalis.providers.base import ProviderKind
 from vocalis.providers.stt import STT
 from vocalis.providers.tts import TTS
-from vocalis.plugin.registry import RegistrationError, UnknownProviderError
 from vocalis.settings import ProviderSettings, VocalisSettings, provider_settings_config
 
 
@@ -152,7 +152,9 @@ def test_hookimpl_with_unknown_argument_is_rejected() -> None:
     def vocalis_register_stt(register, extra):
         pass
 
-    pm = make_plugin_manager(autoload=False, plugins=[("odd", types.SimpleNamespace(vocalis_register_stt=vocalis_register_stt))])
+    pm = make_plugin_manager(
+        autoload=False, plugins=[("odd", types.SimpleNamespace(vocalis_register_stt=vocalis_register_stt))]
+    )
     assert pm.records["odd"].status == "error"
     assert "extra" in pm.records["odd"].errors[0]
 

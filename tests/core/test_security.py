@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import pytest
 from click.testing import CliRunner
 from pydantic import Field, SecretStr
+
 from vocalis import Agent, CascadingPipeline, function_tool
 from vocalis.cli.main import cli
 from vocalis.serve.server import ServeOptions, SessionServer
@@ -78,16 +79,24 @@ async def lookup(city: str) -> str:
 
 
 def run_session(capture: OutputCapture) -> None:
-    llm = keyed_llm([
-        FakeResponse(tool_calls=[("lookup", '{"city": "Paris"}')]),
-        "It is sunny in Paris.",
-        # A provider error that quotes its settings: the repr masks the secrets.
-        FakeResponse(text="Sorry", error=RuntimeError(f"server refused the request ({KeyedLLM.Settings(api_key=API_KEY, headers={'Authorization': HEADER})!r})")),
-        "Still here.",
-    ])
+    llm = keyed_llm(
+        [
+            FakeResponse(tool_calls=[("lookup", '{"city": "Paris"}')]),
+            "It is sunny in Paris.",
+            # A provider error that quotes its settings: the repr masks the secrets.
+            FakeResponse(
+                text="Sorry",
+                error=RuntimeError(
+                    f"server refused the request ({KeyedLLM.Settings(api_key=API_KEY, headers={'Authorization': HEADER})!r})"  # noqa: E501
+                ),
+            ),
+            "Still here.",
+        ]
+    )
     tts = KeyedTTS(access_token=TOKEN)
-    pipeline = CascadingPipeline(stt=FakeSTT(["weather in Paris", "again"]), llm=llm, tts=tts, vad=FakeVAD(),
-                                 turn_detector=None)
+    pipeline = CascadingPipeline(
+        stt=FakeSTT(["weather in Paris", "again"]), llm=llm, tts=tts, vad=FakeVAD(), turn_detector=None
+    )
     agent = Agent("Be brief.", tools=[lookup])
     server = SessionServer(lambda: agent, lambda: pipeline, ServeOptions(token=SERVE_TOKEN))
 
@@ -100,8 +109,19 @@ def run_session(capture: OutputCapture) -> None:
             await conv.session.send_text("and now?")
             await conv.user_speaks(1.0)
             await conv.wait_for_agent_turn()
-        capture.add_repr(conv.session, agent, pipeline, llm, llm.settings, tts, tts.settings, server,
-                         server.options, agent.chat_context, *conv.session.metrics)
+        capture.add_repr(
+            conv.session,
+            agent,
+            pipeline,
+            llm,
+            llm.settings,
+            tts,
+            tts.settings,
+            server,
+            server.options,
+            agent.chat_context,
+            *conv.session.metrics,
+        )
         assert conv.errors(), "the scripted provider error must have happened"
 
     run_virtual(main())
@@ -135,8 +155,11 @@ def test_the_capture_finds_a_leak_wherever_it_is() -> None:
 
 
 def test_settings_reprs_mask_credential_fields_and_url_passwords() -> None:
-    settings = KeyedLLM.Settings(api_key=API_KEY, headers={"Authorization": HEADER, "X-Route": "eu"},
-                                 base_url=f"https://agent:{PASSWORD}@llm.example/v1")
+    settings = KeyedLLM.Settings(
+        api_key=API_KEY,
+        headers={"Authorization": HEADER, "X-Route": "eu"},
+        base_url=f"https://agent:{PASSWORD}@llm.example/v1",
+    )
     text = repr(settings) + str(settings) + repr(KeyedLLM(settings=settings))
     assert not any(secret in text for secret in SECRETS), text
     assert "'Authorization': '**********'" in text and "https://***@llm.example/v1" in text
@@ -153,7 +176,7 @@ def test_settings_reprs_mask_credential_fields_and_url_passwords() -> None:
     assert repr(Limits()) == "Limits(max_tokens=5, token_budget='many', keyframe='k')"
 
 
-KEYED_PLUGIN = '''
+KEYED_PLUGIN = """
 from typing import ClassVar
 from pydantic import SecretStr
 from vocalis import hookimpl
@@ -173,7 +196,7 @@ class KeyedLLM(LLM):
 @hookimpl
 def vocalis_register_llm(register):
     register(KeyedLLM, default=True)
-'''
+"""
 
 
 def test_vocalis_plugins_shows_no_configured_secret(dists: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,9 +10,9 @@ import pytest
 from aiohttp import ClientSession, web
 
 from vocalis import Agent, CascadingPipeline
+from vocalis.audio import AudioFrame
 from vocalis.serve.http import Routes, build_app, serve
 from vocalis.serve.server import AdmissionError, ServeOptions, SessionServer
-from vocalis.audio import AudioFrame
 from vocalis.testing import FakeLLM, FakeResponse, FakeSTT, FakeTransport, FakeTTS, FakeVAD, run_virtual, tone
 
 
@@ -78,8 +78,11 @@ def test_idle_means_nobody_is_active_however_long_they_are() -> None:
         server = SessionServer(
             lambda: Agent("Tell stories."),
             lambda: CascadingPipeline(
-                stt=FakeSTT(["tell me a story"]), llm=FakeLLM([FakeResponse(story.strip(), ttft=6.0)]),
-                tts=FakeTTS(), vad=FakeVAD(), turn_detector=None,
+                stt=FakeSTT(["tell me a story"]),
+                llm=FakeLLM([FakeResponse(story.strip(), ttft=6.0)]),
+                tts=FakeTTS(),
+                vad=FakeVAD(),
+                turn_detector=None,
             ),
             ServeOptions(idle_timeout=5.0),
         )
@@ -138,8 +141,11 @@ def test_a_failing_agent_factory_frees_its_place() -> None:
         def broken() -> Agent:
             raise RuntimeError("no agent today")
 
-        server = SessionServer(broken, lambda: CascadingPipeline(stt=FakeSTT([]), llm=echo_llm(), tts=FakeTTS()),
-                               ServeOptions(max_sessions=1))
+        server = SessionServer(
+            broken,
+            lambda: CascadingPipeline(stt=FakeSTT([]), llm=echo_llm(), tts=FakeTTS()),
+            ServeOptions(max_sessions=1),
+        )
         for _ in range(2):
             with pytest.raises(RuntimeError, match="no agent today"):
                 await server.open_session(FakeTransport())
@@ -312,8 +318,10 @@ async def test_tokens_are_compared_in_constant_time_and_odd_ones_are_refused(
     # Bytes that are not UTF-8 reach the check as lone surrogates: refused, not a 500.
     host, port = base.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(b"POST /private HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n"
-                 b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+    writer.write(
+        b"POST /private HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n"
+        b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
     assert (await reader.read()).startswith(b"HTTP/1.1 401 ")
     writer.close()
     await writer.wait_closed()

@@ -6,12 +6,11 @@ import asyncio
 import time
 
 import pytest
+from session_helpers import conversation, pipeline
 
 from vocalis import Agent, AgentSession, AgentState, ChatRole, UserState, function_tool
 from vocalis.chat import FunctionCall, FunctionCallOutput
 from vocalis.testing import FakeLLM, FakeResponse, FakeTTS, run_virtual
-
-from session_helpers import conversation, pipeline
 
 
 @function_tool
@@ -29,12 +28,15 @@ def test_scripted_conversation_end_to_end() -> None:
     started = time.perf_counter()
 
     async def main() -> None:
-        llm = FakeLLM([
-            FakeResponse(tool_calls=[("get_weather", '{"city": "Paris"}')], ttft=0.2),
-            FakeResponse("It is sunny and 21 degrees in Paris. Anything else I can help you with today?", ttft=0.2),
-        ])
-        conv = conversation(Agent("You are a weather bot.", tools=[get_weather]),
-                            ["what is the weather in paris", "stop"], llm=llm)
+        llm = FakeLLM(
+            [
+                FakeResponse(tool_calls=[("get_weather", '{"city": "Paris"}')], ttft=0.2),
+                FakeResponse("It is sunny and 21 degrees in Paris. Anything else I can help you with today?", ttft=0.2),
+            ]
+        )
+        conv = conversation(
+            Agent("You are a weather bot.", tools=[get_weather]), ["what is the weather in paris", "stop"], llm=llm
+        )
         async with conv:
             greeting = await conv.session.say("Hello! Ask me about the weather.")
             await greeting
@@ -57,7 +59,11 @@ def test_scripted_conversation_end_to_end() -> None:
         assert conv.tool_calls() == [("get_weather", "sunny and 21 degrees in Paris", False)]
         answer = conv.named("agent_turn")[1]
         assert answer["interrupted"] is True
-        assert 0 < len(answer["text"]) < len("It is sunny and 21 degrees in Paris. Anything else I can help you with today?")
+        assert (
+            0
+            < len(answer["text"])
+            < len("It is sunny and 21 degrees in Paris. Anything else I can help you with today?")
+        )
         items = conv.session.agent.chat_context.items
         kinds = [type(i).__name__ if not hasattr(i, "role") else i.role.value for i in items]
         assert kinds[:6] == ["system", "assistant", "user", "FunctionCall", "FunctionCallOutput", "assistant"]
@@ -200,7 +206,9 @@ def test_close_is_idempotent_runs_cleanup_once_and_leaks_no_tasks() -> None:
 
     async def main() -> None:
         before = asyncio.all_tasks()
-        conv = conversation(Tracked("x"), responses=[FakeResponse("A long reply that will be cut off by close.", ttft=0.1)])
+        conv = conversation(
+            Tracked("x"), responses=[FakeResponse("A long reply that will be cut off by close.", ttft=0.1)]
+        )
         await conv.start()
         handle = await conv.session.reply("talk", wait_for_playback=False)
         await asyncio.sleep(0.5)
@@ -299,13 +307,19 @@ def test_say_before_start_and_after_close_is_reported_not_raised() -> None:
 
 def test_chat_context_records_tool_items_in_order() -> None:
     async def main() -> None:
-        llm = FakeLLM([FakeResponse("Let me check.", tool_calls=[("get_weather", '{"city": "Oslo"}')]), "Cold in Oslo."])
+        llm = FakeLLM(
+            [FakeResponse("Let me check.", tool_calls=[("get_weather", '{"city": "Oslo"}')]), "Cold in Oslo."]
+        )
         async with conversation(Agent("w", tools=[get_weather]), ["weather in oslo"], llm=llm) as conv:
             await conv.user_speaks(0.6)
             await conv.wait_for_agent_turn()
         items = conv.session.agent.chat_context.items
         assert [type(i).__name__ for i in items[1:]] == [
-            "ChatMessage", "ChatMessage", "FunctionCall", "FunctionCallOutput", "ChatMessage"
+            "ChatMessage",
+            "ChatMessage",
+            "FunctionCall",
+            "FunctionCallOutput",
+            "ChatMessage",
         ]
         assert isinstance(items[3], FunctionCall) and isinstance(items[4], FunctionCallOutput)
         assert items[1].role is ChatRole.USER

@@ -6,11 +6,10 @@ import asyncio
 
 import numpy as np
 import pytest
+from session_helpers import conversation
 
 from vocalis import Agent, AudioFormatError, AudioFrame
 from vocalis.testing import FakeLLM, FakeResponse, FakeSTT, FakeTTS, run_virtual, tone
-
-from session_helpers import conversation
 
 
 def test_odd_length_pcm_and_bad_rates_are_reported_and_nothing_is_lost() -> None:
@@ -67,10 +66,12 @@ def test_stereo_user_audio_is_mixed_down() -> None:
 
 def test_llm_failing_mid_stream_ends_the_turn_and_the_next_turn_works() -> None:
     async def main() -> None:
-        llm = FakeLLM([
-            FakeResponse("Part of an answer.", error=ConnectionResetError("stream reset")),
-            "A whole answer.",
-        ])
+        llm = FakeLLM(
+            [
+                FakeResponse("Part of an answer.", error=ConnectionResetError("stream reset")),
+                "A whole answer.",
+            ]
+        )
         async with conversation(transcripts=["first", "second"], llm=llm) as conv:
             await conv.user_speaks(0.6)
             await conv.wait_for_agent_turn()
@@ -190,8 +191,8 @@ def test_agent_never_stuck_speaking_after_interrupt_near_tool_call() -> None:
 
 @pytest.mark.parametrize("streaming", [False, True])
 def test_a_failed_stt_request_does_not_leave_the_session_deaf(streaming: bool) -> None:
-    from vocalis.providers.base import ProviderError
     from vocalis.pipeline.config import EOUConfig
+    from vocalis.providers.base import ProviderError
 
     class FlakySTT(FakeSTT):
         """Fails the first utterance (like a 429), then recognises normally."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import threading
 
+from session_helpers import conversation
+
 from vocalis import Agent, ToolContext, ToolError, function_tool
 from vocalis.chat import FunctionCall, FunctionCallOutput
 from vocalis.testing import FakeLLM, FakeResponse, FakeToolSource, run_virtual
-
-from session_helpers import conversation
 
 
 def outputs(conv) -> dict[str, FunctionCallOutput]:
@@ -31,10 +31,18 @@ def test_parallel_calls_run_concurrently_and_each_gets_one_output() -> None:
         return f"{item}: found"
 
     async def main() -> None:
-        llm = FakeLLM([
-            FakeResponse(tool_calls=[("slow_lookup", '{"item": "a"}'), ("slow_lookup", '{"item": "b"}'), ("slow_lookup", '{"item": "c"}')]),
-            "All three found.",
-        ])
+        llm = FakeLLM(
+            [
+                FakeResponse(
+                    tool_calls=[
+                        ("slow_lookup", '{"item": "a"}'),
+                        ("slow_lookup", '{"item": "b"}'),
+                        ("slow_lookup", '{"item": "c"}'),
+                    ]
+                ),
+                "All three found.",
+            ]
+        )
         async with conversation(Agent("x", tools=[slow_lookup]), llm=llm) as conv:
             t0 = conv.now
             await conv.session.reply("look up a, b and c")
@@ -56,12 +64,14 @@ def test_chained_calls_and_step_limit() -> None:
         return n + 1
 
     async def main() -> None:
-        llm = FakeLLM([
-            FakeResponse(tool_calls=[("step", '{"n": 1}')]),
-            FakeResponse(tool_calls=[("step", '{"n": 2}')]),
-            FakeResponse(tool_calls=[("step", '{"n": 3}')]),
-            "Done at three.",
-        ])
+        llm = FakeLLM(
+            [
+                FakeResponse(tool_calls=[("step", '{"n": 1}')]),
+                FakeResponse(tool_calls=[("step", '{"n": 2}')]),
+                FakeResponse(tool_calls=[("step", '{"n": 3}')]),
+                "Done at three.",
+            ]
+        )
         async with conversation(Agent("x", tools=[step]), llm=llm, max_tool_steps=2) as conv:
             await conv.session.reply("go")
         outs = list(outputs(conv).values())
@@ -98,17 +108,21 @@ def test_failing_malformed_unknown_and_hanging_tools_each_report_to_the_llm() ->
         return a + b
 
     async def main() -> None:
-        llm = FakeLLM([
-            FakeResponse(tool_calls=[
-                ("explode", "{}"),
-                ("refuse", "{}"),
-                ("hang", "{}"),
-                ("add", '{"a": 1, "b": '),  # malformed JSON
-                ("add", '{"a": "one", "b": 2}'),  # schema violation
-                ("teleport", "{}"),  # unknown tool
-            ]),
-            "Sorry, several things went wrong.",
-        ])
+        llm = FakeLLM(
+            [
+                FakeResponse(
+                    tool_calls=[
+                        ("explode", "{}"),
+                        ("refuse", "{}"),
+                        ("hang", "{}"),
+                        ("add", '{"a": 1, "b": '),  # malformed JSON
+                        ("add", '{"a": "one", "b": 2}'),  # schema violation
+                        ("teleport", "{}"),  # unknown tool
+                    ]
+                ),
+                "Sorry, several things went wrong.",
+            ]
+        )
         agent = Agent("x", tools=[explode, refuse, hang, add])
         async with conversation(agent, llm=llm, tool_timeout=3.0) as conv:
             await conv.session.reply("do everything")
@@ -141,7 +155,9 @@ def test_interrupted_tool_call_still_records_exactly_one_output() -> None:
         return f"booked at {time}"
 
     async def main() -> None:
-        llm = FakeLLM([FakeResponse("One moment.", tool_calls=[("book_table", '{"time": "8pm"}')]), "Your table is booked."])
+        llm = FakeLLM(
+            [FakeResponse("One moment.", tool_calls=[("book_table", '{"time": "8pm"}')]), "Your table is booked."]
+        )
         async with conversation(Agent("x", tools=[book_table]), llm=llm) as conv:
             handle = await conv.session.reply("book", wait_for_playback=False)
             await asyncio.sleep(1.0)

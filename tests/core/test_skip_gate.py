@@ -90,4 +90,6 @@ def test_registered_from_pytest_configure_in_ci(pytester: pytest.Pytester, monke
     pytester.makepyfile(test_mod=TESTS)
     result = pytester.runpytest_inprocess()
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["*UNEXPECTED SKIP test_mod.py::test_allowed*", "*UNEXPECTED SKIP test_mod.py::test_accidental*"])
+    result.stdout.fnmatch_lines(
+        ["*UNEXPECTED SKIP test_mod.py::test_allowed*", "*UNEXPECTED SKIP test_mod.py::test_accidental*"]
+    )

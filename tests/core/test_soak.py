@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import pytest
+
 from vocalis.testing import Conversation
 from vocalis.testing.soak import TURN_KINDS, run_soak
 

@@ -15,7 +15,7 @@ from vocalis.cli.main import cli
 from vocalis.testing import tone
 from vocalis.transports.file import FileTransport, read_wav, write_wav
 
-FAKES_PLUGIN = '''
+FAKES_PLUGIN = """
 from vocalis import hookimpl
 from vocalis.testing import FakeLLM, FakeSTT, FakeTTS, FakeVAD
 
@@ -34,7 +34,7 @@ def vocalis_register_tts(register):
 @hookimpl
 def vocalis_register_vad(register):
     register(FakeVAD, default=True)
-'''
+"""
 
 
 def speech_wav(path: Path, rate: int = 16_000) -> Path:
@@ -157,9 +157,7 @@ def test_file_transport_discards_unheard_audio(tmp_path: Path) -> None:
 
 
 def test_talk_exits_1_when_a_provider_failed_and_text_obeys_the_timeout(fakes, dists, monkeypatch) -> None:
-    failing = FAKES_PLUGIN.replace(
-        "register(FakeLLM, default=True)", "register(BrokenLLM, default=True)"
-    ).replace(
+    failing = FAKES_PLUGIN.replace("register(FakeLLM, default=True)", "register(BrokenLLM, default=True)").replace(
         "from vocalis.testing import FakeLLM, FakeSTT, FakeTTS, FakeVAD",
         "from vocalis.testing import FakeLLM, FakeSTT, FakeTTS, FakeVAD\n"
         "class BrokenLLM(FakeLLM):\n"
@@ -199,7 +197,9 @@ def you_lines(output: str) -> list[str]:
 
 
 @pytest.mark.parametrize("final_delay", ["0.1", "1.5"])
-def test_talk_prints_every_sentence_in_real_time_and_fast_alike(fakes, tmp_path: Path, monkeypatch, final_delay) -> None:
+def test_talk_prints_every_sentence_in_real_time_and_fast_alike(
+    fakes, tmp_path: Path, monkeypatch, final_delay
+) -> None:
     sentences = ["one two", "three four", "five six", "seven eight"]
     monkeypatch.setenv("VOCALIS_STT_FAKE_TRANSCRIPTS", json.dumps(sentences))
     monkeypatch.setenv("VOCALIS_STT_FAKE_FINAL_DELAY", final_delay)
@@ -236,9 +236,7 @@ def test_talk_says_when_no_speech_was_heard(fakes, tmp_path: Path) -> None:
 def test_talk_timeout_prints_the_partial_reply_marked_and_fails(fakes, dists, tmp_path: Path, monkeypatch) -> None:
     # The reply starts, then the model stalls for real seconds: --timeout
     # (real time, not counting the agent's audio playing) cuts it off.
-    stalling = FAKES_PLUGIN.replace(
-        "register(FakeLLM, default=True)", "register(StallingLLM, default=True)"
-    ).replace(
+    stalling = FAKES_PLUGIN.replace("register(FakeLLM, default=True)", "register(StallingLLM, default=True)").replace(
         "from vocalis.testing import FakeLLM, FakeSTT, FakeTTS, FakeVAD",
         "import asyncio, time\n"
         "from vocalis.providers.llm import ChatChunk\n"

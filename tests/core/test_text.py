@@ -60,10 +60,9 @@ def test_streamed_paragraph_yields_sentences_in_order(split: Callable[[str], lis
     [
         PARAGRAPH,
         "  Leading space. Then a list:\n- one item here\n- two items here\n\nDone now.  ",
-        "This opening clause is deliberately long enough to pass sixty characters, "
-        "so it is cut early. Fine.",
+        "This opening clause is deliberately long enough to pass sixty characters, so it is cut early. Fine.",
         "No punctuation at all in this reply",
-        "Wait… what happened here?! He said \"Stop!\" (Then he left.) OK.",
+        'Wait… what happened here?! He said "Stop!" (Then he left.) OK.',
     ],
 )
 @pytest.mark.parametrize("split", [words, chars], ids=["words", "chars"])

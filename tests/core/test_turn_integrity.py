@@ -12,13 +12,14 @@ from collections.abc import Sequence
 
 import pytest
 from session_helpers import pipeline
+
 from vocalis import Agent
-from vocalis.providers.adapters import SegmentedSTTStream
 from vocalis.audio import AudioFrame
 from vocalis.chat import ChatRole
+from vocalis.pipeline.config import EOUConfig, InterruptConfig
+from vocalis.providers.adapters import SegmentedSTTStream
 from vocalis.providers.stt import STT, SpeechEvent, SpeechEventType
 from vocalis.testing import Conversation, FakeLLM, FakeSTT, FakeTTS, run_virtual
-from vocalis.pipeline.config import EOUConfig, InterruptConfig
 
 SENTENCES = [
     "what's the weather like in boston",
@@ -255,11 +256,13 @@ def test_every_llm_request_is_valid_after_a_barge_in_during_a_slow_tool() -> Non
         return "found it"
 
     async def main() -> None:
-        llm = FakeLLM([
-            FakeResponse("Let me search.", tool_calls=[("slow_search", '{"query": "x"}')]),
-            "Sure, what else?",
-            "The search found it.",
-        ])
+        llm = FakeLLM(
+            [
+                FakeResponse("Let me search.", tool_calls=[("slow_search", '{"query": "x"}')]),
+                "Sure, what else?",
+                "The search found it.",
+            ]
+        )
         agent = Agent("x", tools=[slow_search])
         async with Conversation(agent, pipeline(stt=FakeSTT(["actually wait", "and the result"]), llm=llm)) as conv:
             await conv.session.reply("search", wait_for_playback=False)

@@ -8,13 +8,12 @@ import asyncio
 
 import numpy as np
 import pytest
+from session_helpers import pipeline
 
 from vocalis import Agent, EOUConfig, EOUMode, InterruptConfig, InterruptMode, function_tool
-from vocalis.session.background import AudioClip, BackgroundAudioConfig
 from vocalis.chat import FunctionCall, FunctionCallOutput
+from vocalis.session.background import AudioClip, BackgroundAudioConfig
 from vocalis.testing import Conversation, FakeEOU, FakeLLM, FakeResponse, FakeSTT, run_virtual
-
-from session_helpers import pipeline
 
 HANGOVER = 0.3  # FakeVAD's min_silence: it reports the end of speech this late
 LONG = "This is a long answer that keeps going for quite a while so the user has time to talk over it."  # 4.75 s
@@ -96,7 +95,11 @@ def test_04_cough_is_a_false_interruption_and_the_agent_resumes() -> None:
         assert conv.user_turns() == []
         assert handle.text == LONG
         pause = conv.transport.audio_output.clears[0]
-        speech_end = next(e.time for e in conv.events if e.name == "user_state_changed" and e.payload["state"] != "speaking" and e.time > pause)
+        speech_end = next(
+            e.time
+            for e in conv.events
+            if e.name == "user_state_changed" and e.payload["state"] != "speaking" and e.time > pause
+        )
         resumed = [f.time for f in conv.transport.audio_output.frames if f.time > pause]
         assert resumed and resumed[0] == pytest.approx(speech_end + 1.0, abs=1e-6)  # false_interruption_timeout
 
@@ -127,7 +130,11 @@ def test_06_pause_mid_phone_number_waits_max_delay() -> None:
         assert conv.user_turns() == ["my number is 555 1234"]
         turn = conv.named("user_turn")
         commit = next(e.time for e in conv.events if e.name == "user_turn")
-        ends = [e.time for e in conv.events if e.name == "user_state_changed" and e.payload["state"] == "idle" and e.time <= commit]
+        ends = [
+            e.time
+            for e in conv.events
+            if e.name == "user_state_changed" and e.payload["state"] == "idle" and e.time <= commit
+        ]
         assert commit - ends[-1] == pytest.approx(0.4 - HANGOVER, abs=1e-6)
         assert len(turn) == 1
 
@@ -172,8 +179,13 @@ def test_09_barge_in_during_tool_call_records_the_output_once() -> None:
         return "found it"
 
     async def main() -> None:
-        llm = FakeLLM([FakeResponse("Let me search that for you.", tool_calls=[("slow_search", '{"query": "x"}')]),
-                       "Never spoken.", "Sure, what else?"])
+        llm = FakeLLM(
+            [
+                FakeResponse("Let me search that for you.", tool_calls=[("slow_search", '{"query": "x"}')]),
+                "Never spoken.",
+                "Sure, what else?",
+            ]
+        )
         async with make(["actually never mind that"], agent=Agent("x", tools=[slow_search]), llm=llm) as conv:
             await conv.session.reply("search", wait_for_playback=False)
             await conv.silence(0.5)
@@ -437,7 +449,9 @@ def test_25_speculative_final_starts_during_the_vad_hang_over() -> None:
             async with make([], ["OK."], stt=stt, eou_config=config) as conv:
                 await conv.user_speaks(0.6)
                 await conv.wait_for_agent_turn()
-            vad_end = next(e.time for e in conv.events if e.name == "user_state_changed" and e.payload["state"] == "idle")
+            vad_end = next(
+                e.time for e in conv.events if e.name == "user_state_changed" and e.payload["state"] == "idle"
+            )
             final = next(e.time for e in conv.events if e.name == "on_speech_in" and e.payload["is_final"])
             assert conv.user_turns() == ["30 loud frames"]
             return round(final - vad_end, 6)

@@ -212,6 +212,7 @@ def test_loop_closed_and_previous_loop_restored() -> None:
     outer = asyncio.new_event_loop()
     asyncio.set_event_loop(outer)
     try:
+
         async def main() -> asyncio.AbstractEventLoop:
             loop = asyncio.get_running_loop()
             assert isinstance(loop, VirtualTimeLoop)

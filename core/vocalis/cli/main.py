@@ -47,16 +47,13 @@ class PluginCommandGroup(click.Group):
         return command
 
 
-@click.group(
-    cls=PluginCommandGroup, context_settings={"help_option_names": ["-h", "--help"]}
-)
+@click.group(cls=PluginCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vocalis")
 @click.option(
     "--log-level",
     default=None,
     type=click.Choice(["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
-    help="Minimum log level (TRACE, DEBUG, INFO, WARNING, ERROR); default from "
-    "VOCALIS_LOG_LEVEL or INFO.",
+    help="Minimum log level (TRACE, DEBUG, INFO, WARNING, ERROR); default from VOCALIS_LOG_LEVEL or INFO.",
 )
 @click.option("-v", "--verbose", count=True, help="More log output; repeat for more.")
 @click.pass_context

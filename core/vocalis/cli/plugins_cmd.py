@@ -15,9 +15,7 @@ from vocalis.plugin.registry import PluginRecord
 COLUMNS = ("kind", "name", "plugin", "distribution", "version", "status", "error")
 
 
-def plugin_rows(
-    records: list[PluginRecord], commands: Iterable[CommandEntry] = ()
-) -> list[dict[str, Any]]:
+def plugin_rows(records: list[PluginRecord], commands: Iterable[CommandEntry] = ()) -> list[dict[str, Any]]:
     """One row per registered provider and command, plus one per failure.
 
     A plugin that failed before registering anything gets a single row with
@@ -35,17 +33,13 @@ def plugin_rows(
             "version": record.origin.version,
         }
         for entry in record.providers:
-            rows.append(
-                {"kind": entry.kind.value, "name": entry.name, **base, "status": "ok", "error": None}
-            )
+            rows.append({"kind": entry.kind.value, "name": entry.name, **base, "status": "ok", "error": None})
         for name in commands_of.get(record.name, []):
             rows.append({"kind": "command", "name": name, **base, "status": "ok", "error": None})
         failed_kinds = {kind.value for kind in record.kinds_failed}
         for kind in sorted(failed_kinds):
             messages = [m for m in record.errors if m.startswith(f"vocalis_register_{kind} ")]
-            rows.append(
-                {"kind": kind, "name": None, **base, "status": "error", "error": "; ".join(messages)}
-            )
+            rows.append({"kind": kind, "name": None, **base, "status": "error", "error": "; ".join(messages)})
         other_errors = [
             m for m in record.errors if not any(m.startswith(f"vocalis_register_{k} ") for k in failed_kinds)
         ]

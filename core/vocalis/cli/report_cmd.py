@@ -9,10 +9,14 @@ import click
 
 @click.command("report")
 @click.argument("metrics_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="HTML file to write (default: next to the metrics file).")
-@click.option("--png/--no-png", default=True, show_default=True,
-              help="Also write a PNG (needs matplotlib).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="HTML file to write (default: next to the metrics file).",
+)
+@click.option("--png/--no-png", default=True, show_default=True, help="Also write a PNG (needs matplotlib).")
 def report_command(metrics_file: Path, output: Path | None, png: bool) -> None:
     """Render a per-turn latency waterfall (HTML, and PNG) from METRICS_FILE."""
     from vocalis.observability.report import render_html, render_png

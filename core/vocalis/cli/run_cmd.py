@@ -57,8 +57,13 @@ def _import_file(path: Path) -> Any:
 
 @click.command("run")
 @click.argument("entrypoint")
-@click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False), default=None,
-              help="Write every session's metrics to this JSONL file (see `vocalis report`).")
+@click.option(
+    "--metrics",
+    "metrics_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write every session's metrics to this JSONL file (see `vocalis report`).",
+)
 def run_command(entrypoint: str, metrics_path: str | None) -> None:
     """Run ENTRYPOINT (module:function), an `async def f(ctx: JobContext)`.
 

@@ -15,9 +15,9 @@ def agent_factory(spec: str | None) -> Any:
     (or an Agent class) that returns an :class:`~vocalis.Agent`; None gives
     the built-in assistant.
     """
+    from vocalis.cli.run_cmd import load_object
     from vocalis.session.agent import Agent
     from vocalis.session.assistant import DefaultAssistant
-    from vocalis.cli.run_cmd import load_object
 
     if spec is None:
         return DefaultAssistant
@@ -40,10 +40,10 @@ def serving_transports(registry: Any) -> list[Any]:
 
 async def _serve(options: dict[str, Any]) -> None:
     from vocalis.pipeline.cascading import CascadingPipeline
+    from vocalis.pipeline.config import EOUConfig
     from vocalis.plugin.manager import make_plugin_manager
     from vocalis.serve.http import serve
     from vocalis.serve.server import ServeOptions, SessionServer
-    from vocalis.pipeline.config import EOUConfig
 
     registry = make_plugin_manager().registry
     transports = serving_transports(registry)
@@ -88,16 +88,45 @@ async def _serve(options: dict[str, Any]) -> None:
 @click.command("serve")
 @click.option("--agent", help="module:factory or file.py:factory making the Agent (default: the built-in assistant).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port (0: any free one).")
-@click.option("--token", envvar="VOCALIS_SERVE_TOKEN", help="Access token (default: a random one, printed with the URL).")
+@click.option(
+    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port (0: any free one)."
+)
+@click.option(
+    "--token", envvar="VOCALIS_SERVE_TOKEN", help="Access token (default: a random one, printed with the URL)."
+)
 @click.option("--allow-origin", multiple=True, help="Another browser origin allowed to connect; repeatable.")
 @click.option("--max-sessions", default=20, show_default=True, type=click.IntRange(1), help="Sessions at once.")
-@click.option("--idle-timeout", default=300.0, show_default=True, type=click.FloatRange(1), help="Seconds of silence before a session is closed.")
-@click.option("--drain-timeout", default=30.0, show_default=True, type=click.FloatRange(0), help="Seconds running sessions get on shutdown.")
-@click.option("--max-message-bytes", default=1 << 20, show_default=True, type=click.IntRange(1024), help="Largest HTTP body or WebSocket message accepted.")
-@click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False), default=None,
-              help="Write every session's metrics to this JSONL file (see `vocalis report`); flushed on shutdown.")
-@click.option("--preemptive/--no-preemptive", default=True, show_default=True, help="Start the LLM before the turn is committed.")
+@click.option(
+    "--idle-timeout",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="Seconds of silence before a session is closed.",
+)
+@click.option(
+    "--drain-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds running sessions get on shutdown.",
+)
+@click.option(
+    "--max-message-bytes",
+    default=1 << 20,
+    show_default=True,
+    type=click.IntRange(1024),
+    help="Largest HTTP body or WebSocket message accepted.",
+)
+@click.option(
+    "--metrics",
+    "metrics_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write every session's metrics to this JSONL file (see `vocalis report`); flushed on shutdown.",
+)
+@click.option(
+    "--preemptive/--no-preemptive", default=True, show_default=True, help="Start the LLM before the turn is committed."
+)
 def serve_command(**options: Any) -> None:
     """Serve the agent: a web page to talk to it, and telephony WebSockets.
 

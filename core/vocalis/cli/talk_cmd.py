@@ -48,7 +48,9 @@ def _latency_table(metrics: list[Any]) -> str:
 
     rows = [("turn", *(name for name, _ in LATENCY_COLUMNS))]
     for m in metrics:
-        rows.append((str(m.turn), ms(m.stt_latency), ms(m.eou_delay), ms(m.llm_ttft), ms(m.tts_ttfb), ms(m.e2e_latency)))
+        rows.append(
+            (str(m.turn), ms(m.stt_latency), ms(m.eou_delay), ms(m.llm_ttft), ms(m.tts_ttfb), ms(m.e2e_latency))
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
 
@@ -145,11 +147,11 @@ async def _until_answered(session: Any, seconds: float) -> bool:
 
 
 async def _talk(options: dict[str, Any]) -> int:
-    from vocalis.session.job import run_job
     from vocalis.pipeline.cascading import CascadingPipeline
-    from vocalis.session.agent_session import AgentSession
-    from vocalis.transports.file import FileTransport
     from vocalis.pipeline.config import EOUConfig
+    from vocalis.session.agent_session import AgentSession
+    from vocalis.session.job import run_job
+    from vocalis.transports.file import FileTransport
 
     agent = await _make_agent(options["agent"])
     # Local models cost nothing per request: start the LLM before the turn is committed.
@@ -199,26 +201,54 @@ def _columns_help() -> str:
 
 
 @click.command("talk", epilog=_columns_help())
-@click.option("-i", "--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="WAV file fed to the agent as the user's microphone.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="WAV file for the agent's audio, on the conversation timeline.")
-@click.option("-t", "--text", help="One typed user turn instead of audio (after the agent's greeting, if any); "
-              "replies are printed without waiting for real-time playback.")
+@click.option(
+    "-i",
+    "--input",
+    "input_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="WAV file fed to the agent as the user's microphone.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="WAV file for the agent's audio, on the conversation timeline.",
+)
+@click.option(
+    "-t",
+    "--text",
+    help="One typed user turn instead of audio (after the agent's greeting, if any); "
+    "replies are printed without waiting for real-time playback.",
+)
 @click.option("--agent", help="module:factory returning the Agent (default: the built-in assistant).")
-@click.option("--fast", is_flag=True,
-              help="Skip the waiting: the input is paced as in real time and model work (and any network "
-              "provider or MCP server) takes its real time, but silence, pauses and playback cost nothing, "
-              "so the turns come out close to those of real time.")
+@click.option(
+    "--fast",
+    is_flag=True,
+    help="Skip the waiting: the input is paced as in real time and model work (and any network "
+    "provider or MCP server) takes its real time, but silence, pauses and playback cost nothing, "
+    "so the turns come out close to those of real time.",
+)
 @click.option("--mix-input", is_flag=True, help="Mix the user's audio into the output file.")
 @click.option("--metrics", type=click.Path(dir_okay=False), help="Write per-turn metrics as JSON lines.")
-@click.option("--timeout", default=60.0, show_default=True,
-              help="Seconds (real time, not counting the agent's audio playing) to wait, after the input "
-              "ends, until everything said is recognised and answered (with --text: for the greeting, then "
-              "for the reply). On expiry the partial reply is printed marked [cut off: --timeout] and the "
-              "exit status is 1.")
-def talk_command(input_path: Path | None, output: Path | None, text: str | None, agent: str | None,
-                 fast: bool, mix_input: bool, metrics: str | None, timeout: float) -> None:
+@click.option(
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    help="Seconds (real time, not counting the agent's audio playing) to wait, after the input "
+    "ends, until everything said is recognised and answered (with --text: for the greeting, then "
+    "for the reply). On expiry the partial reply is printed marked [cut off: --timeout] and the "
+    "exit status is 1.",
+)
+def talk_command(
+    input_path: Path | None,
+    output: Path | None,
+    text: str | None,
+    agent: str | None,
+    fast: bool,
+    mix_input: bool,
+    metrics: str | None,
+    timeout: float,
+) -> None:
     """Hold a conversation with an agent over WAV files, offline by default.
 
     Prints what reached the agent ("you:", one line per user turn: sentences
@@ -231,8 +261,16 @@ def talk_command(input_path: Path | None, output: Path | None, text: str | None,
     if (input_path is None) == (text is None):
         raise click.UsageError("give exactly one of --input or --text")
     virtual = fast or text is not None
-    options = {"input": input_path, "output": output, "text": text, "agent": agent, "virtual": virtual,
-               "mix_input": mix_input, "metrics": metrics, "timeout": timeout}
+    options = {
+        "input": input_path,
+        "output": output,
+        "text": text,
+        "agent": agent,
+        "virtual": virtual,
+        "mix_input": mix_input,
+        "metrics": metrics,
+        "timeout": timeout,
+    }
     try:
         if virtual:
             # Real time only while a socket or pipe is open (a network API, an

@@ -211,9 +211,7 @@ class SessionSummary:
         return asdict(self)
 
 
-def summarize(
-    session_id: str, duration: float, turns: list[TurnMetrics], counts: dict[str, int]
-) -> SessionSummary:
+def summarize(session_id: str, duration: float, turns: list[TurnMetrics], counts: dict[str, int]) -> SessionSummary:
     """Build the summary from a session's turns and event counts."""
     e2e = sorted(t.e2e_latency for t in turns if t.e2e_latency is not None)
     p90 = e2e[min(len(e2e) - 1, int(round(0.9 * (len(e2e) - 1))))] if e2e else None

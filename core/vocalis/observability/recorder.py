@@ -188,7 +188,13 @@ class MetricsRecorder:
             logger.info(
                 "session summary: {} turns, e2e p50 {}, {} interruptions ({} false, {} backchannels), "
                 "{} tool calls, {} errors",
-                s.turns, p50, s.interruptions, s.false_interruptions, s.backchannels, s.tool_calls, s.errors,
+                s.turns,
+                p50,
+                s.interruptions,
+                s.false_interruptions,
+                s.backchannels,
+                s.tool_calls,
+                s.errors,
             )
         return self.summary
 

@@ -98,7 +98,7 @@ def _table(rows: list[TurnRow]) -> str:
     for row in rows:
         r = row.record
         body.append(
-            "<tr data-turn='{}'><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
+            "<tr data-turn='{}'><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(  # noqa: E501
                 html.escape(str(r.get("turn"))),
                 html.escape(row.label),
                 html.escape(str(r.get("source"))),
@@ -161,8 +161,12 @@ def render_html(path: str | Path, out: str | Path) -> Path:
     summaries = [r for r in records if r["type"] == "summary"]
     summary_html = "".join(
         "<p class='summary'>{}: {} turns, end-to-end p50 {}, p90 {}, {} interruptions, {} errors</p>".format(
-            html.escape(str(s.get("session_id"))), s.get("turns"), _ms(s.get("e2e_p50")), _ms(s.get("e2e_p90")),
-            s.get("interruptions"), s.get("errors"),
+            html.escape(str(s.get("session_id"))),
+            s.get("turns"),
+            _ms(s.get("e2e_p50")),
+            _ms(s.get("e2e_p90")),
+            s.get("interruptions"),
+            s.get("errors"),
         )
         for s in summaries
     )

@@ -108,61 +108,99 @@ class SessionTracer:
             stt_end = m.stt_final_at if m.stt_final_at is not None else ended
             eou_end = m.eou_decided_at if m.eou_decided_at is not None else ended
             children = [
-                ("vocalis.stt", *_interval(ended, stt_end), {
-                    "vocalis.provider": m.stt.get("provider"),
-                    "vocalis.model": m.stt.get("model"),
-                    "vocalis.stt.latency": m.stt_latency,
-                }),
-                ("vocalis.eou", *_interval(ended, eou_end), {
-                    "vocalis.provider": m.eou.get("provider"),
-                    "vocalis.eou.probability": m.eou_probability,
-                    "vocalis.eou.delay": m.eou_delay,
-                }),
+                (
+                    "vocalis.stt",
+                    *_interval(ended, stt_end),
+                    {
+                        "vocalis.provider": m.stt.get("provider"),
+                        "vocalis.model": m.stt.get("model"),
+                        "vocalis.stt.latency": m.stt_latency,
+                    },
+                ),
+                (
+                    "vocalis.eou",
+                    *_interval(ended, eou_end),
+                    {
+                        "vocalis.provider": m.eou.get("provider"),
+                        "vocalis.eou.probability": m.eou_probability,
+                        "vocalis.eou.delay": m.eou_delay,
+                    },
+                ),
             ]
             start = m.user_speech_started_at if m.user_speech_started_at is not None else ended
-            self._tree("vocalis.user_turn", start, eou_end, {
-                "vocalis.turn": m.turn,
-                "vocalis.user_text": m.user_text if self.record_text else None,
-            }, children)
+            self._tree(
+                "vocalis.user_turn",
+                start,
+                eou_end,
+                {
+                    "vocalis.turn": m.turn,
+                    "vocalis.user_text": m.user_text if self.record_text else None,
+                },
+                children,
+            )
         children = []
         for llm in m.llm:
-            children.append(("vocalis.llm", *_interval(llm.started_at, llm.started_at + (llm.duration or 0.0)), {
-                "vocalis.provider": llm.provider,
-                "vocalis.model": llm.model,
-                "vocalis.llm.ttft": llm.ttft,
-                "vocalis.llm.prompt_tokens": llm.prompt_tokens,
-                "vocalis.llm.completion_tokens": llm.completion_tokens,
-                "vocalis.llm.tokens_per_second": llm.tokens_per_second,
-                "vocalis.llm.preemptive": llm.preemptive,
-            }))
+            children.append(
+                (
+                    "vocalis.llm",
+                    *_interval(llm.started_at, llm.started_at + (llm.duration or 0.0)),
+                    {
+                        "vocalis.provider": llm.provider,
+                        "vocalis.model": llm.model,
+                        "vocalis.llm.ttft": llm.ttft,
+                        "vocalis.llm.prompt_tokens": llm.prompt_tokens,
+                        "vocalis.llm.completion_tokens": llm.completion_tokens,
+                        "vocalis.llm.tokens_per_second": llm.tokens_per_second,
+                        "vocalis.llm.preemptive": llm.preemptive,
+                    },
+                )
+            )
         for tool in m.tools:
-            children.append(("vocalis.tool", *_interval(tool.started_at, tool.started_at + tool.duration), {
-                "vocalis.tool.name": tool.name,
-                "vocalis.tool.call_id": tool.call_id,
-                "vocalis.tool.is_error": tool.is_error,
-            }))
+            children.append(
+                (
+                    "vocalis.tool",
+                    *_interval(tool.started_at, tool.started_at + tool.duration),
+                    {
+                        "vocalis.tool.name": tool.name,
+                        "vocalis.tool.call_id": tool.call_id,
+                        "vocalis.tool.is_error": tool.is_error,
+                    },
+                )
+            )
         if m.tts is not None and m.tts.started_at is not None:
             tts_end = m.ended_at if m.ended_at is not None else m.tts.started_at
-            children.append(("vocalis.tts", *_interval(m.tts.started_at, tts_end), {
-                "vocalis.provider": m.tts.provider,
-                "vocalis.model": m.tts.model,
-                "vocalis.tts.ttfb": m.tts.ttfb,
-                "vocalis.tts.characters": m.tts.characters,
-                "vocalis.tts.audio_duration": m.tts.audio_duration,
-            }))
+            children.append(
+                (
+                    "vocalis.tts",
+                    *_interval(m.tts.started_at, tts_end),
+                    {
+                        "vocalis.provider": m.tts.provider,
+                        "vocalis.model": m.tts.model,
+                        "vocalis.tts.ttfb": m.tts.ttfb,
+                        "vocalis.tts.characters": m.tts.characters,
+                        "vocalis.tts.audio_duration": m.tts.audio_duration,
+                    },
+                )
+            )
         starts = [t for t in (m.eou_decided_at, m.first_audio_at) if t is not None]
         agent_start = min(starts) if starts else None
         agent_end = m.ended_at
         if agent_start is None and agent_end is None and not children:
             return
-        self._tree("vocalis.agent_turn", agent_start, agent_end, {
-            "vocalis.turn": m.turn,
-            "vocalis.speech_id": m.speech_id,
-            "vocalis.source": m.source,
-            "vocalis.e2e_latency": m.e2e_latency,
-            "vocalis.interrupted": m.interrupted,
-            "vocalis.agent_text": m.agent_text if self.record_text else None,
-        }, children)
+        self._tree(
+            "vocalis.agent_turn",
+            agent_start,
+            agent_end,
+            {
+                "vocalis.turn": m.turn,
+                "vocalis.speech_id": m.speech_id,
+                "vocalis.source": m.source,
+                "vocalis.e2e_latency": m.e2e_latency,
+                "vocalis.interrupted": m.interrupted,
+                "vocalis.agent_text": m.agent_text if self.record_text else None,
+            },
+            children,
+        )
 
     def _tree(
         self,

@@ -97,11 +97,19 @@ class CascadingPipeline(InputStreams, Pipeline):
         self.tts: TTS = self._resolve(ProviderKind.TTS, tts, required=True)  # type: ignore[assignment]
         # For the optional kinds an explicit None means "none"; left out, the
         # installed default (if any) is used.
-        self.vad: VAD | None = None if vad is None else self._resolve(  # type: ignore[assignment]
-            ProviderKind.VAD, None if vad is DEFAULT else vad, required=False
+        self.vad: VAD | None = (
+            None
+            if vad is None
+            else self._resolve(  # type: ignore[assignment]
+                ProviderKind.VAD, None if vad is DEFAULT else vad, required=False
+            )
         )
-        self.turn_detector: EOU | None = None if turn_detector is None else self._resolve(  # type: ignore[assignment]
-            ProviderKind.EOU, None if turn_detector is DEFAULT else turn_detector, required=False
+        self.turn_detector: EOU | None = (
+            None
+            if turn_detector is None
+            else self._resolve(  # type: ignore[assignment]
+                ProviderKind.EOU, None if turn_detector is DEFAULT else turn_detector, required=False
+            )
         )
         self._vad_stream: VADStream | None = None
         self._stt_stream: STTStream | None = None
@@ -312,8 +320,13 @@ class CascadingPipeline(InputStreams, Pipeline):
             text_source = flow.text_for(user_text, llm_source)
         try:
             await speak(
-                session, handle, self.tts, text_source, utterance,
-                timeouts=self.timeouts, apology=session.error_message,
+                session,
+                handle,
+                self.tts,
+                text_source,
+                utterance,
+                timeouts=self.timeouts,
+                apology=session.error_message,
             )
         finally:
             if flow is not None:

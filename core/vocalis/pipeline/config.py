@@ -138,14 +138,40 @@ DEFAULT_BACKCHANNELS = frozenset(
     alright sure cool nice great wow oh ah aha i see got it gotcha makes sense
     true exactly totally indeed of course for sure sounds good good perfect fine
     interesting really""".split()
-    + ["uh huh", "mm hmm", "i see", "got it", "makes sense", "of course", "for sure",
-       "sounds good", "all right", "oh okay", "oh ok", "that's right", "i know"]
+    + [
+        "uh huh",
+        "mm hmm",
+        "i see",
+        "got it",
+        "makes sense",
+        "of course",
+        "for sure",
+        "sounds good",
+        "all right",
+        "oh okay",
+        "oh ok",
+        "that's right",
+        "i know",
+    ]
 )
 """Short listener responses that never interrupt the agent (English)."""
 
 DEFAULT_INTERRUPT_PHRASES = frozenset(
-    ["stop", "wait", "hold on", "hang on", "one moment", "one second", "excuse me",
-     "cancel", "shut up", "be quiet", "pause", "no no", "that's wrong"]
+    [
+        "stop",
+        "wait",
+        "hold on",
+        "hang on",
+        "one moment",
+        "one second",
+        "excuse me",
+        "cancel",
+        "shut up",
+        "be quiet",
+        "pause",
+        "no no",
+        "that's wrong",
+    ]
 )
 """Phrases that interrupt at once, even as a single word."""
 

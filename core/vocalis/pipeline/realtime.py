@@ -105,9 +105,7 @@ class RealTimePipeline(Reconnecting, Pipeline):
         assert self.session is not None
         agent = self.session.agent
         tools = list(self.session.tools.tools_for(agent).values())
-        self._rt = await self.model.connect(
-            instructions=agent.instructions, tools=tools, chat_ctx=agent.chat_context
-        )
+        self._rt = await self.model.connect(instructions=agent.instructions, tools=tools, chat_ctx=agent.chat_context)
         self._reader = asyncio.get_running_loop().create_task(self._read(self._rt))
 
     async def on_agent_changed(self) -> None:

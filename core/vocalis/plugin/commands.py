@@ -34,7 +34,6 @@ class PluginHooks(Protocol):
     def records(self) -> dict[str, PluginRecord]: ...
 
 
-
 @dataclass(frozen=True)
 class CommandEntry:
     """One command a plugin registered.
@@ -77,15 +76,11 @@ class CommandRegister:
                 a built-in command or another plugin already uses.
         """
         if not isinstance(command, click.Command):
-            raise RegistrationError(
-                f"{COMMANDS_HOOK} takes click commands, got {type(command).__name__}"
-            )
+            raise RegistrationError(f"{COMMANDS_HOOK} takes click commands, got {type(command).__name__}")
         name = validate_name(name or command.name or "")
         owner = self._taken.get(name)
         if owner is not None:
-            raise RegistrationError(
-                f"command {name!r} from plugin {self.origin.plugin!r} clashes with {owner}"
-            )
+            raise RegistrationError(f"command {name!r} from plugin {self.origin.plugin!r} clashes with {owner}")
         self._taken[name] = f"the command of plugin {self.origin.plugin!r}"
         self.registered.append(CommandEntry(name, command, self.origin))
 

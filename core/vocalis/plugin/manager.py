@@ -13,7 +13,6 @@ import importlib.metadata
 import inspect
 import traceback
 from collections.abc import Iterable
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -22,12 +21,13 @@ from loguru import logger
 
 from vocalis.plugin import hookspecs
 from vocalis.plugin.commands import COMMANDS_HOOK
-from vocalis.providers.base import ProviderKind
 from vocalis.plugin.registry import PluginOrigin, PluginRecord, ProviderRegister, Registry
+from vocalis.providers.base import ProviderKind
 from vocalis.settings import VocalisSettings
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 BUILTIN_PLUGIN = "builtins"
+
 
 class VocalisPluginManager(pluggy.PluginManager):
     """A pluggy manager that also owns the provider registry it fills.
@@ -70,9 +70,7 @@ class VocalisPluginManager(pluggy.PluginManager):
         except Exception as exc:  # pluggy.PluginValidationError, ValueError
             record.fail(f"invalid plugin: {exc}")
             return record
-        unknown = [
-            caller.name for caller in (self.get_hookcallers(module) or []) if caller.spec is None
-        ]
+        unknown = [caller.name for caller in (self.get_hookcallers(module) or []) if caller.spec is None]
         if unknown:
             self.unregister(module)
             for hook in unknown:

@@ -128,9 +128,7 @@ class Registry:
         entry = self._lookup(kind, name)
         if entry is None:
             available = ", ".join(sorted(self.names(kind))) or "none installed"
-            raise UnknownProviderError(
-                f"no {kind.value} provider named {name!r} (available: {available})"
-            )
+            raise UnknownProviderError(f"no {kind.value} provider named {name!r} (available: {available})")
         return entry
 
     def create(self, kind: ProviderKind | str, name: str, **overrides: Any) -> Provider:
@@ -235,9 +233,7 @@ class ProviderRegister(Generic[P]):
             for alias in aliases:
                 validate_name(alias)
         except ValueError as exc:
-            raise RegistrationError(
-                f"plugin {self.origin.plugin!r}, {cls.__qualname__}: {exc}"
-            ) from None
+            raise RegistrationError(f"plugin {self.origin.plugin!r}, {cls.__qualname__}: {exc}") from None
         if not cls.name:
             cls.name = name
         entry = ProviderEntry(self.kind, name, cls, self.origin, tuple(aliases), default)

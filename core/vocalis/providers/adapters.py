@@ -15,8 +15,8 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from vocalis.audio import AudioFrame
-from vocalis.providers.guards import check_speech_event
 from vocalis.providers.base import ProviderError
+from vocalis.providers.guards import check_speech_event
 from vocalis.providers.stt import SpeechEvent, SpeechEventType, STTStream
 from vocalis.providers.tts import SentenceTTSStream
 
@@ -95,11 +95,7 @@ class SegmentedSTTStream(STTStream):
             self._since_interim += frame.duration
             if self._max_segment is not None and self._segment_seconds >= self._max_segment:
                 self._split_segment()
-            if (
-                self._interim_interval
-                and self._since_interim >= self._interim_interval
-                and not self._interim_busy
-            ):
+            if self._interim_interval and self._since_interim >= self._interim_interval and not self._interim_busy:
                 self._since_interim = 0.0
                 self._queue_job(list(self._segment), final=False)
         self._history.append(frame)

@@ -154,7 +154,7 @@ class AudioOutput:
         """
         segment = self._segment
         give_up = loop.time() + _MAX_WAIT
-        while (
+        while (  # noqa: ASYNC110
             self.max_ahead is not None
             and self._segment == segment
             and self._segment_start is not None

@@ -145,9 +145,7 @@ class Provider:
     async def aclose(self) -> None:
         """Release everything the provider holds. Must be idempotent."""
 
-    def error(
-        self, message: str, *, recoverable: bool = True, kind: ErrorKind = ErrorKind.UNKNOWN
-    ) -> ProviderError:
+    def error(self, message: str, *, recoverable: bool = True, kind: ErrorKind = ErrorKind.UNKNOWN) -> ProviderError:
         """Build a :class:`ProviderError` labelled with this provider.
 
         Args:

@@ -21,8 +21,8 @@ from loguru import logger
 
 from vocalis.audio import AudioFrame
 from vocalis.events import EventEmitter
-from vocalis.providers.guards import check_chunk, check_speech_event, garbage
 from vocalis.providers.base import Provider, ProviderError
+from vocalis.providers.guards import check_chunk, check_speech_event, garbage
 from vocalis.providers.llm import LLM, ChatChunk, ToolSpec
 from vocalis.providers.stt import STT, SpeechEvent
 from vocalis.providers.tts import TTS
@@ -226,7 +226,6 @@ class FallbackLLM(_FallbackProvider, LLM):
                 yield chunk
 
 
-
 class FallbackTTS(_FallbackProvider, TTS):
     """A TTS that tries ``providers`` in order; never switches mid-utterance.
 
@@ -256,7 +255,6 @@ class FallbackTTS(_FallbackProvider, TTS):
                 yield frame
 
 
-
 class FallbackSTT(_FallbackProvider, STT):
     """A one-shot STT that tries ``providers`` in order (segmented by the pipeline's VAD).
 
@@ -276,6 +274,7 @@ class FallbackSTT(_FallbackProvider, STT):
     async def recognize(self, frames: Sequence[AudioFrame], *, language: str | None = None) -> SpeechEvent:
         errors: list[str] = []
         for provider in self.fallback._candidates():
+
             async def attempt(p: STT = provider) -> SpeechEvent:
                 return check_speech_event(p.label, await p.recognize(frames, language=language))
 

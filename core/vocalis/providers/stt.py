@@ -71,9 +71,7 @@ class STT(Provider):
     sample_rate: ClassVar[int] = 16_000
     streaming: ClassVar[bool] = False
 
-    async def recognize(
-        self, frames: Sequence[AudioFrame], *, language: str | None = None
-    ) -> SpeechEvent:
+    async def recognize(self, frames: Sequence[AudioFrame], *, language: str | None = None) -> SpeechEvent:
         """Transcribe one complete utterance.
 
         Returns:
@@ -81,9 +79,7 @@ class STT(Provider):
         """
         raise NotImplementedError(f"{self.label} does not implement recognize()")
 
-    async def recognize_interim(
-        self, frames: Sequence[AudioFrame], *, language: str | None = None
-    ) -> SpeechEvent:
+    async def recognize_interim(self, frames: Sequence[AudioFrame], *, language: str | None = None) -> SpeechEvent:
         """Transcribe an utterance that is still going on (for interim results).
 
         Defaults to :meth:`recognize`; override to decode faster (e.g. greedy

@@ -20,9 +20,7 @@ class Tool(Protocol):
     description: str
     parameters: dict[str, Any]
 
-    async def invoke(
-        self, arguments: str | Mapping[str, Any] | None, *, context: Any = None
-    ) -> Any:
+    async def invoke(self, arguments: str | Mapping[str, Any] | None, *, context: Any = None) -> Any:
         """Run the tool with the model's arguments (raw JSON or a mapping)."""
         ...
 

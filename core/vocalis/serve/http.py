@@ -31,8 +31,6 @@ Handler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 TOKEN_COOKIE = "vocalis_token"
 
 
-
-
 @dataclass(frozen=True)
 class Route:
     """One HTTP route a transport serves."""
@@ -85,9 +83,7 @@ def access_logger() -> type:
 
     class AccessLogger(AbstractAccessLogger):
         def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-            self.logger.info(
-                '%s "%s %s" %s %.3f', request.remote, request.method, request.path, response.status, time
-            )
+            self.logger.info('%s "%s %s" %s %.3f', request.remote, request.method, request.path, response.status, time)
 
     return AccessLogger
 

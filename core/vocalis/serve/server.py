@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 if TYPE_CHECKING:
-    from vocalis.session.agent import Agent
     from vocalis.observability.metrics_file import MetricsFileWriter
     from vocalis.pipeline.base import Pipeline
     from vocalis.providers.transport import Transport
+    from vocalis.session.agent import Agent
     from vocalis.session.agent_session import AgentSession
     from vocalis.states import SessionEvent
 
@@ -245,7 +245,7 @@ class SessionServer:
         deadline = loop.time() + timeout
         if self.sessions:
             logger.info("draining {} session(s), up to {:g} s", len(self.sessions), timeout)
-        while self.sessions and loop.time() < deadline:
+        while self.sessions and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(min(0.1, max(0.0, deadline - loop.time())))
         for session in list(self.sessions):
             self._close_soon(session, reason="shutdown")

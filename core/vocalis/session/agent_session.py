@@ -273,9 +273,7 @@ class AgentSession(SessionEventEmitter):
         self.push_audio(frame)
 
     # -- speaking --------------------------------------------------------------------
-    async def say(
-        self, message: str, *, interruptible: bool = True, wait_for_playback: bool = False
-    ) -> SpeechHandle:
+    async def say(self, message: str, *, interruptible: bool = True, wait_for_playback: bool = False) -> SpeechHandle:
         """Speak ``message`` as is (queued after the current utterance).
 
         Args:
@@ -394,4 +392,3 @@ class AgentSession(SessionEventEmitter):
 
     def __repr__(self) -> str:
         return f"<AgentSession {self.id} agent={self.agent.name!r} state={self._states.agent.value}>"
-

@@ -58,7 +58,9 @@ class AudioClip:
             data = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128) / 128
         elif width == 3:
             bytes3 = np.frombuffer(raw, np.uint8).reshape(-1, 3)
-            ints = bytes3[:, 0].astype(np.int32) | bytes3[:, 1].astype(np.int32) << 8 | bytes3[:, 2].astype(np.int32) << 16
+            ints = (
+                bytes3[:, 0].astype(np.int32) | bytes3[:, 1].astype(np.int32) << 8 | bytes3[:, 2].astype(np.int32) << 16
+            )
             data = np.where(ints >= 1 << 23, ints - (1 << 24), ints).astype(np.float32) / (1 << 23)
         elif width in (2, 4):
             dtype = np.int16 if width == 2 else np.int32
@@ -191,8 +193,16 @@ class BackgroundMixer(AudioOutput):
         self.config = config
         rate = config.sample_rate
         self._frame_samples = round(config.frame_seconds * rate)
-        self._ambient = _Loop(_load(config.ambient, rate), config.ambient_volume, loop=config.loop) if config.ambient is not None else None
-        self._thinking = _Loop(_load(config.thinking, rate), config.thinking_volume, loop=True) if config.thinking is not None else None
+        self._ambient = (
+            _Loop(_load(config.ambient, rate), config.ambient_volume, loop=config.loop)
+            if config.ambient is not None
+            else None
+        )
+        self._thinking = (
+            _Loop(_load(config.thinking, rate), config.thinking_volume, loop=True)
+            if config.thinking is not None
+            else None
+        )
         self.thinking = False
         self._voice: deque[np.ndarray[Any, Any]] = deque()
         self._voice_offset = 0

@@ -4,6 +4,7 @@ Everything here is for tests of agents and plugins; none of it is a default
 provider.
 """
 
+from vocalis.testing.capture import OutputCapture
 from vocalis.testing.clock import (
     VirtualTimeDeadlock,
     VirtualTimeLimitExceeded,
@@ -12,20 +13,6 @@ from vocalis.testing.clock import (
     virtual_time,
 )
 from vocalis.testing.conversation import Conversation, RecordedEvent
-from vocalis.testing.faults import (
-    Fault,
-    FaultyEOU,
-    FaultyLLM,
-    FaultyRealtimeModel,
-    FaultySTT,
-    FaultyToolSource,
-    FaultyTransport,
-    FaultyTTS,
-    FaultyVAD,
-)
-from vocalis.testing.capture import OutputCapture
-from vocalis.testing.watchdog import LoopBlock, LoopBlocked, LoopWatchdog
-from vocalis.testing.realtime import FakeRealtimeModel, FakeRealtimeSession, RealtimeTurn
 from vocalis.testing.fakes import (
     FakeEOU,
     FakeLLM,
@@ -41,6 +28,19 @@ from vocalis.testing.fakes import (
     is_speech,
     tone,
 )
+from vocalis.testing.faults import (
+    Fault,
+    FaultyEOU,
+    FaultyLLM,
+    FaultyRealtimeModel,
+    FaultySTT,
+    FaultyToolSource,
+    FaultyTransport,
+    FaultyTTS,
+    FaultyVAD,
+)
+from vocalis.testing.realtime import FakeRealtimeModel, FakeRealtimeSession, RealtimeTurn
+from vocalis.testing.watchdog import LoopBlock, LoopBlocked, LoopWatchdog
 
 __all__ = [
     "Conversation",

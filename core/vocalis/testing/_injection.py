@@ -41,7 +41,12 @@ class Injector:
     """Decides which requests are faulted and applies the fault at its position."""
 
     def __init__(
-        self, fault: Fault, after_chunks: int | None, delay: float, times: int | None, skip: int,
+        self,
+        fault: Fault,
+        after_chunks: int | None,
+        delay: float,
+        times: int | None,
+        skip: int,
         error: BaseException | None,
     ) -> None:
         self.fault = Fault(fault)

@@ -22,11 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vocalis.session.agent import Agent
 from vocalis.audio import AudioFrame
-from vocalis.session.flow import ConversationFlow
 from vocalis.pipeline.base import Pipeline
+from vocalis.session.agent import Agent
 from vocalis.session.agent_session import AgentSession
+from vocalis.session.flow import ConversationFlow
 from vocalis.testing.fakes import FakeTransport, tone
 
 

@@ -50,9 +50,19 @@ from vocalis.testing._injection import (
 class FaultyLLM(Faulty, LLM):
     __doc__ = "An LLM whose replies (``chat`` calls) fail; garbage is a ``str`` chunk." + ARGS_DOC
 
-    def __init__(self, inner: LLM, fault: Fault, *, after_chunks: int | None = None, delay: float = 120.0,
-                 times: int | None = 1, skip: int = 0, garbage: Any = DEFAULT,
-                 error: BaseException | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        inner: LLM,
+        fault: Fault,
+        *,
+        after_chunks: int | None = None,
+        delay: float = 120.0,
+        times: int | None = 1,
+        skip: int = 0,
+        garbage: Any = DEFAULT,
+        error: BaseException | None = None,
+        name: str | None = None,
+    ) -> None:
         setup(self, inner, name, Injector(fault, after_chunks, delay, times, skip, error))
         self.garbage = "garbage" if garbage is DEFAULT else garbage
 
@@ -73,9 +83,19 @@ class FaultyTTS(Faulty, TTS):
         "garbage is ``bytes`` instead of a frame." + ARGS_DOC
     )
 
-    def __init__(self, inner: TTS, fault: Fault, *, after_chunks: int | None = None, delay: float = 120.0,
-                 times: int | None = 1, skip: int = 0, garbage: Any = DEFAULT,
-                 error: BaseException | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        inner: TTS,
+        fault: Fault,
+        *,
+        after_chunks: int | None = None,
+        delay: float = 120.0,
+        times: int | None = 1,
+        skip: int = 0,
+        garbage: Any = DEFAULT,
+        error: BaseException | None = None,
+        name: str | None = None,
+    ) -> None:
         setup(self, inner, name, Injector(fault, after_chunks, delay, times, skip, error))
         self.sample_rate = inner.sample_rate  # type: ignore[misc]
         self.channels = inner.channels  # type: ignore[misc]
@@ -102,9 +122,19 @@ class FaultySTT(Faulty, STT):
         "recognitions pass. Garbage is a ``str`` instead of a SpeechEvent." + ARGS_DOC
     )
 
-    def __init__(self, inner: STT, fault: Fault, *, after_chunks: int | None = None, delay: float = 120.0,
-                 times: int | None = 1, skip: int = 0, garbage: Any = DEFAULT,
-                 error: BaseException | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        inner: STT,
+        fault: Fault,
+        *,
+        after_chunks: int | None = None,
+        delay: float = 120.0,
+        times: int | None = 1,
+        skip: int = 0,
+        garbage: Any = DEFAULT,
+        error: BaseException | None = None,
+        name: str | None = None,
+    ) -> None:
         setup(self, inner, name, Injector(fault, after_chunks, delay, times, skip, error))
         self.sample_rate = inner.sample_rate  # type: ignore[misc]
         self.streaming = inner.streaming  # type: ignore[misc]
@@ -130,9 +160,19 @@ class FaultySTT(Faulty, STT):
 class FaultyVAD(Faulty, VAD):
     __doc__ = "A VAD whose streams fail; garbage is a ``str`` instead of a VADEvent." + ARGS_DOC
 
-    def __init__(self, inner: VAD, fault: Fault, *, after_chunks: int | None = None, delay: float = 120.0,
-                 times: int | None = 1, skip: int = 0, garbage: Any = DEFAULT,
-                 error: BaseException | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        inner: VAD,
+        fault: Fault,
+        *,
+        after_chunks: int | None = None,
+        delay: float = 120.0,
+        times: int | None = 1,
+        skip: int = 0,
+        garbage: Any = DEFAULT,
+        error: BaseException | None = None,
+        name: str | None = None,
+    ) -> None:
         setup(self, inner, name, Injector(fault, after_chunks, delay, times, skip, error))
         self.sample_rate = inner.sample_rate  # type: ignore[misc]
         self.garbage = "speech" if garbage is DEFAULT else garbage
@@ -143,11 +183,21 @@ class FaultyVAD(Faulty, VAD):
 
 
 class FaultyEOU(Faulty, EOU):
-    __doc__ = "A turn detector whose predictions fail; garbage is the ``str`` ``\"likely\"``." + ARGS_DOC
+    __doc__ = 'A turn detector whose predictions fail; garbage is the ``str`` ``"likely"``.' + ARGS_DOC
 
-    def __init__(self, inner: EOU, fault: Fault, *, after_chunks: int | None = None, delay: float = 120.0,
-                 times: int | None = 1, skip: int = 0, garbage: Any = DEFAULT,
-                 error: BaseException | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        inner: EOU,
+        fault: Fault,
+        *,
+        after_chunks: int | None = None,
+        delay: float = 120.0,
+        times: int | None = 1,
+        skip: int = 0,
+        garbage: Any = DEFAULT,
+        error: BaseException | None = None,
+        name: str | None = None,
+    ) -> None:
         setup(self, inner, name, Injector(fault, after_chunks, delay, times, skip, error))
         self.uses_audio = inner.uses_audio  # type: ignore[misc]
         self.sample_rate = inner.sample_rate  # type: ignore[misc]
@@ -190,9 +240,19 @@ class FaultyToolSource(Faulty, ToolSource):
         "adds ``garbage`` (default: the number 42) to the tools." + ARGS_DOC
     )
 
-    def __init__(self, inner: ToolSource, fault: Fault, *, after_chunks: int | None = None, delay: float = 120.0,
-                 times: int | None = 1, skip: int = 0, garbage: Any = DEFAULT,
-                 error: BaseException | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        inner: ToolSource,
+        fault: Fault,
+        *,
+        after_chunks: int | None = None,
+        delay: float = 120.0,
+        times: int | None = 1,
+        skip: int = 0,
+        garbage: Any = DEFAULT,
+        error: BaseException | None = None,
+        name: str | None = None,
+    ) -> None:
         setup(self, inner, name, Injector(fault, after_chunks, delay, times, skip, error))
         self.garbage = 42 if garbage is DEFAULT else garbage
 
@@ -260,16 +320,27 @@ class FaultyRealtimeModel(Faulty, RealtimeModel):
         "garbage is a ``dict`` instead of an event." + ARGS_DOC
     )
 
-    def __init__(self, inner: RealtimeModel, fault: Fault, *, after_chunks: int | None = None,
-                 delay: float = 120.0, times: int | None = 1, skip: int = 0, garbage: Any = DEFAULT,
-                 error: BaseException | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        inner: RealtimeModel,
+        fault: Fault,
+        *,
+        after_chunks: int | None = None,
+        delay: float = 120.0,
+        times: int | None = 1,
+        skip: int = 0,
+        garbage: Any = DEFAULT,
+        error: BaseException | None = None,
+        name: str | None = None,
+    ) -> None:
         setup(self, inner, name, Injector(fault, after_chunks, delay, times, skip, error))
         self.sample_rate = inner.sample_rate  # type: ignore[misc]
         self.garbage = {"type": "response.created"} if garbage is DEFAULT else garbage
         self.connections: list[_FaultyRealtimeSession] = []
 
-    async def connect(self, *, instructions: str, tools: Sequence[ToolSpec] = (),
-                      chat_ctx: ChatContext | None = None) -> RealtimeSession:
+    async def connect(
+        self, *, instructions: str, tools: Sequence[ToolSpec] = (), chat_ctx: ChatContext | None = None
+    ) -> RealtimeSession:
         inner = await self.inner.connect(instructions=instructions, tools=tools, chat_ctx=chat_ctx)
         session = _FaultyRealtimeSession(self.label, inner, self.injector, self.garbage)
         self.connections.append(session)
@@ -301,9 +372,19 @@ class FaultyTransport(Faulty, Transport):
         "Other attributes (``push``, ``events``...) are the wrapped transport's." + ARGS_DOC
     )
 
-    def __init__(self, inner: Transport, fault: Fault, *, after_chunks: int | None = None, delay: float = 120.0,
-                 times: int | None = 1, skip: int = 0, garbage: Any = DEFAULT,
-                 error: BaseException | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        inner: Transport,
+        fault: Fault,
+        *,
+        after_chunks: int | None = None,
+        delay: float = 120.0,
+        times: int | None = 1,
+        skip: int = 0,
+        garbage: Any = DEFAULT,
+        error: BaseException | None = None,
+        name: str | None = None,
+    ) -> None:
         setup(self, inner, name, Injector(fault, after_chunks, delay, times, skip, error))
         self.garbage = b"\x00\x00" * 320 if garbage is DEFAULT else garbage
         self.audio_output = output = inner.audio_output

@@ -86,8 +86,7 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):  #
             del item.stash[_WATCHDOG]
     if watchdog is not None and watchdog.blocked:
         pytest.fail(
-            watchdog.report()
-            + "\n(If this test must block, mark it @pytest.mark.loop_block_ok(seconds, reason=...).)",
+            watchdog.report() + "\n(If this test must block, mark it @pytest.mark.loop_block_ok(seconds, reason=...).)",
             pytrace=False,
         )
     return result

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from vocalis.session.agent import Agent
-from vocalis.session.background import AudioClip, BackgroundAudioConfig
 from vocalis.chat import ChatContext, FunctionCallOutput
 from vocalis.pipeline.cascading import CascadingPipeline
 from vocalis.providers.llm import ToolSpec
+from vocalis.session.agent import Agent
+from vocalis.session.background import AudioClip, BackgroundAudioConfig
 from vocalis.states import AgentState
 from vocalis.testing.conversation import Conversation
 from vocalis.testing.fakes import FakeLLM, FakeResponse, FakeSTT, FakeTTS, FakeVAD
@@ -28,17 +28,25 @@ from vocalis.tools.function import function_tool
 __all__ = ["SESSION_LENGTHS", "TURN_KINDS", "SoakWorld", "play_turn"]
 
 TURN_KINDS: tuple[str, ...] = (
-    "voice", "typed", "tool", "voice", "barge_in", "typed", "tool_error",
-    "voice", "say", "tool_timeout", "typed", "llm_error",
+    "voice",
+    "typed",
+    "tool",
+    "voice",
+    "barge_in",
+    "typed",
+    "tool_error",
+    "voice",
+    "say",
+    "tool_timeout",
+    "typed",
+    "llm_error",
 )
 """The scripted turns, played in this order over and over."""
 
 SESSION_LENGTHS: tuple[int, ...] = (3, 12, 7, 40, 5, 20)
 """Turns per session, cycled: short calls and long ones, as a worker sees them."""
 
-_STORY = " ".join(
-    f"Part {n} of the story goes on for a while so that the user can talk over it." for n in range(1, 6)
-)
+_STORY = " ".join(f"Part {n} of the story goes on for a while so that the user can talk over it." for n in range(1, 6))
 
 
 @function_tool

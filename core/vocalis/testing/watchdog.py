@@ -190,16 +190,14 @@ class LoopWatchdog:
         if self.blocks:
             raise LoopBlocked(self.report())
 
-    def _record(
-        self, seconds: float, handle: asyncio.Handle, stack: list[str] | None, starved: float = 0.0
-    ) -> None:
+    def _record(self, seconds: float, handle: asyncio.Handle, stack: list[str] | None, starved: float = 0.0) -> None:
         self.callbacks += 1
         self.longest = max(self.longest, seconds)
         if seconds <= self.threshold:
             return
         try:
             what = describe_handle(handle)
-        except Exception as exc:  # noqa: BLE001 - a broken repr must not break the loop
+        except Exception as exc:
             what = f"<unprintable handle: {type(exc).__name__}>"
         stack = stack if stack and self.sample_stacks else []
         block = LoopBlock(seconds, what, threading.current_thread().name, stack, starved)

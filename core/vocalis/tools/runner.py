@@ -256,9 +256,7 @@ class ToolRunner:
                 raise ToolError(f"unknown tool {_short(call.name)} (available: {known})")
             context = ToolContext(call_id=call_id, tool_name=call.name, session=self.host.session, agent=agent)
             async with semaphore:
-                value = await asyncio.wait_for(
-                    tool.invoke(call.arguments, context=context), timeout=self.timeout
-                )
+                value = await asyncio.wait_for(tool.invoke(call.arguments, context=context), timeout=self.timeout)
             self._set_output(result, value)
         except ToolArgumentsError as exc:
             result.output, result.is_error = f"invalid arguments: {exc}", True

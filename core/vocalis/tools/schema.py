@@ -89,7 +89,7 @@ def build_arguments_model(
     """
     target = getattr(func, "__func__", func)
     if not inspect.isfunction(target) and not isinstance(func, type):
-        target = getattr(type(func), "__call__", target)  # a callable instance
+        target = getattr(type(func), "__call__", target)  # a callable instance  # noqa: B004
     try:
         hints = typing.get_type_hints(target, include_extras=True)
     except Exception as exc:

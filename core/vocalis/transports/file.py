@@ -38,8 +38,7 @@ class WavAudio:
         """Cut into frames of ``seconds`` (the last may be shorter)."""
         step = max(1, int(self.sample_rate * seconds)) * 2 * self.channels
         return [
-            AudioFrame(self.data[i : i + step], self.sample_rate, self.channels)
-            for i in range(0, len(self.data), step)
+            AudioFrame(self.data[i : i + step], self.sample_rate, self.channels) for i in range(0, len(self.data), step)
         ]
 
 

@@ -9,6 +9,7 @@ import asyncio
 import time
 
 import numpy as np
+
 from vocalis.audio import AudioFrame
 from vocalis_silero import SileroVAD, models
 

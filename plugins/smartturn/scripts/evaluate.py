@@ -19,6 +19,7 @@ import wave
 from pathlib import Path
 
 import numpy as np
+
 from vocalis.audio import AudioFrame
 from vocalis.chat import ChatContext
 from vocalis_smartturn import SmartTurnEOU
@@ -35,7 +36,7 @@ def read(path: Path) -> AudioFrame:
 async def evaluate(manifest: Path, trailing: float | None) -> None:
     eou = SmartTurnEOU(trailing_silence=trailing)
     await eou.prewarm()
-    items = json.loads(manifest.read_text())
+    items = json.loads(manifest.read_text())  # noqa: ASYNC240
     scored: list[tuple[bool, float]] = []
     latencies = []
     for item in items:

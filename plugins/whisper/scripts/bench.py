@@ -20,7 +20,6 @@ import wave
 from pathlib import Path
 
 from vocalis.audio import AudioFrame
-
 from vocalis_whisper import WhisperSTT
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -60,9 +59,7 @@ def spell(n: int) -> str:
 
 def words(text: str) -> list[str]:
     """Normalised words of a transcript."""
-    text = re.sub(
-        r"\d{1,3}", lambda m: f" {spell(int(m.group()))} ", text.lower().replace("+", " plus ")
-    )
+    text = re.sub(r"\d{1,3}", lambda m: f" {spell(int(m.group()))} ", text.lower().replace("+", " plus "))
     return re.sub(r"[^\w\s']", " ", text).split()
 
 
@@ -86,7 +83,7 @@ def load(path: Path) -> list[AudioFrame]:
 
 async def main(threads: int, manifest_path: Path) -> None:
     """Run the measurements and print them."""
-    items = json.loads(manifest_path.read_text())
+    items = json.loads(manifest_path.read_text())  # noqa: ASYNC240
     clips = [(load(manifest_path.parent / item["file"]), item["text"]) for item in items]
     stt = WhisperSTT(cpu_threads=threads)
     started = time.perf_counter()
@@ -119,10 +116,7 @@ async def main(threads: int, manifest_path: Path) -> None:
     elapsed = time.perf_counter() - started
     reference = " ".join(text for _, text in clips)
     wer = distance(words(reference), words(event.text)) / len(words(reference))
-    print(
-        f"long audio: {seconds:.1f} s in {elapsed:.2f} s "
-        f"(RTF {elapsed / seconds:.3f}), WER {wer:.1%}"
-    )
+    print(f"long audio: {seconds:.1f} s in {elapsed:.2f} s (RTF {elapsed / seconds:.3f}), WER {wer:.1%}")
 
     for label, frames in (("silence", [AudioFrame.silence(2.0)]),):
         started = time.perf_counter()

@@ -184,9 +184,7 @@ class MessagesServer:
         self.violations: list[str] = []
         self.disconnects = 0
         self.disconnected = threading.Event()
-        self._script: collections.deque[StreamReply | ErrorReply | SilentReply] = (
-            collections.deque()
-        )
+        self._script: collections.deque[StreamReply | ErrorReply | SilentReply] = collections.deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -314,17 +312,13 @@ class MessagesServer:
         return response
 
 
-def _error(
-    status: int, error_type: str, message: str, headers: dict[str, str] | None = None
-) -> web.Response:
+def _error(status: int, error_type: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
     body = {
         "type": "error",
         "error": {"type": error_type, "message": message},
         "request_id": "req_local_err",
     }
-    return web.json_response(
-        body, status=status, headers={"request-id": "req_local_err", **(headers or {})}
-    )
+    return web.json_response(body, status=status, headers={"request-id": "req_local_err", **(headers or {})})
 
 
 def validate(headers: dict[str, str], body: Any) -> list[str]:
@@ -345,9 +339,7 @@ def validate(headers: dict[str, str], body: Any) -> list[str]:
     if body.get("stream") is not True:
         problems.append("stream: this server only streams (expected true)")
     temperature = body.get("temperature")
-    if temperature is not None and not (
-        isinstance(temperature, int | float) and 0 <= temperature <= 1
-    ):
+    if temperature is not None and not (isinstance(temperature, int | float) and 0 <= temperature <= 1):
         problems.append("temperature: must be between 0 and 1")
     system = body.get("system")
     if system is not None and not isinstance(system, str | list):

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from anthropic_messages_server import API_KEY, MessagesServer
+
 from vocalis_anthropic import AnthropicLLM
 
 # Variables the SDK reads that would change what the tests send.
@@ -31,9 +32,7 @@ def _running_server() -> Iterator[MessagesServer]:
 
 
 @pytest.fixture
-def server(
-    _running_server: MessagesServer, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[MessagesServer]:
+def server(_running_server: MessagesServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[MessagesServer]:
     """The server, reset; the test fails if a request broke the API's rules."""
     for name in _SDK_ENV:
         monkeypatch.delenv(name, raising=False)

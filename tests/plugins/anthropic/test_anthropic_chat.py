@@ -24,6 +24,7 @@ from anthropic_messages_server import (
     text_reply,
 )
 from pydantic import SecretStr
+
 from vocalis.chat import ANTHROPIC_CONVERSATION_START, ChatContext, ChatRole
 from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.providers.llm import ChatChunk, ToolCallRequest, Usage
@@ -65,9 +66,7 @@ async def _all(llm: AnthropicLLM, ctx: ChatContext, **kwargs: Any) -> list[ChatC
     return [chunk async for chunk in llm.chat(ctx, **kwargs)]
 
 
-async def failure(
-    llm: AnthropicLLM, ctx: ChatContext | None = None, **kwargs: Any
-) -> ProviderError:
+async def failure(llm: AnthropicLLM, ctx: ChatContext | None = None, **kwargs: Any) -> ProviderError:
     with pytest.raises(ProviderError) as info:
         await collect(llm, question() if ctx is None else ctx, **kwargs)
     assert info.value.provider == "llm:anthropic"
@@ -79,13 +78,9 @@ def calls_of(chunks: list[ChatChunk]) -> list[ToolCallRequest]:
 
 
 # -- streaming and request shape ----------------------------------------------
-async def test_streams_text_and_sends_a_well_formed_request(
-    server: MessagesServer, make_llm: MakeLLM
-) -> None:
+async def test_streams_text_and_sends_a_well_formed_request(server: MessagesServer, make_llm: MakeLLM) -> None:
     server.queue(text_reply(["It is ", "sunny", " in Paris."], input_tokens=31, output_tokens=9))
-    llm = make_llm(
-        model="claude-test-1", max_tokens=300, temperature=0.4, headers={"x-gateway": "voice"}
-    )
+    llm = make_llm(model="claude-test-1", max_tokens=300, temperature=0.4, headers={"x-gateway": "voice"})
     ctx = question()
     ctx.add_message(ChatRole.ASSISTANT, "Let me check.")
     ctx.add_message(ChatRole.USER, "Thanks.")
@@ -116,29 +111,21 @@ async def test_streams_text_and_sends_a_well_formed_request(
     assert headers["anthropic-version"]
     assert headers["content-type"].startswith("application/json")
     # The 2.x SDK sends the key as a bearer token; older ones used x-api-key.
-    assert (
-        headers.get("x-api-key") == API_KEY or headers.get("authorization") == f"Bearer {API_KEY}"
-    )
+    assert headers.get("x-api-key") == API_KEY or headers.get("authorization") == f"Bearer {API_KEY}"
     assert headers["x-gateway"] == "voice"
 
 
-async def test_client_and_connection_are_reused_across_chats(
-    server: MessagesServer, make_llm: MakeLLM
-) -> None:
+async def test_client_and_connection_are_reused_across_chats(server: MessagesServer, make_llm: MakeLLM) -> None:
     llm = make_llm()
     first = await collect(llm, question("one"))
     second = await collect(llm, question("two"))
     await llm.aclose()
     assert "".join(c.text for c in first) == "".join(c.text for c in second) == "".join(CANNED_TEXT)
     assert len(server.requests) == 2
-    assert server.requests[0].client_port == server.requests[1].client_port, (
-        "a new connection per chat"
-    )
+    assert server.requests[0].client_port == server.requests[1].client_port, "a new connection per chat"
 
 
-async def test_instructions_only_context_gets_the_start_message(
-    server: MessagesServer, make_llm: MakeLLM
-) -> None:
+async def test_instructions_only_context_gets_the_start_message(server: MessagesServer, make_llm: MakeLLM) -> None:
     ctx = ChatContext()
     ctx.add_message(ChatRole.SYSTEM, "Greet the caller.")
     llm = make_llm()
@@ -146,14 +133,10 @@ async def test_instructions_only_context_gets_the_start_message(
     await llm.aclose()
     body = server.requests[0].body
     assert body["system"] == "Greet the caller."
-    assert body["messages"] == [
-        {"role": "user", "content": [{"type": "text", "text": ANTHROPIC_CONVERSATION_START}]}
-    ]
+    assert body["messages"] == [{"role": "user", "content": [{"type": "text", "text": ANTHROPIC_CONVERSATION_START}]}]
 
 
-async def test_empty_context_is_refused_without_a_request(
-    server: MessagesServer, make_llm: MakeLLM
-) -> None:
+async def test_empty_context_is_refused_without_a_request(server: MessagesServer, make_llm: MakeLLM) -> None:
     error = await failure(make_llm(), ChatContext())
     assert not error.recoverable and error.kind is ErrorKind.BAD_REQUEST
     assert "empty" in str(error)
@@ -210,21 +193,15 @@ async def test_two_parallel_tool_calls(server: MessagesServer, make_llm: MakeLLM
     assert "".join(c.text for c in chunks) == ""
 
 
-async def test_malformed_tool_json_is_passed_through_raw(
-    server: MessagesServer, make_llm: MakeLLM
-) -> None:
-    server.queue(
-        StreamReply(message_events([("tool_use", "toolu_x", "get_weather", ['{"city": '])]))
-    )
+async def test_malformed_tool_json_is_passed_through_raw(server: MessagesServer, make_llm: MakeLLM) -> None:
+    server.queue(StreamReply(message_events([("tool_use", "toolu_x", "get_weather", ['{"city": '])])))
     llm = make_llm()
     chunks = await collect(llm, question(), tools=[WEATHER])
     await llm.aclose()
     assert calls_of(chunks) == [ToolCallRequest("toolu_x", "get_weather", '{"city":')]
 
 
-async def test_tool_history_becomes_tool_use_and_tool_result_blocks(
-    server: MessagesServer, make_llm: MakeLLM
-) -> None:
+async def test_tool_history_becomes_tool_use_and_tool_result_blocks(server: MessagesServer, make_llm: MakeLLM) -> None:
     ctx = question()
     ctx.add_message(ChatRole.ASSISTANT, "Checking.")
     ctx.add_function_call("toolu_1", "get_weather", '{"city": "Paris"}')
@@ -279,9 +256,7 @@ async def test_tool_history_becomes_tool_use_and_tool_result_blocks(
         ("get_time", {"type": "tool", "name": "get_time"}),
     ],
 )
-async def test_tool_choice(
-    server: MessagesServer, make_llm: MakeLLM, choice: str | None, expected: dict
-) -> None:
+async def test_tool_choice(server: MessagesServer, make_llm: MakeLLM, choice: str | None, expected: dict) -> None:
     llm = make_llm()
     await collect(llm, question(), tools=[WEATHER, TIME], tool_choice=choice)
     await llm.aclose()
@@ -312,9 +287,7 @@ async def test_usage_adds_cached_input_tokens(server: MessagesServer, make_llm: 
     assert chunks[-1].usage == Usage(prompt_tokens=126, completion_tokens=42)
 
 
-async def test_thinking_and_unknown_blocks_are_not_spoken(
-    server: MessagesServer, make_llm: MakeLLM
-) -> None:
+async def test_thinking_and_unknown_blocks_are_not_spoken(server: MessagesServer, make_llm: MakeLLM) -> None:
     events = message_events([("text", ["Answer."])])
     thinking: list[Event] = [
         (
@@ -344,9 +317,7 @@ async def test_thinking_and_unknown_blocks_are_not_spoken(
         ("content_block_stop", {"type": "content_block_stop", "index": 0}),
         ("brand_new_event", {"type": "brand_new_event", "detail": 1}),
     ]
-    text = [
-        (name, {**data, "index": 1} if "index" in data else data) for name, data in events[2:-2]
-    ]
+    text = [(name, {**data, "index": 1} if "index" in data else data) for name, data in events[2:-2]]
     server.queue(StreamReply([*events[:2], *thinking, *text, *events[-2:]]))
     chunks = await collect(make_llm(), question())
     assert "".join(c.text for c in chunks) == "Answer."
@@ -399,9 +370,7 @@ async def test_bad_key_is_not_recoverable(server: MessagesServer, make_llm: Make
     assert len(server.requests) == 1  # a 401 is not retried
 
 
-async def test_overloaded_is_retried_then_streams(
-    server: MessagesServer, make_llm: MakeLLM
-) -> None:
+async def test_overloaded_is_retried_then_streams(server: MessagesServer, make_llm: MakeLLM) -> None:
     server.queue(
         ErrorReply(529, "overloaded_error", "Overloaded", headers={"retry-after-ms": "10"}),
         text_reply(["Back again."]),
@@ -474,14 +443,10 @@ async def test_stalled_stream_times_out(server: MessagesServer, make_llm: MakeLL
     assert error.kind is ErrorKind.STALLED and error.recoverable
     assert "the stream stalled: nothing arrived for 0.3 s" in str(error)
     assert time.perf_counter() - started < 5
-    assert await asyncio.to_thread(server.disconnected.wait, 5), (
-        "the stalled connection was left open"
-    )
+    assert await asyncio.to_thread(server.disconnected.wait, 5), "the stalled connection was left open"
 
 
-async def test_silent_server_times_out_before_the_reply(
-    server: MessagesServer, make_llm: MakeLLM
-) -> None:
+async def test_silent_server_times_out_before_the_reply(server: MessagesServer, make_llm: MakeLLM) -> None:
     server.queue(SilentReply())
     started = time.perf_counter()
     error = await failure(make_llm(timeout=0.3))
@@ -495,9 +460,7 @@ async def test_connection_refused_is_recoverable(server: MessagesServer) -> None
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    llm = AnthropicLLM(
-        api_key=API_KEY, base_url=f"http://127.0.0.1:{port}", max_retries=0, _env_file=None
-    )
+    llm = AnthropicLLM(api_key=API_KEY, base_url=f"http://127.0.0.1:{port}", max_retries=0, _env_file=None)
     error = await failure(llm)
     await llm.aclose()
     assert error.kind is ErrorKind.CONNECTION and error.recoverable
@@ -532,9 +495,7 @@ async def test_other_credentials_are_accepted(
         monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", API_KEY)
         llm = AnthropicLLM(base_url=server.url, max_retries=0, _env_file=None)
     else:
-        llm = AnthropicLLM(
-            base_url=server.url, max_retries=0, headers={"X-Api-Key": API_KEY}, _env_file=None
-        )
+        llm = AnthropicLLM(base_url=server.url, max_retries=0, headers={"X-Api-Key": API_KEY}, _env_file=None)
     chunks = await collect(llm, question())
     await llm.aclose()
     assert "".join(c.text for c in chunks) == "".join(CANNED_TEXT)
@@ -556,9 +517,7 @@ def closed_already(server: MessagesServer) -> bool:
     return server.disconnected.wait(3)
 
 
-async def test_aclose_midway_stops_the_server_stream(
-    server: MessagesServer, make_llm: MakeLLM
-) -> None:
+async def test_aclose_midway_stops_the_server_stream(server: MessagesServer, make_llm: MakeLLM) -> None:
     server.queue(held_reply())
     llm = make_llm()
     stream = llm.chat(question("Count to fifty."))
@@ -573,9 +532,7 @@ async def test_aclose_midway_stops_the_server_stream(
     await llm.aclose()
 
 
-async def test_cancelling_the_consumer_stops_the_server_stream(
-    server: MessagesServer, make_llm: MakeLLM
-) -> None:
+async def test_cancelling_the_consumer_stops_the_server_stream(server: MessagesServer, make_llm: MakeLLM) -> None:
     server.queue(held_reply())
     llm = make_llm()
     got_first = asyncio.Event()
@@ -593,9 +550,7 @@ async def test_cancelling_the_consumer_stops_the_server_stream(
     await llm.aclose()
 
 
-async def test_provider_aclose_ends_chats_in_flight(
-    server: MessagesServer, make_llm: MakeLLM
-) -> None:
+async def test_provider_aclose_ends_chats_in_flight(server: MessagesServer, make_llm: MakeLLM) -> None:
     server.queue(held_reply())
     llm = make_llm()
     got_first = asyncio.Event()
@@ -616,9 +571,7 @@ async def test_provider_aclose_ends_chats_in_flight(
 
 
 # -- settings and registration ------------------------------------------------
-def test_settings_from_env_and_sdk_fallbacks(
-    server: MessagesServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_settings_from_env_and_sdk_fallbacks(server: MessagesServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VOCALIS_LLM_ANTHROPIC_MODEL", "claude-env-model")
     monkeypatch.setenv("VOCALIS_LLM_ANTHROPIC_MAX_TOKENS", "77")
     monkeypatch.setenv("VOCALIS_LLM_ANTHROPIC_HEADERS", '{"x-team": "support"}')

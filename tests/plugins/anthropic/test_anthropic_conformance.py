@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import pytest
 from anthropic_messages_server import API_KEY, MessagesServer
+
 from vocalis.testing.conformance import LLMConformance
 from vocalis_anthropic import AnthropicLLM
 

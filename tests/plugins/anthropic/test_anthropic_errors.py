@@ -13,6 +13,7 @@ from __future__ import annotations
 import anthropic
 import httpx2
 import pytest
+
 from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis_anthropic import AnthropicLLM
 from vocalis_anthropic.errors import NO_CREDENTIALS, provider_error, status_kind

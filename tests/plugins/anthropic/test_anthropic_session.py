@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 
 from anthropic_messages_server import MessagesServer, StreamReply, message_events, text_reply
+
 from vocalis import Agent, CascadingPipeline, function_tool
 from vocalis.testing import Conversation, FakeEOU, FakeSTT, FakeTTS, FakeVAD
 from vocalis_anthropic import AnthropicLLM
@@ -36,9 +37,7 @@ async def test_agent_calls_a_tool_then_speaks_the_answer(
         text_reply(["It is sunny ", "and 21 degrees ", "in Paris."]),
     )
     tts = FakeTTS(seconds_per_char=0.002)
-    pipeline = CascadingPipeline(
-        stt=FakeSTT([]), llm=make_llm(), tts=tts, vad=FakeVAD(), turn_detector=FakeEOU()
-    )
+    pipeline = CascadingPipeline(stt=FakeSTT([]), llm=make_llm(), tts=tts, vad=FakeVAD(), turn_detector=FakeEOU())
     agent = Agent("You are a weather assistant.", tools=[get_weather])
 
     async with Conversation(agent, pipeline) as conv:

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
+
 from vocalis import Agent, AgentSession, CascadingPipeline
 from vocalis.audio import AudioFrame, resample
 from vocalis.cli.main import cli
 from vocalis.testing import FakeLLM, FakeSTT, FakeTTS, FakeVAD, tone
-
 from vocalis_console import AudioDeviceError, ConsoleTransport
 from vocalis_console import devices as devices_module
 
@@ -57,8 +57,11 @@ class ScriptedDevice:
 
 def _session(device: ScriptedDevice, **settings: Any) -> tuple[AgentSession, ConsoleTransport]:
     pipeline = CascadingPipeline(
-        stt=FakeSTT(["hello there"]), llm=FakeLLM(["Hi! Nice to hear you."]), tts=FakeTTS(),
-        vad=FakeVAD(), turn_detector=None,
+        stt=FakeSTT(["hello there"]),
+        llm=FakeLLM(["Hi! Nice to hear you."]),
+        tts=FakeTTS(),
+        vad=FakeVAD(),
+        turn_detector=None,
     )
     return AgentSession(Agent("Be brief."), pipeline), ConsoleTransport(device=device, **settings)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from vocalis.chat import ChatContext
 from vocalis.providers.base import ProviderError
 from vocalis.providers.llm import ChatChunk
@@ -25,9 +26,7 @@ TOOLS_TEMPLATE = Path(__file__).parents[2] / "data" / "chatml_tools.jinja"
 LONG_PROMPT = "Count from one to fifty in words."
 
 
-def _context(
-    question: str, system: str = "You are a helpful assistant. Answer in one short sentence."
-) -> ChatContext:
+def _context(question: str, system: str = "You are a helpful assistant. Answer in one short sentence.") -> ChatContext:
     ctx = ChatContext()
     ctx.add_message("system", system)
     ctx.add_message("user", question)
@@ -220,9 +219,7 @@ async def test_a_tool_template_offers_tools_natively(llm: LlamaCppLLM) -> None:
     ctx.add_message("user", "And in Rome?")
     chunks = await _collect(provider, ctx, tools=[WEATHER], tool_choice="auto")
     last = chunks[-1]
-    assert (
-        last.usage is not None and last.usage.prompt_tokens > 100
-    )  # the tool list is in the prompt
+    assert last.usage is not None and last.usage.prompt_tokens > 100  # the tool list is in the prompt
     for call in last.tool_calls:  # SmolLM2-135M rarely calls: accept either outcome
         assert call.name == "get_weather"
 
@@ -248,9 +245,7 @@ async def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
         await _collect(LlamaCppLLM(model=str(junk)), _context("hi"))
 
 
-async def test_settings_from_the_environment(
-    llm: LlamaCppLLM, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_settings_from_the_environment(llm: LlamaCppLLM, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VOCALIS_LLM_LLAMACPP_MAX_TOKENS", "5")
     monkeypatch.setenv("VOCALIS_LLM_LLAMACPP_TEMPERATURE", "0")
     provider = LlamaCppLLM()

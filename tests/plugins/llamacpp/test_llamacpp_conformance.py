@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from vocalis.testing.conformance import LLMConformance
 from vocalis_llamacpp import LlamaCppLLM
 from vocalis_llamacpp.engine import Engine

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from vocalis.chat import ChatContext
 from vocalis_llamacpp.engine import ModelNotFoundError, resolve_model, resolve_template
 from vocalis_llamacpp.messages import StreamState, chunk_error, to_messages, to_tools
@@ -110,9 +111,7 @@ def test_stream_state_text_and_usage() -> None:
     assert state.feed(_delta(content="Hel")) + state.feed(_delta(content="lo")) == "Hello"
     assert state.feed(_delta(reasoning_content="thinking...")) == ""  # never spoken
     assert state.feed({"choices": [{"index": 0, "finish_reason": "stop", "delta": {}}]}) == ""
-    state.feed(
-        {"choices": [], "usage": {"prompt_tokens": 31, "completion_tokens": 2, "total_tokens": 33}}
-    )
+    state.feed({"choices": [], "usage": {"prompt_tokens": 31, "completion_tokens": 2, "total_tokens": 33}})
     assert state.finish_reason == "stop"
     assert (state.usage.prompt_tokens, state.usage.completion_tokens) == (31, 2)
     assert state.tool_calls() == []
@@ -146,9 +145,7 @@ def test_stream_state_assembles_tool_calls() -> None:
             ]
         )
     )
-    state.feed(
-        _delta(tool_calls=[{"index": 2, "function": {"name": "broken", "arguments": '{"city": '}}])
-    )
+    state.feed(_delta(tool_calls=[{"index": 2, "function": {"name": "broken", "arguments": '{"city": '}}]))
     calls = state.tool_calls()
     assert [(c.name, c.arguments) for c in calls] == [
         ("get_weather", '{"city": "Rome"}'),

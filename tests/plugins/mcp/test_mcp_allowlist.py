@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from vocalis import Agent, CascadingPipeline
 from vocalis.testing import Conversation, FakeLLM, FakeResponse, FakeSTT, FakeTTS, FakeVAD
 from vocalis.tools.function import ToolError
@@ -58,11 +59,13 @@ def server(tmp_path: Path) -> tuple[Path, Path]:
 async def test_the_llm_cannot_call_a_filtered_tool_by_name(server: tuple[Path, Path], filters: dict) -> None:
     script, calls = server
     source = MCPServerStdio(sys.executable, [str(script), str(calls)], **filters)
-    llm = FakeLLM([
-        # The model names the hidden tool anyway (a prompt injection would try exactly this).
-        FakeResponse(tool_calls=[("wipe_disk", "{}"), ("weather", '{"city": "Oslo"}')]),
-        "Done.",
-    ])
+    llm = FakeLLM(
+        [
+            # The model names the hidden tool anyway (a prompt injection would try exactly this).
+            FakeResponse(tool_calls=[("wipe_disk", "{}"), ("weather", '{"city": "Oslo"}')]),
+            "Done.",
+        ]
+    )
     pipeline = CascadingPipeline(stt=FakeSTT([]), llm=llm, tts=FakeTTS(), vad=FakeVAD(), turn_detector=None)
     async with Conversation(Agent("Be brief.", mcp_servers=[source]), pipeline) as conv:
         await conv.session.send_text("Clean up my computer.")

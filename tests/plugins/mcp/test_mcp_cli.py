@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from test_mcp_http import http_port  # noqa: F401 - a fixture
 from test_mcp_stdio import SERVER
+
 from vocalis.cli.main import cli
 
 
@@ -84,8 +85,24 @@ def test_http_server(http_port: int) -> None:  # noqa: F811
 
 def test_installed_console_script(stdio_command: list[str]) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "vocalis.cli.main", "mcp", "call", "add", "-a", "a=5", "-a", "b=6", "--", *stdio_command],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            sys.executable,
+            "-m",
+            "vocalis.cli.main",
+            "mcp",
+            "call",
+            "add",
+            "-a",
+            "a=5",
+            "-a",
+            "b=6",
+            "--",
+            *stdio_command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout
     assert out == "sum is 11\n"
 
@@ -96,7 +113,9 @@ def test_a_silent_server_times_out_quickly_and_cleanly() -> None:
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "vocalis.cli.main", "mcp", "tools", "--timeout", "2", "--", "sleep", "100"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     elapsed = time.perf_counter() - started
     assert result.returncode == 1 and "no answer within 2 s" in result.stderr, result.stderr

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 import pytest
-from vocalis.testing.conformance import ProviderConformance
 
+from vocalis.testing.conformance import ProviderConformance
 from vocalis_mcp import MCPServerHTTP, MCPServerStdio
 
 

@@ -21,13 +21,14 @@ import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from vocalis import Agent, CascadingPipeline
 from vocalis.testing import Conversation, FakeLLM, FakeResponse, FakeSTT, FakeTTS, FakeVAD
 from vocalis.tools.function import ToolArgumentsError, ToolError
 from vocalis_mcp import MCPServerStdio
 
 SERVER = textwrap.dedent(
-    '''
+    """
     import json, sys
 
     log = open(sys.argv[1], "a")
@@ -95,7 +96,7 @@ SERVER = textwrap.dedent(
                 sys.exit(3)
         elif mid is not None:
             send({"jsonrpc": "2.0", "id": mid, "result": {}})
-    '''
+    """
 )
 
 ECHO_SCHEMA: dict[str, Any] = {
@@ -225,14 +226,28 @@ values = st.recursive(
     max_leaves=6,
 )
 argument_objects = st.one_of(
-    st.fixed_dictionaries({"text": st.text(max_size=60)},
-                          optional={"times": st.integers(-1, 5), "tags": st.lists(st.text(max_size=4), max_size=3)}),
+    st.fixed_dictionaries(
+        {"text": st.text(max_size=60)},
+        optional={"times": st.integers(-1, 5), "tags": st.lists(st.text(max_size=4), max_size=3)},
+    ),
     st.dictionaries(st.sampled_from(["text", "times", "tags", "other"]), values, max_size=4),
 )
 argument_texts = st.one_of(
     argument_objects.map(json.dumps),
-    st.sampled_from(["", "null", "[]", '"text"', "{", '{"text": NaN}', '{"text": "a", "text": "b"}',
-                     '{"text": "' + "x" * 100_000 + '"}', "[" * 5_000, '{"text": 1e999}']),
+    st.sampled_from(
+        [
+            "",
+            "null",
+            "[]",
+            '"text"',
+            "{",
+            '{"text": NaN}',
+            '{"text": "a", "text": "b"}',
+            '{"text": "' + "x" * 100_000 + '"}',
+            "[" * 5_000,
+            '{"text": 1e999}',
+        ]
+    ),
 )
 
 FUZZ = settings(
@@ -283,7 +298,7 @@ def test_arguments_that_violate_the_input_schema_never_reach_the_server(server: 
 
     outcomes = asyncio.run(main())
     sent = []
-    for text, (kind, value) in zip(batch, outcomes):
+    for text, (kind, value) in zip(batch, outcomes):  # noqa: B905
         try:
             parsed = _strict(text)
             parsed = {} if parsed is None else parsed
@@ -320,10 +335,17 @@ async def test_a_session_survives_a_misbehaving_server(server: FakeServer) -> No
         ("wrong_id", "{}"),
         ("die", "{}"),
     ]
-    llm = FakeLLM([FakeResponse("One moment.", tool_calls=calls), "Some of that worked.",
-                   FakeResponse(tool_calls=[("echo", '{"text": "again"}')]), "Echoed again."])
-    pipeline = CascadingPipeline(stt=FakeSTT([]), llm=llm, tts=FakeTTS(seconds_per_char=0.001), vad=FakeVAD(),
-                                 turn_detector=None)  # None: no plugin discovery inside the loop
+    llm = FakeLLM(
+        [
+            FakeResponse("One moment.", tool_calls=calls),
+            "Some of that worked.",
+            FakeResponse(tool_calls=[("echo", '{"text": "again"}')]),
+            "Echoed again.",
+        ]
+    )
+    pipeline = CascadingPipeline(
+        stt=FakeSTT([]), llm=llm, tts=FakeTTS(seconds_per_char=0.001), vad=FakeVAD(), turn_detector=None
+    )  # None: no plugin discovery inside the loop
     async with Conversation(Agent("Use the tools.", mcp_servers=[source]), pipeline) as conv:
         await conv.session.send_text("try everything")
         await conv.session.send_text("and once more")
@@ -332,11 +354,13 @@ async def test_a_session_survives_a_misbehaving_server(server: FakeServer) -> No
     by_name: dict[str, list[tuple[str, bool]]] = {}
     for name, output, is_error in outputs:
         by_name.setdefault(name, []).append((output, is_error))
-    assert sorted(by_name["echo"]) == sorted([
-        ("invalid arguments: Invalid arguments for tool 'echo': text: 5 is not of type 'string'", True),
-        (EXTRA_REFUSED, True),
-        ('{"text": "again"}', False),
-    ])
+    assert sorted(by_name["echo"]) == sorted(
+        [
+            ("invalid arguments: Invalid arguments for tool 'echo': text: 5 is not of type 'string'", True),
+            (EXTRA_REFUSED, True),
+            ('{"text": "again"}', False),
+        ]
+    )
     assert by_name["garbage_then_ok"] == [("ok after noise", False)]
     assert "refused 'rpc_error'" in by_name["rpc_error"][0][0]
     assert "malformed result" in by_name["bad_result"][0][0]

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vocalis.tools.function import ToolError
 
+from vocalis.tools.function import ToolError
 from vocalis_mcp import MCPServerHTTP
 
 SERVER = textwrap.dedent(

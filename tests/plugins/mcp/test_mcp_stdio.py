@@ -10,12 +10,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from vocalis import Agent, CascadingPipeline
 from vocalis.chat import FunctionCallOutput
 from vocalis.plugin.registry import ProviderKind
 from vocalis.testing import Conversation, FakeLLM, FakeResponse, FakeSTT, FakeTTS, FakeVAD
 from vocalis.tools.function import ToolArgumentsError, ToolError
-
 from vocalis_mcp import MCPServerHTTP, MCPServerStdio
 
 SERVER = textwrap.dedent(
@@ -220,4 +220,8 @@ def test_settings_registration_and_http_transport_choice(monkeypatch: pytest.Mon
     assert MCPServerHTTP("http://127.0.0.1:1/mcp").streamable
     assert not MCPServerHTTP("http://127.0.0.1:1/sse").streamable
     http = MCPServerHTTP("http://h/mcp", {"X-Key": "k"}, 3.0, 60.0, 4.0)
-    assert (http.settings.connection_timeout, http.settings.stream_read_timeout, http.settings.session_timeout) == (3.0, 60.0, 4.0)
+    assert (http.settings.connection_timeout, http.settings.stream_read_timeout, http.settings.session_timeout) == (
+        3.0,
+        60.0,
+        4.0,
+    )

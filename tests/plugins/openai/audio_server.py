@@ -209,9 +209,7 @@ class AudioServer:
         if fmt != "verbose_json":
             return _error(400, f"unsupported response_format '{fmt}'", param="response_format")
         # Whisper decodes silence into a stock phrase, flagged by its segment scores.
-        segment_text, no_speech, logprob = (
-            (" Thank you.", 0.93, -1.4) if silent else (text, 0.01, -0.2)
-        )
+        segment_text, no_speech, logprob = (" Thank you.", 0.93, -1.4) if silent else (text, 0.01, -0.2)
         segment = {
             "id": 0,
             "seek": 0,
@@ -266,9 +264,7 @@ class AudioServer:
             raise
         return response
 
-    async def _stream_pcm(
-        self, request: web.Request, response: web.StreamResponse, pcm: bytes
-    ) -> None:
+    async def _stream_pcm(self, request: web.Request, response: web.StreamResponse, pcm: bytes) -> None:
         b = self.behaviour
         sent = 0
         sizes = itertools.cycle(CHUNK_SIZES)
@@ -307,9 +303,7 @@ def _read_wav(upload: Upload) -> np.ndarray[Any, np.dtype[np.int16]]:
     return np.frombuffer(data, dtype="<i2")
 
 
-def _error(
-    status: int, message: str, code: str | None = None, param: str | None = None
-) -> web.Response:
+def _error(status: int, message: str, code: str | None = None, param: str | None = None) -> web.Response:
     kind = "invalid_request_error" if status < 500 else "server_error"
     body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     return web.json_response(body, status=status)

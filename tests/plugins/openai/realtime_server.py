@@ -24,9 +24,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
-from vocalis.testing import tone
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+
+from vocalis.testing import tone
 
 API_KEY = "sk-realtime-test-0123456789"
 MODEL = "gpt-realtime"
@@ -70,8 +71,7 @@ class _Connection:
     def __init__(self, server: RealtimeServer, ws: ServerConnection) -> None:
         self.server = server
         self.ws = ws
-        self.session: dict[str, Any] = {
-            "type": "realtime", "instructions": "", "audio": {"input": {}, "output": {}}}
+        self.session: dict[str, Any] = {"type": "realtime", "instructions": "", "audio": {"input": {}, "output": {}}}
         self.items: dict[str, _Item] = {}
         self.calls_issued: set[str] = set()
         self.calls_answered: set[str] = set()
@@ -88,12 +88,24 @@ class _Connection:
         self.server.sent.append(event)
         await self.ws.send(json.dumps(event))
 
-    async def reject(self, message: str, *, cause: dict[str, Any] | None = None, code: str | None = None,
-                     param: str | None = None, problem: bool = True) -> None:
+    async def reject(
+        self,
+        message: str,
+        *,
+        cause: dict[str, Any] | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        problem: bool = True,
+    ) -> None:
         if problem:
             self.server.problems.append(f"{(cause or {}).get('type', '?')}: {message}")
-        error = {"type": "invalid_request_error", "code": code, "message": message, "param": param,
-                 "event_id": (cause or {}).get("event_id")}
+        error = {
+            "type": "invalid_request_error",
+            "code": code,
+            "message": message,
+            "param": param,
+            "event_id": (cause or {}).get("event_id"),
+        }
         await self.emit({"type": "error", "error": error})
 
     def turn_detection(self) -> dict[str, Any] | None:
@@ -139,8 +151,7 @@ class _Connection:
             await self.reject("audio is not base64", cause=event, param="audio")
             return
         if not pcm or len(pcm) % 2:
-            await self.reject(f"audio must be whole PCM16 samples, got {len(pcm)} bytes", cause=event,
-                              param="audio")
+            await self.reject(f"audio must be whole PCM16 samples, got {len(pcm)} bytes", cause=event, param="audio")
             return
         ms = len(pcm) // BYTES_PER_MS
         self.buffer_ms += ms
@@ -153,16 +164,26 @@ class _Connection:
         loud = int(np.abs(samples.astype(np.int32)).max()) > self.server.vad_threshold
         if loud and not self.speaking:
             self.speaking, self.silence_ms = True, 0
-            await self.emit({"type": "input_audio_buffer.speech_started", "audio_start_ms": self.audio_ms - ms,
-                             "item_id": self.server.peek_id("item")})
+            await self.emit(
+                {
+                    "type": "input_audio_buffer.speech_started",
+                    "audio_start_ms": self.audio_ms - ms,
+                    "item_id": self.server.peek_id("item"),
+                }
+            )
             if detection.get("interrupt_response", True) and self.response is not None:
                 await self.cancel_response("turn_detected")
         elif self.speaking:
             self.silence_ms = 0 if loud else self.silence_ms + ms
             if self.silence_ms >= detection.get("silence_duration_ms", 500):
                 self.speaking = False
-                await self.emit({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": self.audio_ms,
-                                 "item_id": self.server.peek_id("item")})
+                await self.emit(
+                    {
+                        "type": "input_audio_buffer.speech_stopped",
+                        "audio_end_ms": self.audio_ms,
+                        "item_id": self.server.peek_id("item"),
+                    }
+                )
                 await self.commit()
                 # An answer still running is not replaced (interrupt_response off).
                 if detection.get("create_response", True) and self.response is None:
@@ -170,8 +191,9 @@ class _Connection:
 
     async def on_input_audio_buffer_commit(self, event: dict[str, Any]) -> None:
         if self.buffer_ms < 100:
-            await self.reject(f"buffer too small: {self.buffer_ms} ms of audio", cause=event,
-                              code="input_audio_buffer_commit_empty")
+            await self.reject(
+                f"buffer too small: {self.buffer_ms} ms of audio", cause=event, code="input_audio_buffer_commit_empty"
+            )
             return
         await self.commit()
 
@@ -180,17 +202,34 @@ class _Connection:
         self.items[item.id] = item
         self.buffer_ms = 0
         await self.emit({"type": "input_audio_buffer.committed", "item_id": item.id, "previous_item_id": None})
-        body = {"id": item.id, "type": "message", "role": "user", "status": "completed",
-                "content": [{"type": "input_audio", "transcript": None}]}
+        body = {
+            "id": item.id,
+            "type": "message",
+            "role": "user",
+            "status": "completed",
+            "content": [{"type": "input_audio", "transcript": None}],
+        }
         await self.emit({"type": "conversation.item.added", "item": body})
         await self.emit({"type": "conversation.item.done", "item": body})
         if self.session["audio"]["input"].get("transcription"):
             heard = self.server.turns[0].heard if self.server.turns else ""
             for word in heard.split(" ") if heard else []:
-                await self.emit({"type": "conversation.item.input_audio_transcription.delta", "item_id": item.id,
-                                 "content_index": 0, "delta": word + " "})
-            await self.emit({"type": "conversation.item.input_audio_transcription.completed", "item_id": item.id,
-                             "content_index": 0, "transcript": heard})
+                await self.emit(
+                    {
+                        "type": "conversation.item.input_audio_transcription.delta",
+                        "item_id": item.id,
+                        "content_index": 0,
+                        "delta": word + " ",
+                    }
+                )
+            await self.emit(
+                {
+                    "type": "conversation.item.input_audio_transcription.completed",
+                    "item_id": item.id,
+                    "content_index": 0,
+                    "transcript": heard,
+                }
+            )
 
     async def on_conversation_item_create(self, event: dict[str, Any]) -> None:
         item = event.get("item")
@@ -203,8 +242,12 @@ class _Connection:
             self.calls_issued.add(item["call_id"])
         if item["type"] == "function_call_output":
             self.calls_answered.add(item["call_id"])
-        stored = _Item(item.get("id") or self.server.new_id("item"), item["type"], role=item.get("role", ""),
-                       call_id=item.get("call_id", ""))
+        stored = _Item(
+            item.get("id") or self.server.new_id("item"),
+            item["type"],
+            role=item.get("role", ""),
+            call_id=item.get("call_id", ""),
+        )
         self.items[stored.id] = stored
         body = {**item, "id": stored.id, "object": "realtime.item", "status": "completed"}
         await self.emit({"type": "conversation.item.added", "previous_item_id": None, "item": body})
@@ -216,16 +259,20 @@ class _Connection:
             await self.reject(problem, cause=event, param="response")
             return
         if self.response is not None:
-            await self.reject("Conversation already has an active response in progress", cause=event,
-                              code="conversation_already_has_active_response")
+            await self.reject(
+                "Conversation already has an active response in progress",
+                cause=event,
+                code="conversation_already_has_active_response",
+            )
             return
         await self.start_response(event)
 
     async def on_response_cancel(self, event: dict[str, Any]) -> None:
         wanted = event.get("response_id")
         if self.response is None or (wanted is not None and wanted != self.response_id):
-            await self.reject("Cancellation failed: no active response found", cause=event,
-                              code="response_cancel_not_active")
+            await self.reject(
+                "Cancellation failed: no active response found", cause=event, code="response_cancel_not_active"
+            )
             return
         await self.cancel_response("client_cancelled")
 
@@ -237,11 +284,11 @@ class _Connection:
         elif event.get("content_index") != 0:
             await self.reject("content_index must be 0", cause=event, param="content_index")
         elif not isinstance(end, int) or isinstance(end, bool) or not 0 <= end <= item.audio_ms:
-            await self.reject(f"audio_end_ms {end!r} is outside 0..{item.audio_ms}", cause=event,
-                              param="audio_end_ms")
+            await self.reject(f"audio_end_ms {end!r} is outside 0..{item.audio_ms}", cause=event, param="audio_end_ms")
         else:
-            await self.emit({"type": "conversation.item.truncated", "item_id": item.id, "content_index": 0,
-                             "audio_end_ms": end})
+            await self.emit(
+                {"type": "conversation.item.truncated", "item_id": item.id, "content_index": 0, "audio_end_ms": end}
+            )
 
     # -- responses -----------------------------------------------------------------
     async def start_response(self, request: dict[str, Any] | None) -> None:
@@ -261,36 +308,89 @@ class _Connection:
         task.cancel()
         await asyncio.wait([task])
         self.response = self.response_id = None
-        await self.emit({"type": "response.done", "response": {
-            "id": response_id, "object": "realtime.response", "status": "cancelled",
-            "status_details": {"type": "cancelled", "reason": reason}, "output": []}})
+        await self.emit(
+            {
+                "type": "response.done",
+                "response": {
+                    "id": response_id,
+                    "object": "realtime.response",
+                    "status": "cancelled",
+                    "status_details": {"type": "cancelled", "reason": reason},
+                    "output": [],
+                },
+            }
+        )
 
     async def respond(self, response_id: str, turn: ServerTurn) -> None:
         base = {"response_id": response_id}
-        await self.emit({"type": "response.created", "response": {
-            "id": response_id, "object": "realtime.response", "status": "in_progress", "output": [],
-            "output_modalities": ["audio"]}})
+        await self.emit(
+            {
+                "type": "response.created",
+                "response": {
+                    "id": response_id,
+                    "object": "realtime.response",
+                    "status": "in_progress",
+                    "output": [],
+                    "output_modalities": ["audio"],
+                },
+            }
+        )
         output: list[dict[str, Any]] = []
         for index, (name, arguments) in enumerate(turn.tool_calls):
-            call = {"id": self.server.new_id("item"), "type": "function_call", "object": "realtime.item",
-                    "call_id": self.server.new_id("call"), "name": name, "arguments": arguments}
+            call = {
+                "id": self.server.new_id("item"),
+                "type": "function_call",
+                "object": "realtime.item",
+                "call_id": self.server.new_id("call"),
+                "name": name,
+                "arguments": arguments,
+            }
             self.calls_issued.add(call["call_id"])
             self.items[call["id"]] = _Item(call["id"], "function_call", call_id=call["call_id"])
             where = {**base, "output_index": index, "item_id": call["id"]}
-            await self.emit({"type": "response.output_item.added", **base, "output_index": index,
-                             "item": {**call, "status": "in_progress", "arguments": ""}})
-            await self.emit({"type": "response.function_call_arguments.delta", **where, "call_id": call["call_id"],
-                             "delta": arguments})
-            await self.emit({"type": "response.function_call_arguments.done", **where, "call_id": call["call_id"],
-                             "name": name, "arguments": arguments})
-            await self.emit({"type": "response.output_item.done", **base, "output_index": index,
-                             "item": {**call, "status": "completed"}})
+            await self.emit(
+                {
+                    "type": "response.output_item.added",
+                    **base,
+                    "output_index": index,
+                    "item": {**call, "status": "in_progress", "arguments": ""},
+                }
+            )
+            await self.emit(
+                {
+                    "type": "response.function_call_arguments.delta",
+                    **where,
+                    "call_id": call["call_id"],
+                    "delta": arguments,
+                }
+            )
+            await self.emit(
+                {
+                    "type": "response.function_call_arguments.done",
+                    **where,
+                    "call_id": call["call_id"],
+                    "name": name,
+                    "arguments": arguments,
+                }
+            )
+            await self.emit(
+                {
+                    "type": "response.output_item.done",
+                    **base,
+                    "output_index": index,
+                    "item": {**call, "status": "completed"},
+                }
+            )
             output.append({**call, "status": "completed"})
         if turn.reply:
             output.append(await self.speak(base, len(output), turn))
         self.response = self.response_id = None
-        await self.emit({"type": "response.done", "response": {
-            "id": response_id, "object": "realtime.response", "status": "completed", "output": output}})
+        await self.emit(
+            {
+                "type": "response.done",
+                "response": {"id": response_id, "object": "realtime.response", "status": "completed", "output": output},
+            }
+        )
 
     async def speak(self, base: dict[str, Any], index: int, turn: ServerTurn) -> dict[str, Any]:
         server = self.server
@@ -298,10 +398,15 @@ class _Connection:
         self.items[item.id] = item
         where = {**base, "item_id": item.id, "output_index": index, "content_index": 0}
         body = {"id": item.id, "type": "message", "role": "assistant", "object": "realtime.item"}
-        await self.emit({"type": "response.output_item.added", **base, "output_index": index,
-                         "item": {**body, "status": "in_progress", "content": []}})
-        await self.emit({"type": "response.content_part.added", **where,
-                         "part": {"type": "audio", "transcript": ""}})
+        await self.emit(
+            {
+                "type": "response.output_item.added",
+                **base,
+                "output_index": index,
+                "item": {**body, "status": "in_progress", "content": []},
+            }
+        )
+        await self.emit({"type": "response.content_part.added", **where, "part": {"type": "audio", "transcript": ""}})
         pcm = tone(len(turn.reply) * server.seconds_per_char, RATE, frequency=330.0).data
         step = server.chunk_ms * BYTES_PER_MS
         chunks = [pcm[i : i + step] for i in range(0, len(pcm), step)]
@@ -347,9 +452,18 @@ class RealtimeServer:
             ``{"error": ...}`` body saying ``scripted handshake <status>``).
     """
 
-    def __init__(self, turns: list[ServerTurn] | None = None, *, api_key: str = API_KEY,
-                 models: tuple[str, ...] = (MODEL,), seconds_per_char: float = 0.04, chunk_ms: int = 40,
-                 pace: float = 0.0, vad_threshold: int = 500, legacy_names: bool = False) -> None:
+    def __init__(
+        self,
+        turns: list[ServerTurn] | None = None,
+        *,
+        api_key: str = API_KEY,
+        models: tuple[str, ...] = (MODEL,),
+        seconds_per_char: float = 0.04,
+        chunk_ms: int = 40,
+        pace: float = 0.0,
+        vad_threshold: int = 500,
+        legacy_names: bool = False,
+    ) -> None:
         self.turns = list(turns or [])
         self.api_key = api_key
         self.models = models
@@ -358,7 +472,8 @@ class RealtimeServer:
         self.pace = pace
         self.vad_threshold = vad_threshold
         self.event_names = (
-            ("response.audio.delta", "response.audio_transcript.delta") if legacy_names
+            ("response.audio.delta", "response.audio_transcript.delta")
+            if legacy_names
             else ("response.output_audio.delta", "response.output_audio_transcript.delta")
         )
         self.received: list[dict[str, Any]] = []
@@ -408,13 +523,17 @@ class RealtimeServer:
     def _check_request(self, ws: ServerConnection, request: Any) -> Any:
         self.handshakes.append((request.path, {k.lower(): v for k, v in request.headers.raw_items()}))
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
-            body = {"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error",
-                              "code": "invalid_api_key"}}
+            body = {
+                "error": {
+                    "message": "Incorrect API key provided.",
+                    "type": "invalid_request_error",
+                    "code": "invalid_api_key",
+                }
+            }
             return ws.respond(HTTPStatus.UNAUTHORIZED, json.dumps(body))
         if self.handshake_status is not None:
             status = HTTPStatus(self.handshake_status)
-            body = {"error": {"message": f"scripted handshake {status.value}", "type": "server_error",
-                              "code": None}}
+            body = {"error": {"message": f"scripted handshake {status.value}", "type": "server_error", "code": None}}
             return ws.respond(status, json.dumps(body))
         split = urlsplit(request.path)
         if not re.fullmatch(r"/v1/realtime", split.path) or not parse_qs(split.query).get("model"):
@@ -428,13 +547,27 @@ class RealtimeServer:
         model = parse_qs(urlsplit(ws.request.path).query)["model"][0] if ws.request else ""
         try:
             if model not in self.models:
-                error = {"type": "invalid_request_error", "code": "model_not_found",
-                         "message": f"The model '{model}' does not exist.", "param": None, "event_id": None}
+                error = {
+                    "type": "invalid_request_error",
+                    "code": "model_not_found",
+                    "message": f"The model '{model}' does not exist.",
+                    "param": None,
+                    "event_id": None,
+                }
                 await connection.emit({"type": "error", "error": error})
                 await ws.close(1008, "model_not_found")
                 return
-            await connection.emit({"type": "session.created", "session": {
-                **connection.session, "id": self.new_id("sess"), "object": "realtime.session", "model": model}})
+            await connection.emit(
+                {
+                    "type": "session.created",
+                    "session": {
+                        **connection.session,
+                        "id": self.new_id("sess"),
+                        "object": "realtime.session",
+                        "model": model,
+                    },
+                }
+            )
             async for raw in ws:
                 await connection.handle(raw)
         except ConnectionClosed:
@@ -447,17 +580,51 @@ class RealtimeServer:
 
 
 # -- request shapes ------------------------------------------------------------------
-_SESSION_KEYS = {"type", "instructions", "output_modalities", "audio", "tools", "tool_choice", "max_output_tokens",
-                 "model", "include", "tracing", "truncation", "prompt", "parallel_tool_calls", "reasoning"}
+_SESSION_KEYS = {
+    "type",
+    "instructions",
+    "output_modalities",
+    "audio",
+    "tools",
+    "tool_choice",
+    "max_output_tokens",
+    "model",
+    "include",
+    "tracing",
+    "truncation",
+    "prompt",
+    "parallel_tool_calls",
+    "reasoning",
+}
 _VAD_KEYS = {
-    "server_vad": {"type", "threshold", "prefix_padding_ms", "silence_duration_ms", "create_response",
-                   "interrupt_response", "idle_timeout_ms"},
+    "server_vad": {
+        "type",
+        "threshold",
+        "prefix_padding_ms",
+        "silence_duration_ms",
+        "create_response",
+        "interrupt_response",
+        "idle_timeout_ms",
+    },
     "semantic_vad": {"type", "eagerness", "create_response", "interrupt_response"},
 }
-_RESPONSE_KEYS = {"instructions", "output_modalities", "tools", "tool_choice", "conversation", "metadata",
-                  "max_output_tokens", "input", "audio", "prompt"}
-_PARTS = {"user": {"input_text", "input_audio", "input_image"}, "system": {"input_text"},
-          "assistant": {"output_text", "output_audio"}}
+_RESPONSE_KEYS = {
+    "instructions",
+    "output_modalities",
+    "tools",
+    "tool_choice",
+    "conversation",
+    "metadata",
+    "max_output_tokens",
+    "input",
+    "audio",
+    "prompt",
+}
+_PARTS = {
+    "user": {"input_text", "input_audio", "input_image"},
+    "system": {"input_text"},
+    "assistant": {"output_text", "output_audio"},
+}
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -491,7 +658,8 @@ def _check_input(value: Any) -> str | None:
                 return f"turn_detection.{flag} must be a boolean"
     transcription = value.get("transcription")
     if transcription is not None and (
-        not isinstance(transcription, dict) or not isinstance(transcription.get("model"), str)
+        not isinstance(transcription, dict)
+        or not isinstance(transcription.get("model"), str)
         or _extra(transcription, {"model", "language", "prompt"}, "transcription")
     ):
         return f"bad transcription {transcription!r}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import httpx2
 import openai
 import pytest
+
 from vocalis.providers.base import ErrorKind
 from vocalis_openai import OpenAILLM
 from vocalis_openai.client import provider_error, status_kind

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 from chat_server import ChatServer, Reply
+
 from vocalis import Agent, CascadingPipeline
 from vocalis.chat import ChatContext, ChatRole
-from vocalis.providers.fallback import ConnectOptions, FallbackLLM
 from vocalis.providers.base import ProviderError
+from vocalis.providers.fallback import ConnectOptions, FallbackLLM
 from vocalis.testing import Conversation, FakeSTT, FakeTTS, FakeVAD
-
 from vocalis_openai import OpenAILLM
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from vocalis.chat import ChatContext, ChatRole
 from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.testing.conformance import LLMConformance
 from vocalis.tools.function import function_tool
-
 from vocalis_openai import OpenAILLM
 
 pytestmark = pytest.mark.slow
@@ -51,9 +51,7 @@ class LlamaServer:
         self.base_url = self.address + "/v1"
 
     def busy_slots(self) -> int:
-        request = urllib.request.Request(
-            self.address + "/slots", headers={"Authorization": f"Bearer {self.api_key}"}
-        )
+        request = urllib.request.Request(self.address + "/slots", headers={"Authorization": f"Bearer {self.api_key}"})
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(request, timeout=5) as response:
             return sum(1 for slot in json.loads(response.read()) if slot.get("is_processing"))

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 from chat_server import ChatServer, Reply
+
 from vocalis.chat import ChatContext, ChatRole
 from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.providers.llm import ChatChunk
 from vocalis.tools.function import function_tool
-
 from vocalis_openai import OpenAILLM
 
 KEY = "test-key"
@@ -119,8 +119,14 @@ async def test_developer_role_and_max_tokens_field_are_configurable(server: Chat
     ctx = ChatContext()
     ctx.add_message(ChatRole.DEVELOPER, "Rules.")
     ctx.add_message(ChatRole.USER, "Hi")
-    llm = _llm(server, developer_role="developer", max_tokens=9, max_tokens_field="max_completion_tokens",
-               extra_body={"top_k": 5}, include_usage=False)
+    llm = _llm(
+        server,
+        developer_role="developer",
+        max_tokens=9,
+        max_tokens_field="max_completion_tokens",
+        extra_body={"top_k": 5},
+        include_usage=False,
+    )
     await _collect(llm, ctx)
     await llm.aclose()
     body = server.requests[0].body
@@ -219,9 +225,7 @@ async def test_a_malformed_event_is_a_protocol_error(server: ChatServer) -> None
         ("something_new", True, ErrorKind.UNKNOWN),
     ],
 )
-async def test_an_error_object_mid_stream(
-    server: ChatServer, code: str, recoverable: bool, kind: ErrorKind
-) -> None:
+async def test_an_error_object_mid_stream(server: ChatServer, code: str, recoverable: bool, kind: ErrorKind) -> None:
     server.script.append(Reply(text="Half an answer.", error_after=(2, code, "scripted failure")))
     llm = _llm(server, max_retries=0)
     with pytest.raises(ProviderError) as info:
@@ -237,9 +241,7 @@ async def test_nothing_listening_is_recoverable() -> None:
         await _collect(llm, _ctx())
     await llm.aclose()
     assert info.value.kind is ErrorKind.CONNECTION and info.value.recoverable
-    assert str(info.value).startswith(
-        "llm:openai: connection failed to http://127.0.0.1:9/v1/chat/completions"
-    )
+    assert str(info.value).startswith("llm:openai: connection failed to http://127.0.0.1:9/v1/chat/completions")
 
 
 async def test_closing_midway_closes_the_response(server: ChatServer) -> None:
@@ -347,9 +349,7 @@ def test_headers_are_kept_out_of_reprs_and_urls_need_a_scheme() -> None:
 
 async def test_a_wrong_path_names_the_url(server: ChatServer) -> None:
     llm = OpenAILLM(base_url=server.base_url.replace("/v1", "/v2"), api_key=KEY, _env_file=None)
-    with pytest.raises(
-        ProviderError, match=r"HTTP 404 from http://127\.0\.0\.1:\d+/v2/chat/completions"
-    ) as info:
+    with pytest.raises(ProviderError, match=r"HTTP 404 from http://127\.0\.0\.1:\d+/v2/chat/completions") as info:
         await _collect(llm, _ctx())
     await llm.aclose()
     assert info.value.kind is ErrorKind.BAD_REQUEST and not info.value.recoverable

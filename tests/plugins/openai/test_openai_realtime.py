@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from realtime_server import API_KEY, MODEL, RealtimeServer, ServerTurn
+
 from vocalis.audio import AudioFrame
 from vocalis.chat import ChatContext, ChatRole
 from vocalis.providers.realtime import RealtimeEvent, RealtimeEventType
@@ -127,14 +128,24 @@ async def test_connect_sends_the_session_and_history(server: RealtimeServer) -> 
         "audio": {
             "input": {
                 "format": {"type": "audio/pcm", "rate": 24000},
-                "turn_detection": {"type": "server_vad", "create_response": True, "interrupt_response": True,
-                                   "silence_duration_ms": 300},
+                "turn_detection": {
+                    "type": "server_vad",
+                    "create_response": True,
+                    "interrupt_response": True,
+                    "silence_duration_ms": 300,
+                },
                 "transcription": {"model": "gpt-4o-mini-transcribe"},
             },
             "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "alloy", "speed": 1.2},
         },
-        "tools": [{"type": "function", "name": "lookup_order", "description": "Find an order.",
-                   "parameters": lookup_order.parameters}],
+        "tools": [
+            {
+                "type": "function",
+                "name": "lookup_order",
+                "description": "Find an order.",
+                "parameters": lookup_order.parameters,
+            }
+        ],
         "tool_choice": "auto",
     }
     items = [e["item"] for e in server.of_type("conversation.item.create")]
@@ -143,22 +154,38 @@ async def test_connect_sends_the_session_and_history(server: RealtimeServer) -> 
         {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Hello Ann!"}]},
         {"type": "function_call", "call_id": "call_9", "name": "lookup_order", "arguments": '{"order_id": "7"}'},
         {"type": "function_call_output", "call_id": "call_9", "output": "delivered"},
-        {"type": "message", "role": "system",
-         "content": [{"type": "input_text", "text": "Ann is a premium customer."}]},
+        {
+            "type": "message",
+            "role": "system",
+            "content": [{"type": "input_text", "text": "Ann is a premium customer."}],
+        },
     ]
     second = server.of_type("session.update")[1]["session"]
     assert second == {"type": "realtime", "instructions": "You track orders. Be brief."}
     assert all(isinstance(e["event_id"], str) for e in server.received)
 
 
-@pytest.mark.parametrize(("overrides", "expected"), [
-    ({"turn_detection": "none"}, None),
-    ({"vad_threshold": 0.7, "prefix_padding_ms": 200, "interrupt_response": False},
-     {"type": "server_vad", "create_response": True, "interrupt_response": False, "threshold": 0.7,
-      "silence_duration_ms": 300, "prefix_padding_ms": 200}),
-    ({"turn_detection": "semantic_vad", "eagerness": "high"},
-     {"type": "semantic_vad", "create_response": True, "interrupt_response": True, "eagerness": "high"}),
-])
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"turn_detection": "none"}, None),
+        (
+            {"vad_threshold": 0.7, "prefix_padding_ms": 200, "interrupt_response": False},
+            {
+                "type": "server_vad",
+                "create_response": True,
+                "interrupt_response": False,
+                "threshold": 0.7,
+                "silence_duration_ms": 300,
+                "prefix_padding_ms": 200,
+            },
+        ),
+        (
+            {"turn_detection": "semantic_vad", "eagerness": "high"},
+            {"type": "semantic_vad", "create_response": True, "interrupt_response": True, "eagerness": "high"},
+        ),
+    ],
+)
 def test_turn_detection_settings(overrides: dict[str, Any], expected: dict[str, Any] | None) -> None:
     model = OpenAIRealtime(_env_file=None, api_key="k", silence_duration_ms=300, **overrides)
     assert model.session_config("x")["audio"]["input"]["turn_detection"] == expected
@@ -185,9 +212,18 @@ async def test_user_audio_in_answer_out(server: RealtimeServer, legacy_names: bo
     events = await read_until(rt, is_done)
     await model.aclose()
 
-    assert kinds(events) == [E.SPEECH_STARTED, E.SPEECH_STOPPED, E.INPUT_TRANSCRIPT, E.INPUT_TRANSCRIPT,
-                             E.INPUT_TRANSCRIPT, E.INPUT_TRANSCRIPT, E.INPUT_TRANSCRIPT, E.RESPONSE_STARTED,
-                             E.AUDIO, E.RESPONSE_DONE]
+    assert kinds(events) == [
+        E.SPEECH_STARTED,
+        E.SPEECH_STOPPED,
+        E.INPUT_TRANSCRIPT,
+        E.INPUT_TRANSCRIPT,
+        E.INPUT_TRANSCRIPT,
+        E.INPUT_TRANSCRIPT,
+        E.INPUT_TRANSCRIPT,
+        E.RESPONSE_STARTED,
+        E.AUDIO,
+        E.RESPONSE_DONE,
+    ]
     finals = [e.text for e in events if e.type is E.INPUT_TRANSCRIPT and e.is_final]
     assert finals == ["where is order 42"]
     started = next(e for e in events if e.type is E.RESPONSE_STARTED)
@@ -214,7 +250,10 @@ async def test_send_text_and_create_response(server: RealtimeServer) -> None:
     assert kinds(events) == [E.RESPONSE_STARTED, E.AUDIO, E.RESPONSE_DONE]
     create, respond = server.of_type("conversation.item.create")[0], server.of_type("response.create")[0]
     assert create["item"] == {
-        "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Tell me a joke."}]}
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_text", "text": "Tell me a joke."}],
+    }
     assert respond["response"] == {"instructions": "Be cheerful."}
 
 
@@ -252,8 +291,7 @@ async def test_function_call_round_trip(server: RealtimeServer) -> None:
     await model.aclose()
     assert "".join(e.text for e in answer if e.type is E.OUTPUT_TRANSCRIPT) == REPLY
     output = server.of_type("conversation.item.create")[0]["item"]
-    assert output == {
-        "type": "function_call_output", "call_id": issued["call_id"], "output": "order 42 ships tomorrow"}
+    assert output == {"type": "function_call_output", "call_id": issued["call_id"], "output": "order 42 ships tomorrow"}
 
 
 async def test_tool_errors_are_sent_as_error_json(server: RealtimeServer) -> None:
@@ -307,7 +345,9 @@ async def test_server_side_barge_in_needs_only_a_truncate(server: RealtimeServer
     assert server.types() == ["session.update", "conversation.item.truncate"]  # no response.cancel
     assert server.of_type("conversation.item.truncate")[0]["audio_end_ms"] == 100
     assert next(e for e in server.sent if e["type"] == "response.done")["response"]["status_details"] == {
-        "type": "cancelled", "reason": "turn_detected"}
+        "type": "cancelled",
+        "reason": "turn_detected",
+    }
 
 
 async def test_websocket_base_url_overrides_base_url(server: RealtimeServer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from vocalis import RealTimePipeline, make_plugin_manager
 from vocalis.testing.conformance import ProviderConformance
 from vocalis_openai.realtime import OpenAIRealtime

@@ -8,6 +8,7 @@ import socket
 import pytest
 from realtime_server import API_KEY, RealtimeServer, ServerTurn
 from test_openai_realtime import E, is_done, make_model, read_audio, read_until, server
+
 from vocalis.audio import AudioFrame
 from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis_openai.realtime import OpenAIRealtime
@@ -40,8 +41,13 @@ async def test_error_events_are_reported_not_fatal(server: RealtimeServer) -> No
 
 @pytest.mark.parametrize("how", ["abort", "close_frame"])
 async def test_socket_closing_mid_response_fails_the_stream(server: RealtimeServer, how: str) -> None:
-    server.turns = [ServerTurn(reply="This answer never finishes.", drop_after=3 if how == "abort" else None,
-                               hold_after=3 if how == "close_frame" else None)]
+    server.turns = [
+        ServerTurn(
+            reply="This answer never finishes.",
+            drop_after=3 if how == "abort" else None,
+            hold_after=3 if how == "close_frame" else None,
+        )
+    ]
     model = make_model(server)
     rt = await model.connect(instructions="x")
     await rt.create_response()

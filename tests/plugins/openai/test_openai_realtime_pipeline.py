@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 from realtime_server import API_KEY, RealtimeServer, ServerTurn
+
 from vocalis import Agent, RealTimePipeline
 from vocalis.chat import ChatMessage, ChatRole, FunctionCall, FunctionCallOutput
 from vocalis.testing import Conversation, run_virtual
@@ -30,17 +31,25 @@ async def lookup_order(order_id: str) -> str:
 
 def test_realtime_conversation_with_greeting_tool_and_barge_in() -> None:
     runs.clear()
-    server = RealtimeServer([
-        ServerTurn(reply=GREETING),
-        ServerTurn(heard="where is order 42", tool_calls=[("lookup_order", '{"order_id": "42"}')]),
-        ServerTurn(reply=ANSWER),
-        ServerTurn(heard="thanks bye", reply="Goodbye!"),
-    ], pace=0.5)  # audio arrives twice as fast as it plays, as from the real service
+    server = RealtimeServer(
+        [
+            ServerTurn(reply=GREETING),
+            ServerTurn(heard="where is order 42", tool_calls=[("lookup_order", '{"order_id": "42"}')]),
+            ServerTurn(reply=ANSWER),
+            ServerTurn(heard="thanks bye", reply="Goodbye!"),
+        ],
+        pace=0.5,
+    )  # audio arrives twice as fast as it plays, as from the real service
 
     async def main() -> None:
         async with server:
-            model = OpenAIRealtime(_env_file=None, api_key=API_KEY, base_url=server.base_url,
-                                   silence_duration_ms=300, interrupt_response=False)
+            model = OpenAIRealtime(
+                _env_file=None,
+                api_key=API_KEY,
+                base_url=server.base_url,
+                silence_duration_ms=300,
+                interrupt_response=False,
+            )
             agent = Agent("You track orders.", tools=[lookup_order])
             async with Conversation(agent, RealTimePipeline(model)) as conv:
                 [rt] = model._sessions
@@ -90,10 +99,21 @@ def check(server: RealtimeServer, conv: Conversation, agent: Agent) -> None:
     assert ANSWER.startswith(turns[2]["text"])
     assert turns[3]["text"] == "Goodbye!" and not turns[3]["interrupted"]
     assert conv.agent_states() == [
-        "idle", "thinking", "speaking", "idle",  # greeting
-        "listening", "idle", "thinking", "idle",  # question, the tool call
-        "thinking", "speaking", "listening",  # the answer, cut short
-        "idle", "thinking", "speaking", "idle",  # goodbye
+        "idle",
+        "thinking",
+        "speaking",
+        "idle",  # greeting
+        "listening",
+        "idle",
+        "thinking",
+        "idle",  # question, the tool call
+        "thinking",
+        "speaking",
+        "listening",  # the answer, cut short
+        "idle",
+        "thinking",
+        "speaking",
+        "idle",  # goodbye
         "closing",
     ]
     assert conv.errors() == []
@@ -113,4 +133,3 @@ def check(server: RealtimeServer, conv: Conversation, agent: Agent) -> None:
     ]
     assert isinstance(items[2], FunctionCall) and items[2].call_id == issued
     assert isinstance(items[3], FunctionCallOutput) and items[3].output == "order 42 ships tomorrow"
-

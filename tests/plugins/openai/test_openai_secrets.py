@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "anthropic"))  # the local Me
 from anthropic_messages_server import ErrorReply, MessagesServer
 from chat_server import ChatServer, Reply
 from click.testing import CliRunner
+
 from vocalis import Agent, CascadingPipeline
 from vocalis.cli.main import cli
 from vocalis.providers.base import ProviderError
@@ -142,19 +143,33 @@ async def test_no_secret_reaches_any_output(
         Reply(text="It is sunny in Paris."),
         Reply(status=500),
     ]
-    openai_llm = OpenAILLM(api_key=OPENAI_KEY, base_url=chat_server.base_url, model="test-model",
-                           headers={"X-Gateway-Key": GATEWAY_KEY}, max_retries=0, _env_file=None)
+    openai_llm = OpenAILLM(
+        api_key=OPENAI_KEY,
+        base_url=chat_server.base_url,
+        model="test-model",
+        headers={"X-Gateway-Key": GATEWAY_KEY},
+        max_retries=0,
+        _env_file=None,
+    )
     tools = MCPServerHTTP(mcp_url, {"Authorization": MCP_AUTH}, session_timeout=10)
     # Anthropic: an answer, then a rate limit.
     messages_server.queue(ErrorReply(429, "rate_limit_error", "slow down"))
-    anthropic_llm = AnthropicLLM(api_key=ANTHROPIC_KEY, base_url=messages_server.url, model="claude-test",
-                                 headers={"X-Gateway-Key": GATEWAY_KEY}, max_retries=0, _env_file=None)
-    webrtc = WebRTCTransport(ice_servers=["turn:turn.invalid:3478"], ice_username="agent",
-                             ice_credential=ICE_CREDENTIAL)
+    anthropic_llm = AnthropicLLM(
+        api_key=ANTHROPIC_KEY,
+        base_url=messages_server.url,
+        model="claude-test",
+        headers={"X-Gateway-Key": GATEWAY_KEY},
+        max_retries=0,
+        _env_file=None,
+    )
+    webrtc = WebRTCTransport(
+        ice_servers=["turn:turn.invalid:3478"], ice_username="agent", ice_credential=ICE_CREDENTIAL
+    )
 
     with OutputCapture() as capture:
-        first = Conversation(Agent("Be brief.", mcp_servers=[tools]), pipeline(openai_llm, ["weather please"]),
-                             record_text=True)
+        first = Conversation(
+            Agent("Be brief.", mcp_servers=[tools]), pipeline(openai_llm, ["weather please"]), record_text=True
+        )
         second = Conversation(Agent("Be brief."), pipeline(anthropic_llm, []), record_text=True)
         for conv in (first, second):
             capture.watch(conv.session)
@@ -168,9 +183,21 @@ async def test_no_secret_reaches_any_output(
             await second.session.send_text("Hello again?")
             await second.wait_for(lambda: bool(second.agent_turns()))
         capture.add_repr(
-            first.session, second.session, first.session.agent, first.session.pipeline, openai_llm,
-            openai_llm.settings, anthropic_llm, anthropic_llm.settings, tools, tools.settings, webrtc,
-            webrtc.settings, first.session.agent.chat_context, *first.session.metrics, *second.session.metrics,
+            first.session,
+            second.session,
+            first.session.agent,
+            first.session.pipeline,
+            openai_llm,
+            openai_llm.settings,
+            anthropic_llm,
+            anthropic_llm.settings,
+            tools,
+            tools.settings,
+            webrtc,
+            webrtc.settings,
+            first.session.agent.chat_context,
+            *first.session.metrics,
+            *second.session.metrics,
         )
         await webrtc.aclose()
         await openai_llm.aclose()

@@ -59,10 +59,21 @@ async def test_spoken_question_needs_an_mcp_tool(tmp_path: Path) -> None:
             "VOCALIS_LOG_LEVEL": "WARNING",
         }
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "vocalis.cli.main", "talk",
-            "--agent", "examples/mcp_agent.py:make_agent",
-            "--input", str(QUESTION), "--output", str(output), "--fast",
-            cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "vocalis.cli.main",
+            "talk",
+            "--agent",
+            "examples/mcp_agent.py:make_agent",
+            "--input",
+            str(QUESTION),
+            "--output",
+            str(output),
+            "--fast",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         stdout, stderr = await asyncio.wait_for(process.communicate(), 240)
     out, err = stdout.decode(), stderr.decode()

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from audio_server import API_KEY, AudioServer
-from vocalis.providers.adapters import SegmentedSTTStream
+
 from vocalis.audio import AudioFrame, concat, resample
+from vocalis.providers.adapters import SegmentedSTTStream
 from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.providers.stt import SpeechEventType
 from vocalis.testing.conformance import STTConformance, frames_of, silence
-
 from vocalis_openai import OpenAISTT
 
 SPEECH = Path(__file__).resolve().parents[2] / "data" / "speech"
@@ -133,9 +133,7 @@ async def test_stereo_48k_is_sent_as_16k_mono(server: AudioServer) -> None:
     assert mono is not None
     at_48k = resample(mono, 48_000).to_numpy()
     stereo = np.stack([at_48k, at_48k], axis=1)
-    frames = [
-        AudioFrame(stereo[i : i + 960].tobytes(), 48_000, 2) for i in range(0, len(stereo), 960)
-    ]
+    frames = [AudioFrame(stereo[i : i + 960].tobytes(), 48_000, 2) for i in range(0, len(stereo), 960)]
     stt = make_stt(server)
     await stt.recognize(frames)
     await stt.aclose()
@@ -238,9 +236,7 @@ async def test_segmented_stream_sends_one_request_per_utterance(server: AudioSer
         (503, True, "scripted 503", ErrorKind.SERVER),
     ],
 )
-async def test_http_errors(
-    server: AudioServer, status: int, recoverable: bool, message: str, kind: ErrorKind
-) -> None:
+async def test_http_errors(server: AudioServer, status: int, recoverable: bool, message: str, kind: ErrorKind) -> None:
     # ``message`` is the test server's own wording.
     if status == 401:
         stt = make_stt(server, api_key="sk-wrong")

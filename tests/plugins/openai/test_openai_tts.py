@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from audio_server import API_KEY, AudioServer, speech_pcm
+
 from vocalis.audio import AudioFrame
 from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.testing.conformance import TTSConformance
-
 from vocalis_openai import OpenAITTS
 from vocalis_openai import tts as tts_module
 
@@ -119,9 +119,7 @@ async def test_nothing_to_say_makes_no_request(server: AudioServer) -> None:
     assert server.speeches == []
 
 
-async def test_long_text_is_split_under_the_limit(
-    server: AudioServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_long_text_is_split_under_the_limit(server: AudioServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tts_module, "MAX_INPUT_CHARS", 40)
     text = "First sentence is here. Second one follows it. Averyveryverylongwordwithnospaces!"
     tts = make_tts(server)
@@ -224,9 +222,7 @@ async def test_dropped_connection_after_some_audio(server: AudioServer) -> None:
         (503, True, "scripted 503", ErrorKind.SERVER),
     ],
 )
-async def test_http_errors(
-    server: AudioServer, status: int, recoverable: bool, message: str, kind: ErrorKind
-) -> None:
+async def test_http_errors(server: AudioServer, status: int, recoverable: bool, message: str, kind: ErrorKind) -> None:
     # ``message`` is the test server's own wording.
     if status == 401:
         tts = make_tts(server, api_key="sk-wrong")

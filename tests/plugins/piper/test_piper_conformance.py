@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from vocalis.testing.conformance import TTSConformance
 from vocalis_piper import PiperTTS
 

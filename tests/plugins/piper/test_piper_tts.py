@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from vocalis.audio import AudioFrame
 from vocalis.providers.base import ProviderError
 from vocalis_piper import PiperTTS

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from vocalis.audio import AudioFrame
 from vocalis.providers.vad import VADEvent, VADEventType
 from vocalis_silero import SileroVAD, SileroVADStream
@@ -33,7 +34,9 @@ class ScriptedModel:
         return np.array(out + [0.0] * (len(windows) - len(out)), np.float32)
 
 
-async def run(probabilities: list[float], *, inline: bool = True, **settings: Any) -> tuple[list[VADEvent], list[float]]:
+async def run(
+    probabilities: list[float], *, inline: bool = True, **settings: Any
+) -> tuple[list[VADEvent], list[float]]:
     vad = SileroVAD(**settings)
     stream = SileroVADStream(vad, ScriptedModel(probabilities, inline=inline))
     durations = []
@@ -51,7 +54,8 @@ async def run(probabilities: list[float], *, inline: bool = True, **settings: An
 @pytest.mark.parametrize("inline", [True, False])
 async def test_hysteresis_and_minimum_durations(inline: bool) -> None:
     script = (
-        [0.9] * 3 + [0.1]  # 96 ms of speech: shorter than min_speech (0.1 s), ignored
+        [0.9] * 3
+        + [0.1]  # 96 ms of speech: shorter than min_speech (0.1 s), ignored
         + [0.9] * 4  # 128 ms: START at window 8
         + [0.4] * 5  # between deactivation (0.35) and threshold: still speech
         + [0.2] * 12  # 384 ms of silence: less than the 0.4 s hang-over
@@ -75,8 +79,9 @@ async def test_hysteresis_and_minimum_durations(inline: bool) -> None:
 
 async def test_settings_change_the_boundaries() -> None:
     script = [0.7] * 2 + [0.55] * 3 + [0.3] * 4 + [0.0] * 3
-    events, _ = await run(script, threshold=0.6, deactivation_threshold=0.5, min_speech_duration=0.05,
-                          min_silence_duration=0.12)
+    events, _ = await run(
+        script, threshold=0.6, deactivation_threshold=0.5, min_speech_duration=0.05, min_silence_duration=0.12
+    )
     assert [(e.type, round(e.timestamp / W)) for e in events] == [(START, 2), (END, 9)]
 
 

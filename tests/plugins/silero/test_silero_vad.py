@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soxr
+
 from vocalis.audio import AudioFrame
 from vocalis.providers.base import ProviderError
 from vocalis.providers.vad import VADEvent, VADEventType
@@ -29,7 +30,9 @@ def read_wav(path: Path) -> np.ndarray:
 def speech_bounds(samples: np.ndarray, rate: int = 16_000) -> tuple[float, float]:
     """Where the clip's speech really starts and ends (20 ms RMS above -50 dBFS)."""
     hop, size = rate // 100, rate // 50
-    rms = np.array([np.sqrt(np.mean(samples[i : i + size].astype(np.float64) ** 2)) for i in range(0, len(samples) - size, hop)])
+    rms = np.array(
+        [np.sqrt(np.mean(samples[i : i + size].astype(np.float64) ** 2)) for i in range(0, len(samples) - size, hop)]
+    )
     loud = np.nonzero(rms > 32768 * 10 ** (-50 / 20))[0]
     return loud[0] * hop / rate, (loud[-1] * hop + size) / rate
 
@@ -99,7 +102,11 @@ async def test_one_segment_per_utterance(vad: SileroVAD, clips: list) -> None:
         assert start.silence_duration == 0.0 and start.probability >= 0.5
         # END reports the hang-over silence that triggered it.
         assert end.silence_duration == pytest.approx(0.4, abs=0.033)
-        assert end.timestamp - end.silence_duration == pytest.approx(real_end, abs=0.3), (name, real_end, summary(events))
+        assert end.timestamp - end.silence_duration == pytest.approx(real_end, abs=0.3), (
+            name,
+            real_end,
+            summary(events),
+        )
         assert 0.6 * (real_end - real_start) <= end.speech_duration <= real_end - real_start + 0.3
         assert end.probability < 0.35
 

@@ -6,6 +6,7 @@ import wave
 from pathlib import Path
 
 import pytest
+
 from vocalis.audio import AudioFrame
 from vocalis.testing.conformance import EOUConformance
 from vocalis_smartturn import SmartTurnEOU

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from vocalis.audio import AudioFrame, concat, resample
 from vocalis.chat import ChatContext, ChatRole
 from vocalis.providers.base import ProviderError
@@ -99,10 +100,7 @@ def gap(scored: list[tuple[bool, float]]) -> float:
 def report(scored: list[tuple[bool, float]]) -> str:
     complete = np.mean([p for label, p in scored if label])
     cut = np.mean([p for label, p in scored if not label])
-    return (
-        f"AUC {auc(scored):.3f} mean complete {complete:.3f} cut-off {cut:.3f} "
-        f"acc@0.5 {accuracy(scored):.2f}"
-    )
+    return f"AUC {auc(scored):.3f} mean complete {complete:.3f} cut-off {cut:.3f} acc@0.5 {accuracy(scored):.2f}"
 
 
 async def test_complete_turns_rank_above_cut_off_ones(eou: SmartTurnEOU, turns: list) -> None:
@@ -142,7 +140,9 @@ async def test_left_padding_matters(eou: SmartTurnEOU, turns: list, hesitations:
     items = turns + hesitations
     left = await scores(eou, items)
     # Inference is CPU work: off the event loop, like the provider does it.
-    right = await asyncio.to_thread(lambda: [(label, right_padded_probability(eou, audio)) for _, audio, label in items])
+    right = await asyncio.to_thread(
+        lambda: [(label, right_padded_probability(eou, audio)) for _, audio, label in items]
+    )
     # Silence after the speech reads as "they stopped talking": padding at the
     # end pushes the 18 unfinished turns (9 cut-offs, 9 hesitations) towards "complete".
     pairs = [(p, q) for (label, p), (_, q) in zip(left, right, strict=True) if not label]
@@ -223,9 +223,7 @@ async def test_only_the_last_eight_seconds_count(eou: SmartTurnEOU, turns: list,
     assert await as_given.predict(context(), audio=long) == pytest.approx(expected, abs=1e-6)
 
 
-async def test_runs_off_the_event_loop(
-    eou: SmartTurnEOU, turns: list, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_runs_off_the_event_loop(eou: SmartTurnEOU, turns: list, monkeypatch: pytest.MonkeyPatch) -> None:
     """No clock: inference waits on a gate that only the event loop opens.
 
     On the loop's own thread it could never be opened (the wait gives up after

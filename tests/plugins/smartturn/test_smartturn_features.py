@@ -9,6 +9,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+
 from vocalis_smartturn import features
 
 TURNS = Path(__file__).resolve().parents[2] / "data" / "turns"

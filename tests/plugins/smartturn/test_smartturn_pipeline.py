@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from vocalis import Agent, CascadingPipeline, EOUConfig
 from vocalis.audio import AudioFrame
 from vocalis.testing import Conversation, FakeLLM, FakeSTT, FakeTTS

@@ -9,6 +9,7 @@ import av
 import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError
+
 from vocalis.audio import AudioFrame
 from vocalis.testing import tone, virtual_time
 from vocalis_webrtc import AgentAudioTrack, InboundAudio, TrackAudioOutput
@@ -56,12 +57,8 @@ async def test_the_track_sends_20_ms_frames_in_real_time_with_silence_between() 
     # Five frames take four ticks: the first goes out at once.
     assert loop.time() - start == pytest.approx(0.08)
     assert [f.pts for f in frames] == [0, 960, 1920, 2880, 3840]
-    assert all(
-        f.time_base == fractions.Fraction(1, 48_000) and f.sample_rate == 48_000 for f in frames
-    )
-    assert all(
-        f.samples == 960 and f.format.name == "s16" and f.layout.name == "mono" for f in frames
-    )
+    assert all(f.time_base == fractions.Fraction(1, 48_000) and f.sample_rate == 48_000 for f in frames)
+    assert all(f.samples == 960 and f.format.name == "s16" and f.layout.name == "mono" for f in frames)
     assert all(not f.to_ndarray().any() for f in frames)  # nothing queued: silence
 
     track.push(tone(0.1, 24_000, frequency=440.0))  # the TTS's rate: resampled to 48 kHz

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from aiortc.mediastreams import MediaStreamError
+
 from vocalis.testing import tone, virtual_time
 from vocalis_webrtc import AgentAudioTrack, TrackAudioOutput
 

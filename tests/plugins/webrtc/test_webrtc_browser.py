@@ -208,11 +208,7 @@ def test_a_browser_talks_to_the_agent(server: Server, browser: Any) -> None:
         users = " ".join(texts(browser, "user")).lower()
         agents = [t for t in texts(browser, "agent") if t.strip()]
         states = browser.execute_script("return window.vocalisStates")
-        audio = (
-            browser.execute_script(INBOUND_AUDIO)
-            if browser.execute_script("return !!window.vocalisPc")
-            else None
-        )
+        audio = browser.execute_script(INBOUND_AUDIO) if browser.execute_script("return !!window.vocalisPc") else None
         seen = {
             "users": users,
             "agents": agents,
@@ -231,9 +227,7 @@ def test_a_browser_talks_to_the_agent(server: Server, browser: Any) -> None:
             break
         time.sleep(0.5)  # polling the page, not synchronising
     else:
-        raise AssertionError(
-            f"the conversation did not happen within {DEADLINE:.0f} s: {seen}\n{server.log()}"
-        )
+        raise AssertionError(f"the conversation did not happen within {DEADLINE:.0f} s: {seen}\n{server.log()}")
 
     assert server.sessions() == 1
     assert audio["bytes"] > 0

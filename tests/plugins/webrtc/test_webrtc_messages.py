@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from vocalis.cli.serve_cmd import serving_transports
 from vocalis.observability.metrics import TTSMetrics, TurnMetrics
 from vocalis.plugin.manager import make_plugin_manager
@@ -15,9 +16,7 @@ from vocalis_webrtc.transport import browser_ice_servers, ice_servers
 
 
 def test_events_become_typed_json_objects() -> None:
-    message = event_message(
-        "agent_state_changed", {"state": AgentState.SPEAKING, "old_state": AgentState.THINKING}
-    )
+    message = event_message("agent_state_changed", {"state": AgentState.SPEAKING, "old_state": AgentState.THINKING})
     assert message == {"type": "agent_state_changed", "state": "speaking", "old_state": "thinking"}
     speech = event_message("on_speech_in", {"text": "hello", "is_final": False, "language": None})
     assert json.loads(encode(speech)) == {
@@ -29,9 +28,7 @@ def test_events_become_typed_json_objects() -> None:
 
 
 def test_metrics_carry_the_turn_latency_at_the_top() -> None:
-    metrics = TurnMetrics(
-        turn=2, speech_id="s1", source="user_turn", user_speech_ended_at=1.0, first_audio_at=1.85
-    )
+    metrics = TurnMetrics(turn=2, speech_id="s1", source="user_turn", user_speech_ended_at=1.0, first_audio_at=1.85)
     metrics.tts = TTSMetrics(provider="tts:fake", model=None, ttfb=float("nan"))
     metrics.finish()
     message = json.loads(encode(event_message("metrics_collected", {"metrics": metrics})))
@@ -47,9 +44,7 @@ def test_odd_payload_values_cannot_break_the_channel() -> None:
         def __str__(self) -> str:
             return "opaque"
 
-    message = event_message(
-        "function_call", {"output": Opaque(), "arguments": {"a": (1, 2)}, "type": "spoof"}
-    )
+    message = event_message("function_call", {"output": Opaque(), "arguments": {"a": (1, 2)}, "type": "spoof"})
     assert message == {"type": "function_call", "output": "opaque", "arguments": {"a": [1, 2]}}
     deep: dict = {}
     cursor = deep

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
-from vocalis.session.agent_session import AgentSession
 from webrtc_helpers import Client, ScriptedMic, Served, connect, fake_pipeline, offer, serving
+
+from vocalis.session.agent_session import AgentSession
 
 
 def only_session(served: Served) -> AgentSession:
@@ -37,11 +38,7 @@ async def wait_no_sessions(served: Served, timeout: float = 10.0) -> None:
 
 
 def leftover_tasks(before: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
-    return [
-        t
-        for t in asyncio.all_tasks()
-        if t not in before and t is not asyncio.current_task() and not t.done()
-    ]
+    return [t for t in asyncio.all_tasks() if t not in before and t is not asyncio.current_task() and not t.done()]
 
 
 async def test_a_turn_crosses_the_peer_connection_both_ways() -> None:
@@ -63,9 +60,7 @@ async def test_a_turn_crosses_the_peer_connection_both_ways() -> None:
         # The agent's state, words and latency reached the page.
         states = [m["state"] for m in client.named("agent_state_changed")]
         assert "thinking" in states and "speaking" in states, states
-        assert "It is sunny in Boston." in " ".join(
-            m["text"] for m in client.named("on_speech_out")
-        )
+        assert "It is sunny in Boston." in " ".join(m["text"] for m in client.named("on_speech_out"))
         assert client.named("agent_turn")[0]["text"] == "It is sunny in Boston."
         metrics = client.named("metrics_collected")[0]
         assert metrics["e2e_latency"] is not None and 0 < metrics["e2e_latency"] < 5
@@ -194,9 +189,7 @@ async def test_a_foreign_origin_is_refused() -> None:
 )
 async def test_a_bad_offer_is_a_400_and_frees_its_place(body: str) -> None:
     async with serving(max_sessions=1) as served:
-        async with served.http.post(
-            f"{served.url}/webrtc/offer", data=body, headers=served.headers()
-        ) as resp:
+        async with served.http.post(f"{served.url}/webrtc/offer", data=body, headers=served.headers()) as resp:
             assert resp.status == 400, await resp.text()
         assert served.server.sessions == {} and served.server._pending == 0
         client = await connect(served)  # the only place is still available

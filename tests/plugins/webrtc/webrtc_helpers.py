@@ -17,6 +17,7 @@ import numpy as np
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
 from vocalis import Agent, CascadingPipeline
 from vocalis.serve.http import build_app
 from vocalis.serve.server import ServeOptions, SessionServer
@@ -27,14 +28,10 @@ RATE = 48_000
 FRAME = 960  # 20 ms at 48 kHz
 
 
-def fake_pipeline(
-    transcripts: list[str] | None = None, reply: str = "It is sunny in Boston."
-) -> CascadingPipeline:
+def fake_pipeline(transcripts: list[str] | None = None, reply: str = "It is sunny in Boston.") -> CascadingPipeline:
     """Fakes only: a tone is speech, each speech segment the next transcript."""
     return CascadingPipeline(
-        stt=FakeSTT(
-            transcripts if transcripts is not None else ["what is the weather in boston"] * 5
-        ),
+        stt=FakeSTT(transcripts if transcripts is not None else ["what is the weather in boston"] * 5),
         llm=FakeLLM([reply]),
         tts=FakeTTS(),
         vad=FakeVAD(),
@@ -66,9 +63,7 @@ async def serving(
 ) -> AsyncIterator[Served]:
     """Serve the transport on 127.0.0.1:<random port> for the duration."""
     server = SessionServer(lambda: Agent("You are helpful."), pipeline, ServeOptions(**options))
-    runner = web.AppRunner(
-        build_app(server, [WebRTCTransport]), handle_signals=False, shutdown_timeout=1.0
-    )
+    runner = web.AppRunner(build_app(server, [WebRTCTransport]), handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -167,15 +162,11 @@ class Client:
             await asyncio.gather(self._reader, return_exceptions=True)
 
 
-async def offer(
-    served: Served, client_pc: RTCPeerConnection, **headers: str
-) -> aiohttp.ClientResponse:
+async def offer(served: Served, client_pc: RTCPeerConnection, **headers: str) -> aiohttp.ClientResponse:
     """Send the client's offer to ``POST /webrtc/offer``; returns the response (read)."""
     await client_pc.setLocalDescription(await client_pc.createOffer())
     body = {"sdp": client_pc.localDescription.sdp, "type": client_pc.localDescription.type}
-    async with served.http.post(
-        f"{served.url}/webrtc/offer", json=body, headers=headers or served.headers()
-    ) as resp:
+    async with served.http.post(f"{served.url}/webrtc/offer", json=body, headers=headers or served.headers()) as resp:
         await resp.read()
         return resp
 
@@ -198,9 +189,7 @@ async def connect(served: Served, **headers: str) -> Client:
         await pc.close()
         raise AssertionError(f"offer refused: {resp.status} {await resp.text()}")
     answer = await resp.json()
-    assert answer["type"] == "answer" and "a=candidate" in answer["sdp"], (
-        "the answer must carry its candidates"
-    )
+    assert answer["type"] == "answer" and "a=candidate" in answer["sdp"], "the answer must carry its candidates"
     await pc.setRemoteDescription(RTCSessionDescription(**answer))
     opened = asyncio.Event()
     channel.on("open", opened.set)

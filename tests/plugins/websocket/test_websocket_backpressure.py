@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 
 import pytest
+
 from vocalis.testing import run_virtual
 from vocalis_websocket import PCMWebSocketTransport, TwilioTransport
 from vocalis_websocket.outbox import CLOSE_TOO_SLOW, DEFAULT_MAX_AUDIO_BYTES, Outbox

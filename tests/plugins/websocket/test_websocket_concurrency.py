@@ -80,9 +80,7 @@ async def test_concurrent_phone_calls_do_not_mix() -> None:
 
         await asyncio.gather(*(speak(p) for p in phones))
         assert len(harness.server.sessions) == len(names)
-        spoken = {
-            p.session.transport.custom_parameters["caller"]: fake_tts_seconds(p.tts) for p in harness.pipelines
-        }
+        spoken = {p.session.transport.custom_parameters["caller"]: fake_tts_seconds(p.tts) for p in harness.pipelines}
         said = {p.session.transport.custom_parameters["caller"]: " ".join(p.tts.spoken) for p in harness.pipelines}
         for phone, name in zip(phones, names, strict=True):
             assert phone.violations == []

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from vocalis.observability.metrics_file import read_metrics
 from ws_harness import PCMClient
+
+from vocalis.observability.metrics_file import read_metrics
 
 TOKEN = "drain-token-3c9e1a"
 DRAIN_TIMEOUT = 3.0
@@ -88,8 +89,18 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     }
     log = tmp_path / "serve.log"
     command = [
-        sys.executable, "-c", "from vocalis.cli.main import cli; cli()", "serve", "--port", "0",
-        "--token", TOKEN, "--drain-timeout", str(DRAIN_TIMEOUT), "--metrics", str(tmp_path / "metrics.jsonl"),
+        sys.executable,
+        "-c",
+        "from vocalis.cli.main import cli; cli()",
+        "serve",
+        "--port",
+        "0",
+        "--token",
+        TOKEN,
+        "--drain-timeout",
+        str(DRAIN_TIMEOUT),
+        "--metrics",
+        str(tmp_path / "metrics.jsonl"),
     ]
     with log.open("wb") as stderr:
         process = await asyncio.create_subprocess_exec(

@@ -28,17 +28,30 @@ FUZZ = settings(
 )
 
 json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=10)),
+    st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=10)
+    ),
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
     max_leaves=8,
 )
 wrong_shapes = st.one_of(
     json_values,
     st.fixed_dictionaries({"type": st.one_of(json_values, st.sampled_from(["dance", "TEXT", "", "x" * 5000]))}),
-    st.fixed_dictionaries({"type": st.just("text"), "text": st.one_of(st.none(), st.integers(), st.lists(st.text(max_size=3), max_size=2),
-                                                                      st.sampled_from(["", "   ", "\x00", "\u200b"]))}),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("text"),
+            "text": st.one_of(
+                st.none(),
+                st.integers(),
+                st.lists(st.text(max_size=3), max_size=2),
+                st.sampled_from(["", "   ", "\x00", "\u200b"]),
+            ),
+        }
+    ),
 )
-good_text = st.fixed_dictionaries({"type": st.just("text"), "text": st.sampled_from(["hi", "e\u0301 👍", "\ud800 x", "tab\tnew\nline"])})
+good_text = st.fixed_dictionaries(
+    {"type": st.just("text"), "text": st.sampled_from(["hi", "e\u0301 👍", "\ud800 x", "tab\tnew\nline"])}
+)
 
 
 class QuickHarness(Harness):
@@ -88,8 +101,11 @@ def expected_error(kind: str, data: Any) -> bool:
     return not isinstance(typed, str) or not typed.strip() or typed in ("\x00", "\u200b")
 
 
-messages = st.lists(st.one_of(st.tuples(st.just("text"), text_messages), st.tuples(st.just("binary"), binary_messages)),
-                    min_size=1, max_size=15)
+messages = st.lists(
+    st.one_of(st.tuples(st.just("text"), text_messages), st.tuples(st.just("binary"), binary_messages)),
+    min_size=1,
+    max_size=15,
+)
 
 
 @settings(FUZZ, max_examples=12)
@@ -127,7 +143,7 @@ def _answered(client: Any, text: str) -> bool:
     events = client.events
     asked = [i for i, e in enumerate(events) if e.get("type") == "user_turn" and e.get("text") == text]
     return bool(asked) and any(
-        e.get("type") == "agent_turn" and e["text"] == "Fine." and not e["interrupted"] for e in events[asked[-1]:]
+        e.get("type") == "agent_turn" and e["text"] == "Fine." and not e["interrupted"] for e in events[asked[-1] :]
     )
 
 
@@ -169,10 +185,25 @@ media_payloads = st.one_of(
 twilio_messages = st.one_of(
     st.tuples(st.just("text"), text_messages),
     st.tuples(st.just("binary"), binary_messages),
-    st.tuples(st.just("text"), st.fixed_dictionaries({"event": st.just("media"),
-                                                     "media": st.one_of(json_values, st.fixed_dictionaries({"payload": media_payloads}))}).map(_dumps)),
-    st.tuples(st.just("text"), st.fixed_dictionaries({"event": st.sampled_from(["mark", "dtmf", "connected", "start", "bogus"]),
-                                                     "mark": json_values, "dtmf": json_values}).map(_dumps)),
+    st.tuples(
+        st.just("text"),
+        st.fixed_dictionaries(
+            {
+                "event": st.just("media"),
+                "media": st.one_of(json_values, st.fixed_dictionaries({"payload": media_payloads})),
+            }
+        ).map(_dumps),
+    ),
+    st.tuples(
+        st.just("text"),
+        st.fixed_dictionaries(
+            {
+                "event": st.sampled_from(["mark", "dtmf", "connected", "start", "bogus"]),
+                "mark": json_values,
+                "dtmf": json_values,
+            }
+        ).map(_dumps),
+    ),
 )
 
 
@@ -186,9 +217,13 @@ def _not_a_start(message: tuple[str, Any]) -> bool:
 
 
 @settings(FUZZ, max_examples=10)
-@given(before_start=st.lists(twilio_messages.filter(_not_a_start), max_size=4),
-       during=st.lists(twilio_messages, min_size=1, max_size=12))
-def test_twilio_calls_survive_malformed_messages(before_start: list[tuple[str, Any]], during: list[tuple[str, Any]]) -> None:
+@given(
+    before_start=st.lists(twilio_messages.filter(_not_a_start), max_size=4),
+    during=st.lists(twilio_messages, min_size=1, max_size=12),
+)
+def test_twilio_calls_survive_malformed_messages(
+    before_start: list[tuple[str, Any]], during: list[tuple[str, Any]]
+) -> None:
     async def main() -> None:
         async with asyncio.timeout(60), QuickHarness(["what time is it"], ["Noon."]) as harness:
             call = await twilio_call(harness)

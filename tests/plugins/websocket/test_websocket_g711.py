@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+
 from vocalis_websocket.g711 import ulaw_decode, ulaw_decode_array, ulaw_encode, ulaw_encode_array
 
 # Decoded values of G.711 μ-law codes (16-bit scale of the 14-bit table: the

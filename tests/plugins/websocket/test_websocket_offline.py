@@ -19,16 +19,19 @@ import pytest
 for needed in ("vocalis_silero", "vocalis_whisper", "vocalis_piper"):
     pytest.importorskip(needed, reason="needs the offline stack (tox env `all`)")
 
+from ws_harness import TOKEN, Harness, echo_answer, silence_pcm, twilio_call
+
 from vocalis import CascadingPipeline, EOUConfig
 from vocalis.testing import FakeLLM
 from vocalis_piper import PiperTTS
 from vocalis_silero import SileroVAD
 from vocalis_whisper import WhisperSTT
-from ws_harness import TOKEN, Harness, echo_answer, silence_pcm, twilio_call
 
 pytestmark = pytest.mark.slow
 
-QUESTION = Path(__file__).resolve().parents[2] / "data" / "speech" / "utt05.wav"  # "How much is twenty three plus forty two?"
+QUESTION = (
+    Path(__file__).resolve().parents[2] / "data" / "speech" / "utt05.wav"
+)  # "How much is twenty three plus forty two?"
 
 
 def phone_audio(path: Path) -> np.ndarray:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import pytest
+from ws_harness import TOKEN, Harness, PCMClient, pcm_client
+
 from vocalis import make_plugin_manager
 from vocalis.cli.serve_cmd import serving_transports
 from vocalis.providers.base import ProviderError
@@ -16,7 +18,6 @@ from vocalis.serve.http import Routes, serve
 from vocalis.serve.server import ServeOptions, SessionServer
 from vocalis_websocket import PCMWebSocketTransport, TwilioTransport
 from vocalis_websocket.outbox import jsonable
-from ws_harness import TOKEN, Harness, PCMClient, pcm_client
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,9 @@ def test_event_payloads_become_json() -> None:
 
 async def test_vocalis_serve_mounts_the_transports(registry) -> None:
     harness = Harness()
-    server = SessionServer(harness.make_agent, harness.make_pipeline, ServeOptions(port=0, token=TOKEN, drain_timeout=0.1))
+    server = SessionServer(
+        harness.make_agent, harness.make_pipeline, ServeOptions(port=0, token=TOKEN, drain_timeout=0.1)
+    )
     stop = asyncio.Event()
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(serve(server, serving_transports(registry), ready=ready.set_result, stop=stop))

@@ -21,6 +21,7 @@ from typing import Any, Self
 import aiohttp
 import numpy as np
 from aiohttp import web
+
 from vocalis import Agent, CascadingPipeline, EOUConfig
 from vocalis.serve.http import build_app
 from vocalis.serve.server import ServeOptions, SessionServer
@@ -224,7 +225,12 @@ class TwilioCall(Client):
         for index, offset in enumerate(range(0, len(samples), 160)):
             self.chunk += 1
             payload = base64.b64encode(ulaw_encode(samples[offset : offset + 160].astype("<i2").tobytes()))
-            media = {"track": "inbound", "chunk": str(self.chunk), "timestamp": str(self.chunk * 20), "payload": payload.decode()}
+            media = {
+                "track": "inbound",
+                "chunk": str(self.chunk),
+                "timestamp": str(self.chunk * 20),
+                "payload": payload.decode(),
+            }
             await self.send("media", media=media)
             if realtime:
                 await asyncio.sleep(max(0.0, begin + (index + 1) * 0.02 - loop.time()))
@@ -237,7 +243,11 @@ class TwilioCall(Client):
         message = json.loads(text)
         self.received.append(message)
         event = message.get("event")
-        expected = {"media": {"event", "streamSid", "media"}, "mark": {"event", "streamSid", "mark"}, "clear": {"event", "streamSid"}}
+        expected = {
+            "media": {"event", "streamSid", "media"},
+            "mark": {"event", "streamSid", "mark"},
+            "clear": {"event", "streamSid"},
+        }
         if event not in expected:
             self.violations.append(f"unexpected event {event!r}")
             return

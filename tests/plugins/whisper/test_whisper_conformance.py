@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from vocalis.audio import AudioFrame
 from vocalis.testing.conformance import STTConformance, frames_of
 from vocalis_whisper import WhisperSTT

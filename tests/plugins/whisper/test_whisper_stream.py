@@ -10,8 +10,9 @@ import wave
 from pathlib import Path
 
 import pytest
-from vocalis.providers.adapters import SegmentedSTTStream
+
 from vocalis.audio import AudioFrame
+from vocalis.providers.adapters import SegmentedSTTStream
 from vocalis.providers.stt import SpeechEvent, SpeechEventType
 from vocalis_whisper import WhisperSTT
 
@@ -64,20 +65,13 @@ async def test_interims_while_speaking_then_a_final(stt: WhisperSTT) -> None:
 
     kinds = [event.type for _, event in events]
     assert SpeechEventType.INTERIM_TRANSCRIPT in kinds, kinds
-    assert (
-        kinds[-1] is SpeechEventType.FINAL_TRANSCRIPT
-        and kinds.count(SpeechEventType.FINAL_TRANSCRIPT) == 1
-    )
-    first_interim = next(
-        at for at, event in events if event.type is SpeechEventType.INTERIM_TRANSCRIPT
-    )
+    assert kinds[-1] is SpeechEventType.FINAL_TRANSCRIPT and kinds.count(SpeechEventType.FINAL_TRANSCRIPT) == 1
+    first_interim = next(at for at, event in events if event.type is SpeechEventType.INTERIM_TRANSCRIPT)
     assert first_interim < spoken, "an interim must arrive while the user still speaks"
     final = events[-1][1]
     assert normalised(final.text) == normalised(text)
     assert 0.0 < final.confidence <= 1.0
-    interims = [
-        event.text for _, event in events if event.type is SpeechEventType.INTERIM_TRANSCRIPT
-    ]
+    interims = [event.text for _, event in events if event.type is SpeechEventType.INTERIM_TRANSCRIPT]
     # Interims grow towards the final: the first words are already there.
     assert normalised(interims[0]).split()[:1] == normalised(text).split()[:1]
 
@@ -108,9 +102,7 @@ async def test_closing_mid_recognition_is_prompt_and_clean(stt: WhisperSTT) -> N
     await stream.aclose()
     assert time.perf_counter() - started < 0.1
     await asyncio.sleep(0)
-    assert not [
-        t for t in asyncio.all_tasks() - before if not t.done() and t is not asyncio.current_task()
-    ]
+    assert not [t for t in asyncio.all_tasks() - before if not t.done() and t is not asyncio.current_task()]
     # The shared model is still usable for the next session.
     event = await stt.recognize(frames)
     assert event.text

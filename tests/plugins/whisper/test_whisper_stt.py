@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from vocalis.audio import AudioFrame, resample
 from vocalis.providers.base import ProviderError
 from vocalis.providers.stt import SpeechEventType
@@ -98,8 +99,7 @@ def joined(frames: list[AudioFrame]) -> AudioFrame:
 def chunked(frame: AudioFrame, seconds: float = 0.02) -> list[AudioFrame]:
     step = 2 * frame.channels * int(frame.sample_rate * seconds)
     return [
-        AudioFrame(frame.data[i : i + step], frame.sample_rate, frame.channels)
-        for i in range(0, len(frame.data), step)
+        AudioFrame(frame.data[i : i + step], frame.sample_rate, frame.channels) for i in range(0, len(frame.data), step)
     ]
 
 
@@ -139,9 +139,7 @@ def test_wer_helpers() -> None:
     assert edit_distance(["a", "b", "c"], ["a", "x", "c", "d"]) == 2
 
 
-async def test_word_error_rate_on_the_corpus(
-    stt: WhisperSTT, corpus: list[tuple[list[AudioFrame], str]]
-) -> None:
+async def test_word_error_rate_on_the_corpus(stt: WhisperSTT, corpus: list[tuple[list[AudioFrame], str]]) -> None:
     errors = total = 0
     for frames, text in corpus:
         event = await stt.recognize(frames)
@@ -195,9 +193,7 @@ async def test_other_sample_rates_are_resampled(
     assert edit_distance(words(text), words(event.text)) <= (1 if rate == 8_000 else 0), event.text
 
 
-async def test_stereo_input_is_mixed_down(
-    stt: WhisperSTT, corpus: list[tuple[list[AudioFrame], str]]
-) -> None:
+async def test_stereo_input_is_mixed_down(stt: WhisperSTT, corpus: list[tuple[list[AudioFrame], str]]) -> None:
     frames, text = corpus[2]
     mono = joined(frames).to_numpy()
     stereo = AudioFrame.from_numpy(np.stack([mono, mono // 2], axis=1), 16_000)
@@ -216,9 +212,7 @@ async def test_bad_input_is_a_labelled_error(stt: WhisperSTT) -> None:
         await stt.recognize([b"\x00\x00"])  # type: ignore[list-item]
 
 
-async def test_concurrent_recognitions_do_not_mix(
-    stt: WhisperSTT, corpus: list[tuple[list[AudioFrame], str]]
-) -> None:
+async def test_concurrent_recognitions_do_not_mix(stt: WhisperSTT, corpus: list[tuple[list[AudioFrame], str]]) -> None:
     (a, text_a), (b, text_b) = corpus[3], corpus[4]
     other = WhisperSTT()
     first, second = await asyncio.gather(stt.recognize(a), other.recognize(b))
@@ -264,9 +258,7 @@ async def test_model_setting_takes_a_directory(stt: WhisperSTT) -> None:
     assert await explicit._model() is await stt._model()
 
 
-async def test_missing_model_is_a_clear_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_missing_model_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # belt and braces: never touch the network
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     for model in (str(tmp_path / "nope"), str(tmp_path), "base.en"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import anthropic
 import httpx2
+
 from vocalis.providers.base import ErrorKind, Provider, ProviderError
 
 # Worth a retry or a fallback: timeouts, conflicts, rate limits, server
@@ -117,9 +118,7 @@ def credentials_error(provider: Provider, exc: BaseException | None = None) -> P
     )
 
 
-def _status_error(
-    provider: Provider, exc: anthropic.APIStatusError, *, started: bool
-) -> ProviderError:
+def _status_error(provider: Provider, exc: anthropic.APIStatusError, *, started: bool) -> ProviderError:
     error_type = str(getattr(exc, "type", None) or "")
     detail = _server_message(exc)
     status = exc.status_code

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import anthropic
 from loguru import logger
 from pydantic import Field, SecretStr
+
 from vocalis.providers.base import ErrorKind
 from vocalis.providers.llm import LLM, ChatChunk, ToolSpec
 from vocalis.settings import ProviderSettings, provider_settings_config
-
 from vocalis_anthropic.errors import credentials_error, provider_error
 from vocalis_anthropic.request import RequestError, build_request
 from vocalis_anthropic.stream import StreamAssembler
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL = "claude-haiku-4-5"
 """Claude's fastest current model: in a voice agent, time to first token rules."""
+
 
 @functools.cache
 def shared_ssl_context() -> ssl.SSLContext:
@@ -239,9 +240,7 @@ class AnthropicLLM(LLM):
         if stream in self._aborted:
             return
         if not assembler.finished:
-            raise self.error(
-                "the stream ended before message_stop", recoverable=True, kind=ErrorKind.PROTOCOL
-            )
+            raise self.error("the stream ended before message_stop", recoverable=True, kind=ErrorKind.PROTOCOL)
         yield ChatChunk(usage=assembler.usage)
 
 

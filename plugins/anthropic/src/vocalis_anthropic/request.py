@@ -59,9 +59,7 @@ def to_tool_choice(tool_choice: str | None, tools: Sequence[ToolSpec]) -> dict[s
         return dict(_TOOL_CHOICES[choice])
     if any(tool.name == choice for tool in tools):
         return {"type": "tool", "name": choice}
-    raise RequestError(
-        f"unknown tool_choice {tool_choice!r}: use 'auto', 'none', 'required' or a tool's name"
-    )
+    raise RequestError(f"unknown tool_choice {tool_choice!r}: use 'auto', 'none', 'required' or a tool's name")
 
 
 def build_request(

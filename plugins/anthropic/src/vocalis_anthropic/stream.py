@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loguru import logger
+
 from vocalis.providers.llm import ChatChunk, ToolCallRequest, Usage
 
 
@@ -69,9 +70,7 @@ class StreamAssembler:
             message = getattr(event, "message", None)
             self._count(getattr(message, "usage", None))
         elif kind == "message_delta":
-            self.stop_reason = (
-                getattr(getattr(event, "delta", None), "stop_reason", None) or self.stop_reason
-            )
+            self.stop_reason = getattr(getattr(event, "delta", None), "stop_reason", None) or self.stop_reason
             self._count(getattr(event, "usage", None))
         elif kind == "message_stop":
             self.finished = True

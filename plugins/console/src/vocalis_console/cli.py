@@ -13,9 +13,9 @@ from vocalis_console.devices import AudioDeviceError, list_devices
 
 
 async def _make_agent(spec: str | None) -> Any:
+    from vocalis.cli.run_cmd import load_object
     from vocalis.session.agent import Agent
     from vocalis.session.assistant import DefaultAssistant
-    from vocalis.cli.run_cmd import load_object
 
     if spec is None:
         return DefaultAssistant()
@@ -30,13 +30,14 @@ async def _make_agent(spec: str | None) -> Any:
 
 async def _console(agent_spec: str | None, transport_options: dict[str, Any]) -> None:
     from vocalis.pipeline.cascading import CascadingPipeline
-    from vocalis.session.agent_session import AgentSession
     from vocalis.pipeline.config import EOUConfig
-
+    from vocalis.session.agent_session import AgentSession
     from vocalis_console.transport import ConsoleTransport
 
     transport = ConsoleTransport(**{k: v for k, v in transport_options.items() if v is not None})
-    session = AgentSession(await _make_agent(agent_spec), CascadingPipeline(eou_config=EOUConfig(preemptive_generation=True)))
+    session = AgentSession(
+        await _make_agent(agent_spec), CascadingPipeline(eou_config=EOUConfig(preemptive_generation=True))
+    )
     session.on("on_speech_in", lambda e: e["is_final"] and e["text"] and click.echo(f"you:   {e['text']}"))
     session.on("agent_turn", lambda e: click.echo(f"agent: {e.get('text', '')}"))
     session.on("error", lambda e: click.echo(f"error: {e['source']}: {e['message']}", err=True))
@@ -57,7 +58,9 @@ async def _console(agent_spec: str | None, transport_options: dict[str, Any]) ->
 @click.option("--agent", help="module:factory or file.py:factory making the Agent (default: the built-in assistant).")
 @click.option("--input-device", help="Microphone: index or part of its name (default: the system's).")
 @click.option("--output-device", help="Speaker: index or part of its name (default: the system's).")
-@click.option("--headphones", is_flag=True, help="Keep the microphone open while the agent speaks, so you can interrupt it.")
+@click.option(
+    "--headphones", is_flag=True, help="Keep the microphone open while the agent speaks, so you can interrupt it."
+)
 @click.option("--list-devices", is_flag=True, help="Show the audio devices and exit.")
 def console_command(
     agent: str | None, input_device: str | None, output_device: str | None, headphones: bool, list_devices: bool

@@ -8,11 +8,11 @@ import time
 from typing import Any, ClassVar
 
 from pydantic import Field
+
 from vocalis.audio import AudioFrame, AudioResampler
 from vocalis.providers.audio_output import AudioOutput
 from vocalis.providers.transport import AudioSink, Transport
 from vocalis.settings import ProviderSettings, provider_settings_config
-
 from vocalis_console.devices import DuplexDevice, SoundDevice
 
 # Without echo cancellation the microphone hears the speaker for a moment

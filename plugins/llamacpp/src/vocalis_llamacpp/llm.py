@@ -162,9 +162,7 @@ class LlamaCppLLM(LLM):
                 request llama.cpp refused (e.g. longer than ``n_ctx``).
         """
         if not chat_ctx.items:
-            raise self.error(
-                "the conversation is empty: give at least one message", recoverable=False
-            )
+            raise self.error("the conversation is empty: give at least one message", recoverable=False)
         engine = await self._get_engine()
         request = self._request(engine, chat_ctx, tools, tool_choice)
         loop = asyncio.get_running_loop()
@@ -191,9 +189,7 @@ class LlamaCppLLM(LLM):
         try:
             while (item := await queue.get()) is not _DONE:
                 if isinstance(item, _Failure):
-                    raise self.error(
-                        f"llama.cpp failed: {item.exc}", recoverable=False
-                    ) from item.exc
+                    raise self.error(f"llama.cpp failed: {item.exc}", recoverable=False) from item.exc
                 if (error := chunk_error(item)) is not None:
                     message, code = error
                     raise self.error(f"llama.cpp: {message}", recoverable=code >= 500)

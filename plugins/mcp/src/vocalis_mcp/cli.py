@@ -24,7 +24,9 @@ def _server_options(func: Any) -> Any:
     options = [
         click.option("--url", help="Endpoint of an HTTP server (ending in /mcp: streamable HTTP; else SSE)."),
         click.option("--header", "headers", multiple=True, metavar="NAME:VALUE", help="HTTP header; repeatable."),
-        click.option("--env", "env", multiple=True, metavar="NAME=VALUE", help="Variable for the server process; repeatable."),
+        click.option(
+            "--env", "env", multiple=True, metavar="NAME=VALUE", help="Variable for the server process; repeatable."
+        ),
         click.option("--cwd", type=click.Path(file_okay=False), help="Working directory of the server process."),
         click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the server."),
         click.argument("command", nargs=-1, type=click.UNPROCESSED),
@@ -49,7 +51,8 @@ def _make_server(
 ) -> MCPServer:
     if bool(url) == bool(command):
         raise click.UsageError(
-            "name one server: --url URL, or -- COMMAND [ARGS...]" if not url and not command
+            "name one server: --url URL, or -- COMMAND [ARGS...]"
+            if not url and not command
             else "give --url URL or -- COMMAND [ARGS...], not both"
         )
     if url and (env or cwd):
@@ -104,8 +107,13 @@ def mcp_command() -> None:
 @_server_options
 @click.option("--json", "as_json", is_flag=True, help="Print the tools as a JSON array.")
 def tools_command(
-    url: str | None, headers: tuple[str, ...], env: tuple[str, ...], cwd: str | None,
-    timeout: float, command: tuple[str, ...], as_json: bool,
+    url: str | None,
+    headers: tuple[str, ...],
+    env: tuple[str, ...],
+    cwd: str | None,
+    timeout: float,
+    command: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """List a server's tools with their input schemas.
 
@@ -135,12 +143,25 @@ def tools_command(
 @mcp_command.command("call")
 @click.argument("tool")
 @click.option("--args", "args_json", metavar="JSON", help="Arguments as a JSON object.")
-@click.option("-a", "--arg", "arg_pairs", multiple=True, metavar="NAME=VALUE",
-              help="One argument; VALUE is text for string parameters, else parsed as JSON when it can be (numbers, true, lists).")
+@click.option(
+    "-a",
+    "--arg",
+    "arg_pairs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="One argument; VALUE is text for string parameters, else parsed as JSON when it can be (numbers, true, lists).",  # noqa: E501
+)
 @_server_options
 def call_command(
-    tool: str, args_json: str | None, arg_pairs: tuple[str, ...], url: str | None, headers: tuple[str, ...],
-    env: tuple[str, ...], cwd: str | None, timeout: float, command: tuple[str, ...],
+    tool: str,
+    args_json: str | None,
+    arg_pairs: tuple[str, ...],
+    url: str | None,
+    headers: tuple[str, ...],
+    env: tuple[str, ...],
+    cwd: str | None,
+    timeout: float,
+    command: tuple[str, ...],
 ) -> None:
     """Call TOOL once and print its output.
 

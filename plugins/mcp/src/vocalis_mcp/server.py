@@ -26,6 +26,7 @@ import anyio
 from loguru import logger
 from mcp import ClientSession, MCPError, types
 from pydantic import Field, ValidationError
+
 from vocalis.providers.tools import Tool, ToolSource
 from vocalis.settings import ProviderSettings, provider_settings_config
 from vocalis.tools.function import ToolArgumentsError, ToolError, parse_tool_arguments
@@ -92,12 +93,14 @@ class MCPTool:
             error = _best_match(self._validator.iter_errors(arguments))
         except RecursionError:
             raise ToolArgumentsError(f"Invalid arguments for tool {self.name!r}: nested too deeply") from None
-        except Exception as exc:  # noqa: BLE001 - e.g. a $ref the schema cannot resolve: the server decides
+        except Exception as exc:
             logger.debug("cannot check arguments of MCP tool {!r}: {!r}", self.name, exc)
             return
         if error is not None:
             where = ".".join(str(part) for part in error.absolute_path) or "arguments"
-            raise ToolArgumentsError(f"Invalid arguments for tool {self.name!r}: {_cut(where)}: {_cut(error.message, 200)}")
+            raise ToolArgumentsError(
+                f"Invalid arguments for tool {self.name!r}: {_cut(where)}: {_cut(error.message, 200)}"
+            )
 
 
 def _validator_for(tool: str, schema: dict[str, Any]) -> Any:
@@ -340,7 +343,9 @@ class MCPServer(ToolSource):
                 with anyio.fail_after(timeout):
                     result = await session.call_tool(name, arguments)
             except TimeoutError:
-                raise ToolError(f"tool {name!r} on MCP server {self.server_name} timed out after {timeout:g} s") from None
+                raise ToolError(
+                    f"tool {name!r} on MCP server {self.server_name} timed out after {timeout:g} s"
+                ) from None
             except MCPError as exc:
                 if exc.code != types.CONNECTION_CLOSED or exc.message != "Connection closed":
                     # A JSON-RPC error answer: the server is fine, the call is not.
@@ -374,4 +379,6 @@ class MCPServer(ToolSource):
         except ConnectionError as exc:
             raise ToolError(str(exc)) from exc
         except Exception as exc:
-            raise ToolError(f"MCP server {self.server_name} failed: {type(exc).__name__}: {self._redact(str(exc))}") from exc
+            raise ToolError(
+                f"MCP server {self.server_name} failed: {type(exc).__name__}: {self._redact(str(exc))}"
+            ) from exc

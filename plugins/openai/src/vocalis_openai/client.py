@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import openai
 from pydantic import Field, SecretStr, field_validator
+
 from vocalis.providers.base import ErrorKind, Provider, ProviderError
 from vocalis.settings import ProviderSettings
 

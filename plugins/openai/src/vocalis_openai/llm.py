@@ -11,15 +11,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from loguru import logger
 from pydantic import Field
+
 from vocalis.providers.base import ErrorKind
 from vocalis.providers.llm import LLM, ChatChunk, ToolSpec, Usage
 from vocalis.settings import provider_settings_config
-
 from vocalis_openai.client import OpenAIClientMixin, OpenAISettings, provider_error
 from vocalis_openai.tool_calls import ToolCallAssembler
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionChunk
+
     from vocalis.chat import ChatContext
 
 

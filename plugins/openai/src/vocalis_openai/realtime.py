@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from loguru import logger
 from pydantic import Field
+
 from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.providers.llm import ToolSpec
 from vocalis.providers.realtime import RealtimeModel
 from vocalis.settings import provider_settings_config
-
 from vocalis_openai.client import (
     OpenAIClientMixin,
     OpenAISettings,
@@ -136,16 +136,12 @@ class OpenAIRealtime(OpenAIClientMixin, RealtimeModel):
         history = history_items(chat_ctx, instructions)
         # The SDK hands these on to websockets' connect(); its TypedDict omits them.
         options: Any = {"open_timeout": settings.timeout, "close_timeout": _CLOSE_TIMEOUT}
-        manager = self.client.realtime.connect(
-            model=settings.model, websocket_connection_options=options
-        )
+        manager = self.client.realtime.connect(model=settings.model, websocket_connection_options=options)
         try:
             connection = await manager.enter()
         except Exception as exc:
             raise self._connect_error(exc) from exc
-        session = OpenAIRealtimeSession(
-            self, connection, manual_turns=settings.turn_detection == "none"
-        )
+        session = OpenAIRealtimeSession(self, connection, manual_turns=settings.turn_detection == "none")
         self._sessions.add(session)
         session.send_client_event({"type": "session.update", "session": config})
         for item in history:
@@ -155,9 +151,7 @@ class OpenAIRealtime(OpenAIClientMixin, RealtimeModel):
         except BaseException as exc:
             await session.aclose()
             if isinstance(exc, TimeoutError):
-                raise self.error(
-                    f"no session.created within {settings.timeout:g} s", kind=ErrorKind.TIMEOUT
-                ) from exc
+                raise self.error(f"no session.created within {settings.timeout:g} s", kind=ErrorKind.TIMEOUT) from exc
             raise
         logger.debug("{} connected: model {}", self.label, settings.model)
         return session
@@ -224,22 +218,14 @@ class OpenAIRealtime(OpenAIClientMixin, RealtimeModel):
                 kind=status_kind(status),
             )
         if isinstance(exc, InvalidURI):
-            return self.error(
-                f"bad WebSocket URL: {exc}", recoverable=False, kind=ErrorKind.BAD_REQUEST
-            )
+            return self.error(f"bad WebSocket URL: {exc}", recoverable=False, kind=ErrorKind.BAD_REQUEST)
         if isinstance(exc, TimeoutError):
-            return self.error(
-                f"handshake timed out after {self.settings.timeout:g} s", kind=ErrorKind.TIMEOUT
-            )
+            return self.error(f"handshake timed out after {self.settings.timeout:g} s", kind=ErrorKind.TIMEOUT)
         if isinstance(exc, OSError) or _caused_by_os_error(exc):
-            return self.error(
-                f"connection failed: {type(exc).__name__}: {exc}", kind=ErrorKind.CONNECTION
-            )
+            return self.error(f"connection failed: {type(exc).__name__}: {exc}", kind=ErrorKind.CONNECTION)
         if isinstance(exc, InvalidHandshake):
             # The server answered, but not with a WebSocket upgrade.
-            return self.error(
-                f"handshake failed: {type(exc).__name__}: {exc}", kind=ErrorKind.PROTOCOL
-            )
+            return self.error(f"handshake failed: {type(exc).__name__}: {exc}", kind=ErrorKind.PROTOCOL)
         return provider_error(self, exc, started=False)
 
     async def aclose(self) -> None:

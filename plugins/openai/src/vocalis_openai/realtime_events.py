@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
+
 from vocalis.audio import AudioFrame
 from vocalis.providers.base import ProviderError
 from vocalis.providers.llm import ToolCallRequest
@@ -28,9 +29,7 @@ if TYPE_CHECKING:
 E = RealtimeEventType
 BYTES_PER_MS = 48  # 24 kHz, 16-bit mono
 # Error codes after which the same request can never succeed.
-_FATAL_CODES = frozenset(
-    {"invalid_api_key", "insufficient_quota", "model_not_found", "session_expired"}
-)
+_FATAL_CODES = frozenset({"invalid_api_key", "insufficient_quota", "model_not_found", "session_expired"})
 _FATAL_TYPES = frozenset({"invalid_request_error", "authentication_error", "permission_error"})
 _AUDIO_DELTAS = ("response.output_audio.delta", "response.audio.delta")
 _TEXT_DELTAS = (
@@ -96,21 +95,15 @@ class ServerEventMapper:
         self._handlers: dict[str, Callable[[Any], None]] = {
             "session.created": self._on_session_created,
             "error": self._on_error,
-            "input_audio_buffer.speech_started": lambda e: self._emit(
-                RealtimeEvent(E.SPEECH_STARTED)
-            ),
-            "input_audio_buffer.speech_stopped": lambda e: self._emit(
-                RealtimeEvent(E.SPEECH_STOPPED)
-            ),
+            "input_audio_buffer.speech_started": lambda e: self._emit(RealtimeEvent(E.SPEECH_STARTED)),
+            "input_audio_buffer.speech_stopped": lambda e: self._emit(RealtimeEvent(E.SPEECH_STOPPED)),
             "input_audio_buffer.committed": self._on_committed,
             "conversation.item.input_audio_transcription.delta": self._on_transcript_delta,
             "conversation.item.input_audio_transcription.completed": self._on_transcript_done,
             "conversation.item.input_audio_transcription.failed": self._on_transcript_failed,
             "response.created": self._on_response_created,
             "response.function_call_arguments.done": self._on_arguments_done,
-            "response.output_item.done": lambda e: self._on_item(
-                field(e, "item"), field(e, "response_id", "")
-            ),
+            "response.output_item.done": lambda e: self._on_item(field(e, "item"), field(e, "response_id", "")),
             "response.done": self._on_response_done,
             **dict.fromkeys(_AUDIO_DELTAS, self._on_audio),
             **dict.fromkeys(_TEXT_DELTAS, self._on_text),
@@ -235,9 +228,7 @@ class ServerEventMapper:
                 response_id,
             )
 
-    def _on_call(
-        self, call_id: str | None, item_id: str | None, name: str, arguments: str, response_id: str
-    ) -> None:
+    def _on_call(self, call_id: str | None, item_id: str | None, name: str, arguments: str, response_id: str) -> None:
         # The same call is announced by arguments.done, output_item.done and response.done.
         key = call_id or item_id or ""
         if not name or (key and key in self._calls_seen):

@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
+
 from vocalis.audio import AudioFrame, AudioResampler
 from vocalis.providers.base import ProviderError
 from vocalis.providers.realtime import RealtimeSession
-
 from vocalis_openai.realtime_events import ServerEventMapper
 from vocalis_openai.realtime_items import message_item, tool_output_item
 
@@ -44,16 +44,12 @@ class OpenAIRealtimeSession(RealtimeSession):
     stream then fails with a :class:`ProviderError` naming the provider.
     """
 
-    def __init__(
-        self, model: OpenAIRealtime, connection: AsyncRealtimeConnection, *, manual_turns: bool
-    ) -> None:
+    def __init__(self, model: OpenAIRealtime, connection: AsyncRealtimeConnection, *, manual_turns: bool) -> None:
         super().__init__(model.label)
         self._model = model
         self._conn = connection
         # Audio appends skip the SDK's param transform when it offers a raw send.
-        self._send_raw: Callable[[str], Awaitable[None]] | None = getattr(
-            connection, "send_raw", None
-        )
+        self._send_raw: Callable[[str], Awaitable[None]] | None = getattr(connection, "send_raw", None)
         self._manual_turns = manual_turns
         self._events = ServerEventMapper(model, self.send)
         self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
@@ -217,9 +213,7 @@ class OpenAIRealtimeSession(RealtimeSession):
             try:
                 event = self._conn.parse_event(data)
             except (ValueError, TypeError) as exc:
-                logger.warning(
-                    "{}: ignoring a server message that is not JSON: {}", self.label, exc
-                )
+                logger.warning("{}: ignoring a server message that is not JSON: {}", self.label, exc)
                 continue
             self._events.handle(event)
 

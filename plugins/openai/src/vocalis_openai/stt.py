@@ -17,10 +17,10 @@ from typing import Any, ClassVar, Literal
 
 from loguru import logger
 from pydantic import Field
+
 from vocalis.audio import AudioFrame, AudioResampler, concat
 from vocalis.providers.stt import STT, SpeechEvent, SpeechEventType
 from vocalis.settings import provider_settings_config
-
 from vocalis_openai.client import OpenAIClientMixin, OpenAISettings, provider_error
 
 MIN_SECONDS = 0.1
@@ -80,9 +80,7 @@ class OpenAISTT(OpenAIClientMixin, STT):
 
     settings: Settings
 
-    async def recognize(
-        self, frames: Sequence[AudioFrame], *, language: str | None = None
-    ) -> SpeechEvent:
+    async def recognize(self, frames: Sequence[AudioFrame], *, language: str | None = None) -> SpeechEvent:
         """Transcribe one utterance.
 
         Args:
@@ -115,9 +113,7 @@ class OpenAISTT(OpenAIClientMixin, STT):
             "temperature": self.settings.temperature,
         }
         request.update({key: value for key, value in optional.items() if value is not None})
-        logger.debug(
-            "{}: transcribing {:.2f} s with {}", self.label, audio.duration, self.settings.model
-        )
+        logger.debug("{}: transcribing {:.2f} s with {}", self.label, audio.duration, self.settings.model)
         try:
             result = await self.client.audio.transcriptions.create(**request)
         except Exception as exc:
@@ -125,9 +121,7 @@ class OpenAISTT(OpenAIClientMixin, STT):
             raise provider_error(self, exc, started=False) from exc
         return _event(result, language, audio.duration)
 
-    async def recognize_interim(
-        self, frames: Sequence[AudioFrame], *, language: str | None = None
-    ) -> SpeechEvent:
+    async def recognize_interim(self, frames: Sequence[AudioFrame], *, language: str | None = None) -> SpeechEvent:
         """Transcribe the utterance so far, or return empty text when ``interims`` is off.
 
         The pipeline drops empty interims, so with ``interims`` off no
@@ -167,9 +161,7 @@ def to_wav(audio: AudioFrame) -> bytes:
 def _event(result: Any, language: str | None, duration: float) -> SpeechEvent:
     """Turn a ``json``, ``verbose_json`` or ``text`` response into a final transcript."""
     if isinstance(result, str):
-        return SpeechEvent(
-            SpeechEventType.FINAL_TRANSCRIPT, result.strip(), language=language, end_time=duration
-        )
+        return SpeechEvent(SpeechEventType.FINAL_TRANSCRIPT, result.strip(), language=language, end_time=duration)
     text = str(getattr(result, "text", "") or "")
     confidence = 1.0
     segments = getattr(result, "segments", None)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
+
 from vocalis.providers.llm import ToolCallRequest
 
 if TYPE_CHECKING:

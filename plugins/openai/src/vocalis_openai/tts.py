@@ -12,12 +12,12 @@ from typing import Any, ClassVar
 
 from loguru import logger
 from pydantic import Field
+
 from vocalis.audio import AudioFrame
 from vocalis.providers.base import ErrorKind
 from vocalis.providers.tts import TTS
 from vocalis.settings import provider_settings_config
 from vocalis.text import speakable
-
 from vocalis_openai.client import OpenAIClientMixin, OpenAISettings, provider_error
 
 MAX_INPUT_CHARS = 4096
@@ -131,7 +131,6 @@ class OpenAITTS(OpenAIClientMixin, TTS):
                 recoverable=False,
                 kind=ErrorKind.BAD_REQUEST,
             )
-
 
 
 def split_text(text: str, limit: int) -> list[str]:

@@ -68,9 +68,7 @@ class _Espeak:
         ]
         lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         data_path = str(Path(espeakng_loader.get_data_path()))
-        rate = lib.espeak_Initialize(
-            _AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(), _INITIALIZE_DONT_EXIT
-        )
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(), _INITIALIZE_DONT_EXIT)
         if rate <= 0:
             raise EspeakError(f"espeak_Initialize failed with data at {data_path}")
         self.lib = lib
@@ -94,9 +92,7 @@ class _Espeak:
         out: list[tuple[str, str]] = []
         start = 0
         while pointer.value:
-            phonemes = self.lib.espeak_TextToPhonemes(
-                ctypes.byref(pointer), _CHARS_UTF8, _PHONEMES_IPA
-            )
+            phonemes = self.lib.espeak_TextToPhonemes(ctypes.byref(pointer), _CHARS_UTF8, _PHONEMES_IPA)
             end = pointer.value - base if pointer.value else len(raw)
             source = raw[start:end].decode("utf-8", errors="ignore")
             out.append(((phonemes or b"").decode("utf-8", errors="ignore"), source))

@@ -128,9 +128,7 @@ class PiperTTS(TTS):
         voice = await self._load()
         loop = asyncio.get_running_loop()
         try:
-            sentences = await loop.run_in_executor(
-                voice.executor, phonemize, text, self.voice_config.espeak_voice
-            )
+            sentences = await loop.run_in_executor(voice.executor, phonemize, text, self.voice_config.espeak_voice)
         except EspeakError as exc:
             raise self.error(str(exc), recoverable=False) from exc
         frame_samples = self.sample_rate * self.settings.frame_ms // 1000

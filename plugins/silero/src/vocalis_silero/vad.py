@@ -9,10 +9,10 @@ from typing import ClassVar
 
 import numpy as np
 from pydantic import Field, model_validator
+
 from vocalis.audio import AudioFrame, AudioResampler
 from vocalis.providers.vad import VAD, VADEvent, VADEventType, VADStream
 from vocalis.settings import ProviderSettings, provider_settings_config
-
 from vocalis_silero import models
 
 _WINDOW_SECONDS = models.WINDOW / models.SAMPLE_RATE
@@ -72,8 +72,7 @@ class SileroVAD(VAD):
             off = self.deactivation_threshold
             if off is not None and off > self.threshold:
                 raise ValueError(
-                    f"deactivation_threshold {self.deactivation_threshold} is above "
-                    f"threshold {self.threshold}"
+                    f"deactivation_threshold {self.deactivation_threshold} is above threshold {self.threshold}"
                 )
             return self
 
@@ -183,9 +182,7 @@ class SileroVADStream(VADStream):
             if len(windows) > _MAX_BATCH:
                 self._pending.appendleft(windows[_MAX_BATCH:])
                 windows = windows[:_MAX_BATCH]
-            probs = await loop.run_in_executor(
-                models.executor(), self._model.score, self._state, windows
-            )
+            probs = await loop.run_in_executor(models.executor(), self._model.score, self._state, windows)
             self._apply(probs)
         self._drain = None
         if self._input_ended:

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from pydantic import Field
+
 from vocalis.audio import AudioFrame, resample
 from vocalis.providers.eou import EOU
 from vocalis.settings import ProviderSettings, provider_settings_config
-
 from vocalis_smartturn import model as smart_model
 from vocalis_smartturn.features import SAMPLE_RATE, WINDOW_SECONDS, trim_trailing_silence
 

@@ -98,9 +98,7 @@ class SmartTurnModel:
             options.add_session_config_entry("session.x64quantprecision", "1")
         self.path = path
         try:
-            self.session = ort.InferenceSession(
-                str(path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelNotFoundError(f"cannot load {path}: {exc}") from exc
         names = [i.name for i in self.session.get_inputs()]

@@ -16,6 +16,7 @@ from typing import Any
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
 from vocalis.audio import AudioFrame, AudioResampler
 from vocalis.providers.audio_output import AudioOutput
 

@@ -8,7 +8,6 @@ from vocalis import hookimpl
 
 if TYPE_CHECKING:
     from vocalis.plugin.registry import ProviderRegister
-
     from vocalis_webrtc.transport import WebRTCTransport
 
 

@@ -21,14 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from loguru import logger
-from vocalis.serve.server import AdmissionError
 
+from vocalis.serve.server import AdmissionError
 from vocalis_webrtc.transport import OfferError, browser_ice_servers
 
 if TYPE_CHECKING:
     from vocalis.serve.http import Routes
     from vocalis.serve.server import SessionServer
-
     from vocalis_webrtc.transport import WebRTCTransport
 
 PAGE = Path(__file__).resolve().parent / "page" / "index.html"
@@ -48,9 +47,7 @@ async def _read_offer(request: web.Request) -> str:
     try:
         body = await request.json()
     except ValueError:
-        raise web.HTTPBadRequest(
-            text='expected a JSON body {"sdp": ..., "type": "offer"}'
-        ) from None
+        raise web.HTTPBadRequest(text='expected a JSON body {"sdp": ..., "type": "offer"}') from None
     if not isinstance(body, dict) or body.get("type") != "offer":
         raise web.HTTPBadRequest(text='expected {"sdp": ..., "type": "offer"}')
     sdp = body.get("sdp")
@@ -101,7 +98,7 @@ def add_webrtc_routes(cls: type[WebRTCTransport], routes: Routes, server: Sessio
         except AdmissionError as exc:
             await transport.aclose()
             return _error(str(exc), exc.status)
-        except Exception:  # noqa: BLE001 - whatever the agent factory raised, refuse this call only
+        except Exception:
             # open_session closed the half-started session (and so the transport).
             logger.exception("webrtc: the session could not start")
             await transport.aclose()

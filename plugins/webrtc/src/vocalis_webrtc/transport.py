@@ -20,9 +20,9 @@ from aiortc.exceptions import InvalidStateError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from loguru import logger
 from pydantic import Field, SecretStr
+
 from vocalis.providers.transport import AudioSink, Transport
 from vocalis.settings import ProviderSettings, provider_settings_config
-
 from vocalis_webrtc.audio import AgentAudioTrack, InboundAudio, TrackAudioOutput
 from vocalis_webrtc.messages import close_message, encode, event_message, parse_client_message
 
@@ -97,7 +97,7 @@ class WebRTCTransport(Transport):
         """
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        except Exception as exc:  # noqa: BLE001 - aiortc raises several types for bad SDP
+        except Exception as exc:
             raise OfferError(f"invalid offer: {exc}") from None
         if not any(t.kind == "audio" for t in self.pc.getTransceivers()):
             raise OfferError("the offer has no audio track")
@@ -144,7 +144,7 @@ class WebRTCTransport(Transport):
                 continue
             try:
                 converted = inbound.convert(frame)  # type: ignore[arg-type]
-            except Exception as exc:  # noqa: BLE001 - one bad frame must not end the call
+            except Exception as exc:
                 logger.warning("webrtc: dropped an audio frame ({})", exc)
                 continue
             if converted is not None:
@@ -259,12 +259,8 @@ def ice_servers(settings: Any) -> list[RTCIceServer]:
     servers = []
     for url in settings.ice_servers:
         if url.startswith("turn"):
-            credential = (
-                settings.ice_credential.get_secret_value() if settings.ice_credential else None
-            )
-            servers.append(
-                RTCIceServer(urls=url, username=settings.ice_username, credential=credential)
-            )
+            credential = settings.ice_credential.get_secret_value() if settings.ice_credential else None
+            servers.append(RTCIceServer(urls=url, username=settings.ice_username, credential=credential))
         else:
             servers.append(RTCIceServer(urls=url))
     return servers
@@ -273,10 +269,6 @@ def ice_servers(settings: Any) -> list[RTCIceServer]:
 def browser_ice_servers(settings: Any) -> list[dict[str, Any]]:
     """The same servers in the shape the page's ``RTCPeerConnection`` takes."""
     return [
-        {
-            k: v
-            for k, v in {"urls": s.urls, "username": s.username, "credential": s.credential}.items()
-            if v
-        }
+        {k: v for k, v in {"urls": s.urls, "username": s.username, "credential": s.credential}.items() if v}
         for s in ice_servers(settings)
     ]

@@ -12,13 +12,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
+
 from vocalis.providers.transport import AudioSink, Transport
 from vocalis.settings import ProviderSettings
-
 from vocalis_websocket.outbox import DEFAULT_MAX_AUDIO_BYTES, Outbox
 
 if TYPE_CHECKING:
     from aiohttp import web
+
     from vocalis.serve.server import SessionServer
     from vocalis.session.agent_session import AgentSession
 
@@ -92,8 +93,7 @@ class SocketTransport(Transport):
     async def start(self, sink: AudioSink) -> None:
         if self.outbox is None:
             raise self.error(
-                "this transport serves WebSocket connections accepted by `vocalis serve`; "
-                "it was built without one",
+                "this transport serves WebSocket connections accepted by `vocalis serve`; it was built without one",
                 recoverable=False,
             )
         self.sink = sink
@@ -159,7 +159,7 @@ class SocketTransport(Transport):
         assert ws is not None
         try:
             session = await server.open_session(transport, reserved=True)
-        except Exception as exc:  # noqa: BLE001 - whatever the agent factory raised, refuse this call only
+        except Exception as exc:
             logger.opt(exception=exc).error("{}: the session could not start", transport.label)
             if not ws.closed:
                 await refuse(ws, CLOSE_INTERNAL_ERROR, "the session could not start")
@@ -167,7 +167,7 @@ class SocketTransport(Transport):
             return
         try:
             await transport.serve(session)
-        except Exception as exc:  # noqa: BLE001 - a bug here must end this call only, not the server
+        except Exception as exc:
             logger.opt(exception=exc).error("{}: reading the socket failed", transport.label)
         finally:
             await session.close(reason="hangup")

@@ -18,16 +18,17 @@ import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from loguru import logger
+
 from vocalis.providers.transport import AudioSink
 from vocalis.serve.server import AdmissionError
 from vocalis.settings import provider_settings_config
-
 from vocalis_websocket.audio_out import ChunkedAudioOutput
 from vocalis_websocket.base import CLOSE_TRY_AGAIN_LATER, SocketSettings, SocketTransport, new_socket, refuse
 from vocalis_websocket.outbox import dumps, jsonable
 
 if TYPE_CHECKING:
     from aiohttp import web
+
     from vocalis.serve.http import Routes
     from vocalis.serve.server import SessionServer
     from vocalis.session.agent_session import AgentSession

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from vocalis import hookimpl
-
 from vocalis_websocket.pcm import PCMWebSocketTransport
 from vocalis_websocket.twilio import TwilioTransport
 
 if TYPE_CHECKING:
-    from vocalis.providers.transport import Transport
     from vocalis.plugin.registry import ProviderRegister
+    from vocalis.providers.transport import Transport
 
 
 @hookimpl

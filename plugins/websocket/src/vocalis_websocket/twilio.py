@@ -23,11 +23,11 @@ import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from loguru import logger
+
 from vocalis.audio import AudioFrame
 from vocalis.providers.transport import AudioSink
 from vocalis.serve.server import AdmissionError
 from vocalis.settings import provider_settings_config
-
 from vocalis_websocket.audio_out import ChunkedAudioOutput
 from vocalis_websocket.base import (
     CLOSE_POLICY_VIOLATION,
@@ -44,6 +44,7 @@ from vocalis_websocket.outbox import dumps
 
 if TYPE_CHECKING:
     from aiohttp import web
+
     from vocalis.serve.http import Routes
     from vocalis.serve.server import SessionServer
     from vocalis.session.agent_session import AgentSession

@@ -180,9 +180,7 @@ def transcribe(
     total = sum(weight for _, weight, _ in kept)
     confidence = sum(weight * conf for _, weight, conf in kept) / total
     text = " ".join(text for text, _, _ in kept)
-    return Transcript(
-        text, min(1.0, max(0.0, confidence)), info.language, start, min(end, duration)
-    )
+    return Transcript(text, min(1.0, max(0.0, confidence)), info.language, start, min(end, duration))
 
 
 def is_phantom(text: str, no_speech: float, avg_logprob: float, options: DecodeOptions) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from vocalis import hookimpl
-
 from vocalis_whisper.stt import WhisperSTT
 
 if TYPE_CHECKING:

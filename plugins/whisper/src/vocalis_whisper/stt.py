@@ -56,23 +56,13 @@ class WhisperSTT(STT):
                 "already in the local Hugging Face cache (nothing is downloaded)."
             ),
         )
-        language: str | None = Field(
-            "en", description="Language code; None detects it (multilingual models)."
-        )
+        language: str | None = Field("en", description="Language code; None detects it (multilingual models).")
         beam_size: int = Field(5, ge=1, le=16, description="Beam width for final transcripts.")
-        interim_beam_size: int = Field(
-            1, ge=1, le=16, description="Beam width for interims (1 = greedy)."
-        )
-        compute_type: str = Field(
-            "int8", description="CTranslate2 compute type: int8, int8_float32, float32, ..."
-        )
+        interim_beam_size: int = Field(1, ge=1, le=16, description="Beam width for interims (1 = greedy).")
+        compute_type: str = Field("int8", description="CTranslate2 compute type: int8, int8_float32, float32, ...")
         cpu_threads: int = Field(1, ge=1, le=64, description="Threads one decode uses.")
-        initial_prompt: str | None = Field(
-            None, description="Text that primes vocabulary (names, jargon)."
-        )
-        vad_filter: bool = Field(
-            False, description="faster-whisper's own VAD; the pipeline's VAD already segments."
-        )
+        initial_prompt: str | None = Field(None, description="Text that primes vocabulary (names, jargon).")
+        vad_filter: bool = Field(False, description="faster-whisper's own VAD; the pipeline's VAD already segments.")
         no_speech_threshold: float = Field(
             0.6,
             ge=0.0,
@@ -104,9 +94,7 @@ class WhisperSTT(STT):
         """Load the model now instead of on the first recognition."""
         await self._model()
 
-    async def recognize(
-        self, frames: Sequence[AudioFrame], *, language: str | None = None
-    ) -> SpeechEvent:
+    async def recognize(self, frames: Sequence[AudioFrame], *, language: str | None = None) -> SpeechEvent:
         """Transcribe one complete utterance with beam search.
 
         Args:
@@ -126,9 +114,7 @@ class WhisperSTT(STT):
             SpeechEventType.FINAL_TRANSCRIPT,
         )
 
-    async def recognize_interim(
-        self, frames: Sequence[AudioFrame], *, language: str | None = None
-    ) -> SpeechEvent:
+    async def recognize_interim(self, frames: Sequence[AudioFrame], *, language: str | None = None) -> SpeechEvent:
         """Transcribe speech still going on, greedily (``interim_beam_size``).
 
         Returns:
@@ -157,9 +143,7 @@ class WhisperSTT(STT):
             frames = [frames]
         for frame in frames:
             if not isinstance(frame, AudioFrame):
-                raise self.error(
-                    f"recognize() takes AudioFrame objects, got {type(frame).__name__}"
-                )
+                raise self.error(f"recognize() takes AudioFrame objects, got {type(frame).__name__}")
         if not frames:
             return SpeechEvent(kind, "", confidence=0.0, language=language)
         loaded = await self._model()
