@@ -80,7 +80,7 @@ class _OrderedTimerHandle(asyncio.TimerHandle):
         super().__init__(when, callback, args, loop, context)
         self._seq = seq
 
-    def __lt__(self, other: object) -> bool:
+    def __lt__(self, other: asyncio.TimerHandle) -> bool:
         if isinstance(other, _OrderedTimerHandle) and self.when() == other.when():
             return self._seq < other._seq
         return super().__lt__(other)
@@ -220,7 +220,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             )
         self._now = target
 
-    def call_at(
+    def call_at(  # type: ignore[override]  # the base is generic over the callback's arguments
         self, when: float, callback: Callable[..., object], *args: Any, context: Context | None = None
     ) -> asyncio.TimerHandle:
         """Schedule ``callback`` at virtual time ``when`` (FIFO among equal deadlines)."""
@@ -238,7 +238,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         timer._scheduled = True  # type: ignore[attr-defined]
         return timer
 
-    def run_in_executor(
+    def run_in_executor(  # type: ignore[override]  # the base is generic over func's arguments
         self, executor: concurrent.futures.Executor | None, func: Callable[..., T], *args: Any
     ) -> asyncio.Future[T]:
         """Run ``func`` in real time; the clock stands still until it finishes."""
@@ -311,7 +311,7 @@ def run_virtual(
             runner.close()
         finally:
             policy.set_event_loop(previous)
-            if set_called is not None:
+            if set_called is not None and local is not None:
                 local._set_called = set_called
             _close_unstarted(main)
 

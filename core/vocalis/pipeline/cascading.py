@@ -101,14 +101,14 @@ class CascadingPipeline(InputStreams, Pipeline):
             None
             if vad is None
             else self._resolve(  # type: ignore[assignment]
-                ProviderKind.VAD, None if vad is DEFAULT else vad, required=False
+                ProviderKind.VAD, None if isinstance(vad, _Default) else vad, required=False
             )
         )
         self.turn_detector: EOU | None = (
             None
             if turn_detector is None
             else self._resolve(  # type: ignore[assignment]
-                ProviderKind.EOU, None if turn_detector is DEFAULT else turn_detector, required=False
+                ProviderKind.EOU, None if isinstance(turn_detector, _Default) else turn_detector, required=False
             )
         )
         self._vad_stream: VADStream | None = None

@@ -127,7 +127,7 @@ class ProviderTimeouts:
     realtime_next_event: float | None = 15.0
 
     def __post_init__(self) -> None:
-        for name in self.__slots__:  # type: ignore[attr-defined]
+        for name in self.__slots__:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"ProviderTimeouts.{name} must be a positive number of seconds or None")

@@ -25,6 +25,14 @@ import pluggy
 if TYPE_CHECKING:
     from vocalis.plugin.commands import CommandRegister
     from vocalis.plugin.registry import ProviderRegister
+    from vocalis.providers.eou import EOU
+    from vocalis.providers.llm import LLM
+    from vocalis.providers.realtime import RealtimeModel
+    from vocalis.providers.stt import STT
+    from vocalis.providers.tools import ToolSource
+    from vocalis.providers.transport import Transport
+    from vocalis.providers.tts import TTS
+    from vocalis.providers.vad import VAD
 
 PROJECT_NAME = "vocalis"
 """The pluggy project name, also the entry-point group plugins declare."""
@@ -34,7 +42,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def vocalis_register_stt(register: ProviderRegister) -> None:
+def vocalis_register_stt(register: ProviderRegister[STT]) -> None:
     """Register speech-to-text provider classes.
 
     Args:
@@ -44,7 +52,7 @@ def vocalis_register_stt(register: ProviderRegister) -> None:
 
 
 @hookspec
-def vocalis_register_llm(register: ProviderRegister) -> None:
+def vocalis_register_llm(register: ProviderRegister[LLM]) -> None:
     """Register large-language-model provider classes.
 
     Args:
@@ -54,7 +62,7 @@ def vocalis_register_llm(register: ProviderRegister) -> None:
 
 
 @hookspec
-def vocalis_register_tts(register: ProviderRegister) -> None:
+def vocalis_register_tts(register: ProviderRegister[TTS]) -> None:
     """Register text-to-speech provider classes.
 
     Args:
@@ -64,7 +72,7 @@ def vocalis_register_tts(register: ProviderRegister) -> None:
 
 
 @hookspec
-def vocalis_register_vad(register: ProviderRegister) -> None:
+def vocalis_register_vad(register: ProviderRegister[VAD]) -> None:
     """Register voice-activity-detection provider classes.
 
     Args:
@@ -74,7 +82,7 @@ def vocalis_register_vad(register: ProviderRegister) -> None:
 
 
 @hookspec
-def vocalis_register_eou(register: ProviderRegister) -> None:
+def vocalis_register_eou(register: ProviderRegister[EOU]) -> None:
     """Register end-of-utterance (turn detection) provider classes.
 
     Args:
@@ -84,7 +92,7 @@ def vocalis_register_eou(register: ProviderRegister) -> None:
 
 
 @hookspec
-def vocalis_register_tools(register: ProviderRegister) -> None:
+def vocalis_register_tools(register: ProviderRegister[ToolSource]) -> None:
     """Register tool-source classes (MCP servers and other tool providers).
 
     Args:
@@ -94,7 +102,7 @@ def vocalis_register_tools(register: ProviderRegister) -> None:
 
 
 @hookspec
-def vocalis_register_realtime(register: ProviderRegister) -> None:
+def vocalis_register_realtime(register: ProviderRegister[RealtimeModel]) -> None:
     """Register speech-to-speech (realtime) model classes.
 
     Args:
@@ -104,7 +112,7 @@ def vocalis_register_realtime(register: ProviderRegister) -> None:
 
 
 @hookspec
-def vocalis_register_transport(register: ProviderRegister) -> None:
+def vocalis_register_transport(register: ProviderRegister[Transport]) -> None:
     """Register transport classes (audio in and out of a session).
 
     Args:

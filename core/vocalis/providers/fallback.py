@@ -221,7 +221,7 @@ class FallbackLLM(_FallbackProvider, LLM):
             return provider.chat(chat_ctx, tools=tools, tool_choice=tool_choice)
 
         stream = self.fallback.stream("LLM", self.label, open_stream, check_chunk)
-        async with contextlib.aclosing(stream) as chunks:
+        async with contextlib.aclosing(stream) as chunks:  # type: ignore[type-var]  # an async generator
             async for chunk in chunks:
                 yield chunk
 
@@ -250,7 +250,7 @@ class FallbackTTS(_FallbackProvider, TTS):
             return provider.synthesize(text)
 
         stream = self.fallback.stream("TTS", self.label, open_stream, _check_frame)
-        async with contextlib.aclosing(stream) as frames:
+        async with contextlib.aclosing(stream) as frames:  # type: ignore[type-var]  # an async generator
             async for frame in frames:
                 yield frame
 

@@ -172,7 +172,7 @@ async def serve(
         except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
             pass
     try:
-        port = site._server.sockets[0].getsockname()[1] if site._server else options.port  # type: ignore[union-attr]
+        port = site._server.sockets[0].getsockname()[1] if site._server else options.port  # type: ignore[attr-defined]  # aiohttp types it as AbstractServer
         host = "127.0.0.1" if options.host in ("0.0.0.0", "") else options.host
         url = f"http://{host}:{port}/?token={server.token}"
         if ready is not None:
@@ -181,7 +181,7 @@ async def serve(
         logger.info("shutting down: no new sessions; draining")
         await server.drain()
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        for signum in installed:
+            loop.remove_signal_handler(signum)
         await server.aclose()
         await runner.cleanup()

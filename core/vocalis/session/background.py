@@ -64,7 +64,7 @@ class AudioClip:
             data = np.where(ints >= 1 << 23, ints - (1 << 24), ints).astype(np.float32) / (1 << 23)
         elif width in (2, 4):
             dtype = np.int16 if width == 2 else np.int32
-            data = np.frombuffer(raw, dtype).astype(np.float32) / float(np.iinfo(dtype).max)
+            data = np.frombuffer(raw, dtype).astype(np.float64) / float(np.iinfo(dtype).max)
         else:
             raise AudioFormatError(f"{path}: unsupported sample width {width}")
         if channels > 1:

@@ -137,7 +137,7 @@ async def run_job(
                 installed.append(sig)
             except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
                 pass
-    task = loop.create_task(entrypoint(ctx))
+    task: asyncio.Future[Any] = asyncio.ensure_future(entrypoint(ctx))
     stop = loop.create_task(ctx.wait_for_shutdown())
     try:
         await asyncio.wait([task, stop], return_when=asyncio.FIRST_COMPLETED)
@@ -154,6 +154,6 @@ async def run_job(
     finally:
         stop.cancel()
         await ctx.aclose()
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        for signum in installed:
+            loop.remove_signal_handler(signum)
     return ctx

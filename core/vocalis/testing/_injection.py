@@ -210,8 +210,8 @@ class FaultyVADStream(FaultyStream, VADStream):
     def push_frame(self, frame: AudioFrame) -> None:
         self._inner.push_frame(frame)  # type: ignore[attr-defined]
 
-    @property  # type: ignore[override]
-    def speech_duration(self) -> float | None:
+    @property
+    def speech_duration(self) -> float | None:  # type: ignore[override]
         return self._inner.speech_duration  # type: ignore[attr-defined,no-any-return]
 
 

@@ -213,7 +213,7 @@ def _timed_run(self: asyncio.Handle) -> None:
         return
     ident = threading.get_ident()
     outer = _running.get(ident)  # a loop run inside a callback (nested loops)
-    entry = [time.perf_counter(), self, None, _runqueue_ns()]
+    entry: list[Any] = [time.perf_counter(), self, None, _runqueue_ns()]
     _running[ident] = entry
     try:
         _original_run(self)

@@ -70,7 +70,7 @@ def parse_tool_arguments(arguments: str | bytes | Mapping[str, Any] | None, *, t
         return {}
     if not isinstance(arguments, str):
         # Unreachable for type-checked callers; a model adapter may still pass anything.
-        kind = type(arguments).__name__  # type: ignore[unreachable]
+        kind = type(arguments).__name__
         raise ToolArgumentsError(f"{prefix}: expected JSON text or a mapping, got {kind}")
     if not arguments.strip():
         return {}
