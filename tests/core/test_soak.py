@@ -7,7 +7,6 @@ docs/reliability.md); this one keeps CI honest in a few seconds.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
@@ -27,7 +26,6 @@ pytestmark = pytest.mark.loop_block_ok(2.0, reason="gc.collect() before each mem
 
 
 def test_short_soak_leaks_no_tasks_threads_fds_or_sessions() -> None:
-    started = time.perf_counter()
     result = run_soak(400, warmup=100)
     assert result.problems(max_rss_growth_kb=SHORT_RUN_RSS_BUDGET_KB) == []
     assert result.tasks_leaked == 0 and result.threads_leaked == 0 and result.fds_leaked == 0
@@ -39,7 +37,9 @@ def test_short_soak_leaks_no_tasks_threads_fds_or_sessions() -> None:
     assert result.tool_calls >= result.kinds["tool"] + result.kinds["tool_error"] + result.kinds["tool_timeout"]
     assert result.errors >= result.kinds["tool_error"] + result.kinds["tool_timeout"] + result.kinds["llm_error"]
     assert result.virtual_seconds > 400  # over a second of conversation per turn
-    assert time.perf_counter() - started < 60  # typically ~2 s
+    # The virtual clock skips the waiting: far less real time than the
+    # conversations span (typically ~2 s; a loaded machine is slower, not wrong).
+    assert result.wall_seconds < result.virtual_seconds / 4
 
 
 def test_soak_reports_what_it_measured() -> None:

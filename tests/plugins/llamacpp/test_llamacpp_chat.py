@@ -7,7 +7,6 @@ instances created here have the same model options and share it.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from vocalis.providers.base import ProviderError
 from vocalis.providers.llm import ChatChunk
 from vocalis_llamacpp import LlamaCppLLM
 from vocalis_llamacpp import engine as engine_module
+from vocalis_llamacpp.engine import _get_json
 
 pytestmark = pytest.mark.slow
 
@@ -52,19 +52,76 @@ def long_llm(llm: LlamaCppLLM) -> LlamaCppLLM:
     return LlamaCppLLM(seed=7, max_tokens=256, _env_file=None)
 
 
+def _long_context() -> ChatContext:
+    # No system prompt asking for one short sentence: SmolLM2 then counts on
+    # and on, so there is a long generation to stop.
+    ctx = ChatContext()
+    ctx.add_message("user", LONG_PROMPT)
+    return ctx
+
+
+@pytest.fixture(scope="module")
+def long_reply(llm: LlamaCppLLM) -> int:
+    """Tokens of the uninterrupted reply to :func:`_long_context` (``long_llm`` settings)."""
+    provider = LlamaCppLLM(seed=7, max_tokens=256, _env_file=None)
+    usage = asyncio.run(_collect(provider, _long_context()))[-1].usage
+    assert usage is not None and usage.completion_tokens >= 128, "no long reply to stop midway"
+    return usage.completion_tokens
+
+
 async def _collect(provider: LlamaCppLLM, ctx: ChatContext, **kwargs: Any) -> list[ChatChunk]:
     return [chunk async for chunk in provider.chat(ctx, **kwargs)]
 
 
-async def _wait_idle(provider: LlamaCppLLM, within: float = 1.0) -> float:
-    """Seconds until the server reports no slot generating (fails after ``within``)."""
+async def _wait_idle(provider: LlamaCppLLM) -> None:
+    """Wait until the server reports no slot generating.
+
+    A stopped request's slot turns idle a little later (the server cancels it
+    asynchronously); meanwhile it must not go on decoding: its token count
+    may not grow while we watch. No wall-clock bound, so a loaded machine is
+    only slow; a slot that never turns idle fails at the test timeout.
+    """
     engine = provider._engine
     assert engine is not None
-    started = time.perf_counter()
-    while engine.busy_slots():
-        assert time.perf_counter() - started < within, "the server kept generating"
+    first: dict[int, int] = {}
+    while True:
+        slots = await asyncio.to_thread(_get_json, engine.address, engine.api_key, "/slots")
+        busy = {slot["id"]: _decoded(slot) for slot in slots if slot.get("is_processing")}
+        if not busy:
+            return
+        for slot, decoded in busy.items():
+            first.setdefault(slot, decoded)
+            assert decoded <= first[slot] + 4, f"slot {slot} kept generating ({first[slot]} -> {decoded} tokens)"
         await asyncio.sleep(0.01)
-    return time.perf_counter() - started
+
+
+def _decoded(slot: dict[str, Any]) -> int:
+    return max((int(t.get("n_decoded", 0)) for t in slot.get("next_token", [])), default=0)
+
+
+class Generations:
+    """Counts the chunks each request handed over from llama.cpp (wraps ``Engine.generate``)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.chunks: list[int] = []
+        real = engine_module.Engine.generate
+
+        def generate(engine: Any, request: dict[str, Any], on_chunk: Any, stop: Any) -> None:
+            index = len(self.chunks)
+            self.chunks.append(0)
+
+            def counted(chunk: dict[str, Any]) -> None:
+                self.chunks[index] += 1
+                on_chunk(chunk)
+
+            real(engine, request, counted, stop)
+
+        monkeypatch.setattr(engine_module.Engine, "generate", generate)
+
+
+@pytest.fixture
+def generations(monkeypatch: pytest.MonkeyPatch) -> Generations:
+    return Generations(monkeypatch)
 
 
 async def test_answers_a_simple_question_in_several_chunks(llm: LlamaCppLLM) -> None:
@@ -88,17 +145,20 @@ async def test_say_hello(greedy: LlamaCppLLM) -> None:
     assert "hello" in text.lower(), text
 
 
-async def test_aclose_midway_stops_quickly_and_the_next_chat_works(long_llm: LlamaCppLLM) -> None:
-    stream = long_llm.chat(_context(LONG_PROMPT))
+async def test_aclose_midway_stops_quickly_and_the_next_chat_works(
+    long_llm: LlamaCppLLM, generations: Generations
+) -> None:
+    stream = long_llm.chat(_long_context())
     received = 0
     async for chunk in stream:
         received += bool(chunk.text)
         if received == 3:
             break
-    started = time.perf_counter()
-    await stream.aclose()
-    elapsed = time.perf_counter() - started
-    assert elapsed < 1.0, f"aclose took {elapsed:.3f} s"
+    before = generations.chunks[-1]
+    await asyncio.wait_for(stream.aclose(), 60)
+    # Stopped at its next token: at most the chunk being handed over when
+    # aclose() set the stop (the reply would run on for a few hundred tokens).
+    assert generations.chunks[-1] <= before + 1, (before, generations.chunks[-1])
     await stream.aclose()  # idempotent
     await _wait_idle(long_llm)
     assert not long_llm._active
@@ -106,21 +166,26 @@ async def test_aclose_midway_stops_quickly_and_the_next_chat_works(long_llm: Lla
     assert chunks[-1].usage is not None
 
 
-async def test_cancelling_the_consumer_stops_generation(long_llm: LlamaCppLLM) -> None:
+async def test_cancelling_the_consumer_stops_generation(
+    long_llm: LlamaCppLLM, generations: Generations, long_reply: int
+) -> None:
     first = asyncio.Event()
 
     async def consume() -> None:
-        async for chunk in long_llm.chat(_context(LONG_PROMPT)):
+        async for chunk in long_llm.chat(_long_context()):
             if chunk.text:
                 first.set()
 
     task = asyncio.create_task(consume())
-    await asyncio.wait_for(first.wait(), 10)
-    started = time.perf_counter()
+    await asyncio.wait_for(first.wait(), 60)
+    before = generations.chunks[-1]
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await task
-    assert time.perf_counter() - started < 1.0
+        await asyncio.wait_for(task, 60)
+    # The generation stopped long before the end of the reply (relative, not
+    # timed: the cancellation reaches the task at the loop's next turn).
+    after = generations.chunks[-1]
+    assert after <= before + (long_reply - before) // 2, (before, after, long_reply)
     await _wait_idle(long_llm)
     assert not long_llm._active
 
@@ -143,18 +208,20 @@ async def test_concurrent_chats_all_complete(greedy: LlamaCppLLM) -> None:
         assert text == alone, f"{country}: {text!r} beside other chats, {alone!r} alone"
 
 
-async def test_a_chat_waiting_for_a_slot_can_be_abandoned(long_llm: LlamaCppLLM) -> None:
-    busy = [long_llm.chat(_context(LONG_PROMPT)) for _ in range(long_llm.settings.parallel)]
+async def test_a_chat_waiting_for_a_slot_can_be_abandoned(long_llm: LlamaCppLLM, generations: Generations) -> None:
+    busy = [long_llm.chat(_long_context()) for _ in range(long_llm.settings.parallel)]
     for stream in busy:
         await stream.__anext__()  # holds a slot
     waiting = asyncio.create_task(_collect(long_llm, _context("Say hello.")))
-    await asyncio.sleep(0.2)
+    while len(generations.chunks) <= len(busy):  # its request is waiting for a slot
+        await asyncio.sleep(0.01)
     assert not waiting.done()
-    started = time.perf_counter()
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await waiting
-    assert time.perf_counter() - started < 0.5
+        await asyncio.wait_for(waiting, 60)
+    # It left while both slots were still taken: it never generated a token
+    # (waiting for a slot first, its "hello" would have been generated).
+    assert generations.chunks[len(busy)] == 0
     for stream in busy:
         await stream.aclose()
     await _wait_idle(long_llm)

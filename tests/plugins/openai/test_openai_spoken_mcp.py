@@ -28,7 +28,9 @@ from chat_server import ChatServer, Reply
 for needed in ("vocalis_mcp", "vocalis_whisper", "vocalis_piper", "vocalis_silero"):
     pytest.importorskip(needed, reason="needs the offline stack and vocalis-mcp (tox env `all`)")
 
-pytestmark = pytest.mark.slow
+# The whole offline stack plus an MCP server, each a fresh interpreter: minutes
+# on a loaded machine. The limits below only catch hangs.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 
 ROOT = Path(__file__).resolve().parents[3]
 QUESTION = ROOT / "examples" / "what_time_tokyo.wav"
@@ -57,6 +59,10 @@ async def test_spoken_question_needs_an_mcp_tool(tmp_path: Path) -> None:
             "VOCALIS_LLM_OPENAI_API_KEY": "local-key",
             "VOCALIS_LLM_OPENAI_MODEL": "local-model",
             "VOCALIS_LOG_LEVEL": "WARNING",
+            # The time server is a fresh interpreter importing the MCP SDK: far
+            # more than the default 20 s to answer on a loaded machine, and
+            # without its tools the model has nothing to call.
+            "VOCALIS_TOOLS_MCP_STARTUP_TIMEOUT": "180",
         }
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -70,12 +76,14 @@ async def test_spoken_question_needs_an_mcp_tool(tmp_path: Path) -> None:
             "--output",
             str(output),
             "--fast",
+            "--timeout",
+            "240",
             cwd=ROOT,
             env=env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        stdout, stderr = await asyncio.wait_for(process.communicate(), 240)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 420)
     out, err = stdout.decode(), stderr.decode()
     assert process.returncode == 0, f"{out}\n{err}"
 

@@ -30,7 +30,9 @@ from test_piper_roundtrip import words
 
 from vocalis_piper import PiperTTS
 
-pytestmark = pytest.mark.slow
+# Two runs of the whole offline stack in a subprocess (bounded by its own
+# timeout below): far beyond the suite's 120 s per test on a loaded machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 SENTENCES = [
     "What's the weather like in Boston today?",

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from vocalis.audio import AudioFrame
 from vocalis.providers.base import ProviderError
 from vocalis_piper import PiperTTS
-from vocalis_piper.voice import default_voice_path, load_voice
+from vocalis_piper.voice import LoadedVoice, default_voice_path, load_voice
 
 LONG = (
     "This is a rather long sentence without a single stop that goes on and on about "
@@ -25,6 +27,46 @@ def tts() -> PiperTTS:
     provider = PiperTTS()
     asyncio.run(provider.prewarm())
     return provider
+
+
+class InferenceGate:
+    """Wraps ``LoadedVoice.infer``: counts inferences and, once armed, holds the
+    next one on the voice's worker thread until ``run_options.terminate`` is set
+    (or ``release``), then runs the real inference with those options.
+
+    A held inference stands for a long one that is still running: code that
+    waited for it, or never stopped it, would hang instead of being slow.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        self.armed = threading.Event()
+        self.holding = threading.Event()
+        self.finished = threading.Event()
+        self.release = threading.Event()
+        self.terminated: bool | None = None  # the held inference saw the terminate flag
+        self.aborted: bool | None = None  # onnxruntime then refused to run it
+        real = LoadedVoice.infer
+
+        def infer(voice: LoadedVoice, ids: list[int], **kwargs: Any) -> Any:
+            self.calls += 1
+            if not self.armed.is_set() or self.holding.is_set():
+                return real(voice, ids, **kwargs)
+            self.holding.set()
+            options = kwargs.get("run_options")
+            while not self.release.wait(0.005) and not (options is not None and options.terminate):
+                pass
+            self.terminated = bool(options is not None and options.terminate)
+            try:
+                return real(voice, ids, **kwargs)
+            except Exception:
+                self.aborted = True
+                raise
+            finally:
+                self.aborted = bool(self.aborted)
+                self.finished.set()
+
+        monkeypatch.setattr(LoadedVoice, "infer", infer)
 
 
 async def speak(tts: PiperTTS, text: str) -> list[AudioFrame]:
@@ -122,37 +164,60 @@ async def test_core_streaming_path(tts: PiperTTS) -> None:
     assert all(a.frame.sample_rate == 22_050 for a in out)
 
 
-async def test_cancellation_stops_inference(tts: PiperTTS) -> None:
+async def test_cancellation_stops_inference(tts: PiperTTS, monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = InferenceGate(monkeypatch)
     started = asyncio.Event()
 
     async def consume() -> None:
         async for _ in tts.synthesize("Okay then. " + LONG):
+            gate.armed.set()  # hold the next inference: one of the long sentence
             started.set()
 
     task = asyncio.create_task(consume())
-    await started.wait()
-    await asyncio.sleep(0.02)  # inside the next inference
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    # The aborted inference frees the shared executor at once, so the next
-    # synthesis does not wait for the rest of the long sentence.
-    t0 = time.perf_counter()
-    async for _ in tts.synthesize("Okay."):
-        break
-    assert time.perf_counter() - t0 < 0.6
+    try:
+        await asyncio.wait_for(started.wait(), 60)
+        assert await asyncio.to_thread(gate.holding.wait, 60)  # inside the next inference
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The cancelled synthesis stops the inference it was waiting for
+        # (onnxruntime's terminate flag) instead of letting it run on unseen...
+        assert await asyncio.to_thread(gate.finished.wait, 60)
+        assert gate.terminated and gate.aborted
+
+        # ...so the shared executor is free: the next synthesis does not wait
+        # for the rest of the long sentence (it would wait for `release`).
+        async def first_frame() -> AudioFrame:
+            async for frame in tts.synthesize("Okay."):
+                return frame
+            raise AssertionError("no audio")
+
+        assert (await asyncio.wait_for(first_frame(), 60)).duration > 0
+    finally:
+        gate.release.set()
 
 
-async def test_stream_aclose_midway(tts: PiperTTS) -> None:
+async def test_stream_aclose_midway(tts: PiperTTS, monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = InferenceGate(monkeypatch)
     stream = tts.stream()
     stream.push_text("This sentence will be cut off early. " * 5)
     stream.end_input()
-    async for _ in stream:
-        break
-    t0 = time.perf_counter()
-    await stream.aclose()
-    await stream.aclose()
-    assert time.perf_counter() - t0 < 0.5
+    try:
+        async for _ in stream:
+            gate.armed.set()  # an inference still to come is held until stopped
+            break
+        # aclose() neither waits for an inference in flight (a held one never
+        # ends by itself) nor lets the other sentences be synthesised.
+        await asyncio.wait_for(stream.aclose(), 60)
+        await stream.aclose()
+        calls = gate.calls
+    finally:
+        gate.release.set()
+    assert tts._voice is not None
+    await asyncio.get_running_loop().run_in_executor(tts._voice.executor, lambda: None)  # worker idle
+    assert gate.calls == calls < 5, "sentences were synthesised after aclose()"
+    if gate.holding.is_set():
+        assert gate.terminated, "aclose() left the running inference to finish"
 
 
 def test_model_is_loaded_once(tts: PiperTTS) -> None:
