@@ -54,6 +54,39 @@ class ErrorKind(StrEnum):
     UNKNOWN = "unknown"
     """Anything else, or not classified by the provider."""
 
+    @classmethod
+    def of_status(cls, status: int) -> ErrorKind:
+        """The kind an HTTP error status means, for any HTTP API.
+
+        Args:
+            status: The HTTP status code (of a reply or a refused handshake).
+        """
+        if status in (401, 402, 403):
+            return cls.AUTH
+        if status in (429, 529):  # 529: "overloaded" (Anthropic and others)
+            return cls.RATE_LIMIT
+        if status == 408:
+            return cls.TIMEOUT
+        if status >= 500:
+            return cls.SERVER
+        if status in (400, 404, 405, 413, 415, 422):
+            return cls.BAD_REQUEST
+        return cls.UNKNOWN
+
+
+def describe_cause(exc: BaseException) -> str:
+    """``" (<type>: <text>)"`` of the deepest cause of ``exc``, for logs and people.
+
+    It is whatever the library said: callers and tests go by
+    :attr:`ProviderError.kind`, never by this text.
+    """
+    seen: set[int] = set()
+    while exc.__cause__ is not None and id(exc.__cause__) not in seen:
+        seen.add(id(exc))
+        exc = exc.__cause__
+    text = str(exc)
+    return f" ({type(exc).__name__}: {text})" if text else f" ({type(exc).__name__})"
+
 
 class ProviderError(Exception):
     """A provider failed; carries which provider so the session can report it.

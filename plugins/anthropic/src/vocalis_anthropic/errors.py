@@ -15,7 +15,7 @@ from __future__ import annotations
 import anthropic
 import httpx2
 
-from vocalis.providers.base import ErrorKind, Provider, ProviderError
+from vocalis.providers.base import ErrorKind, Provider, ProviderError, describe_cause
 
 # Worth a retry or a fallback: timeouts, conflicts, rate limits, server
 # errors and 529 "overloaded". Anything else (400, 401, 403, 404, 413)
@@ -148,11 +148,12 @@ def status_kind(status: int, error_type: str = "") -> ErrorKind:
     """
     if status in _STATUS_KINDS:
         return _STATUS_KINDS[status]
-    if status >= 500:
-        return ErrorKind.SERVER
-    if status >= 400:
+    kind = ErrorKind.of_status(status)
+    if kind is ErrorKind.UNKNOWN and 400 <= status < 500:
         return ErrorKind.BAD_REQUEST
-    return _TYPE_KINDS.get(error_type, ErrorKind.UNKNOWN)
+    if kind is ErrorKind.UNKNOWN:
+        return _TYPE_KINDS.get(error_type, ErrorKind.UNKNOWN)
+    return kind
 
 
 def _server_message(exc: anthropic.APIStatusError) -> str:
@@ -170,13 +171,4 @@ def _timeout(provider: Provider) -> str:
 
 
 def _detail(exc: BaseException) -> str:
-    """``" (<type>: <text>)"`` of the deepest cause, for the logs and humans.
-
-    It is whatever the library said; tests and callers go by the kind.
-    """
-    seen: set[int] = set()
-    while exc.__cause__ is not None and id(exc.__cause__) not in seen:
-        seen.add(id(exc))
-        exc = exc.__cause__
-    text = str(exc)
-    return f" ({type(exc).__name__}: {text})" if text else f" ({type(exc).__name__})"
+    return describe_cause(exc)

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import openai
 from pydantic import Field, SecretStr, field_validator
 
-from vocalis.providers.base import ErrorKind, Provider, ProviderError
+from vocalis.providers.base import ErrorKind, Provider, ProviderError, describe_cause
 from vocalis.settings import ProviderSettings
 
 # Status codes worth trying again later or on another provider; anything else
@@ -256,22 +256,8 @@ def provider_error(provider: Provider, exc: BaseException, *, started: bool) -> 
 
 
 def status_kind(status: int) -> ErrorKind:
-    """The :class:`ErrorKind` of an HTTP error status.
-
-    Args:
-        status: The HTTP status code (of a reply or a refused handshake).
-    """
-    if status in (401, 403):
-        return ErrorKind.AUTH
-    if status == 429:
-        return ErrorKind.RATE_LIMIT
-    if status == 408:
-        return ErrorKind.TIMEOUT
-    if status >= 500:
-        return ErrorKind.SERVER
-    if status in (400, 404, 405, 413, 415, 422):
-        return ErrorKind.BAD_REQUEST
-    return ErrorKind.UNKNOWN
+    """The :class:`ErrorKind` of an HTTP error status (see :meth:`ErrorKind.of_status`)."""
+    return ErrorKind.of_status(status)
 
 
 # Kinds that a retry or another provider will not get past.
@@ -306,16 +292,7 @@ def _seconds(provider: Provider) -> str:
 
 
 def _cause(exc: BaseException) -> str:
-    """``" (<type>: <text>)"`` of the deepest cause, for the logs and humans.
-
-    It is whatever the library said; tests and callers go by the kind.
-    """
-    seen: set[int] = set()
-    while exc.__cause__ is not None and id(exc.__cause__) not in seen:
-        seen.add(id(exc))
-        exc = exc.__cause__
-    text = str(exc)
-    return f" ({type(exc).__name__}: {text})" if text else f" ({type(exc).__name__})"
+    return describe_cause(exc)
 
 
 def _url_of(exc: Exception, word: str = " to") -> str:
