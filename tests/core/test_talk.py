@@ -197,9 +197,7 @@ def you_lines(output: str) -> list[str]:
 
 
 @pytest.mark.parametrize("final_delay", ["0.1", "1.5"])
-def test_talk_prints_every_sentence_in_real_time_and_fast_alike(
-    fakes, tmp_path: Path, monkeypatch, final_delay
-) -> None:
+def test_talk_prints_every_sentence_in_real_time_and_with_fast(fakes, tmp_path: Path, monkeypatch, final_delay) -> None:
     sentences = ["one two", "three four", "five six", "seven eight"]
     monkeypatch.setenv("VOCALIS_STT_FAKE_TRANSCRIPTS", json.dumps(sentences))
     monkeypatch.setenv("VOCALIS_STT_FAKE_FINAL_DELAY", final_delay)
@@ -207,9 +205,10 @@ def test_talk_prints_every_sentence_in_real_time_and_fast_alike(
     real = CliRunner().invoke(cli, ["talk", "--input", str(source)])
     fast = CliRunner().invoke(cli, ["talk", "--input", str(source), "--fast"])
     assert real.exit_code == 0 and fast.exit_code == 0, real.output + fast.output
+    # The same words reach the agent, once and in order, in both; how they are
+    # grouped into turns depends on timing (a loaded machine merges more).
     for result in (real, fast):
         assert " ".join(you_lines(result.stdout)).split() == " ".join(sentences).split(), result.stdout
-    assert you_lines(real.stdout) == you_lines(fast.stdout)
 
 
 def test_talk_latency_table_is_defined_and_never_negative(fakes, tmp_path: Path, monkeypatch) -> None:
