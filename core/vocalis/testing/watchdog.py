@@ -285,20 +285,28 @@ class _Sampler(threading.Thread):
 
     def run(self) -> None:
         while not self._stop_event.wait(self._period()):
-            watchers = _active
-            if not watchers:
-                continue
-            threshold = min(w.threshold for w in watchers)
-            sample = any(w.sample_stacks for w in watchers)
-            now = time.perf_counter()
-            for ident, entry in list(_running.items()):
-                if sample and entry[2] is None and now - entry[0] > threshold:
-                    frame = sys._current_frames().get(ident)
-                    if frame is not None:
-                        stack = _callback_stack(frame)
-                        if _running.get(ident) is entry:  # still the same callback
-                            entry[2] = stack
-                    del frame
+            # One pass in a function of its own: its locals (the last entry
+            # looked at, which reaches a callback and its session) are gone
+            # between passes, so a closed session is never kept alive here.
+            self._sample_once()
+
+    @staticmethod
+    def _sample_once() -> None:
+        watchers = _active
+        if not watchers:
+            return
+        threshold = min(w.threshold for w in watchers)
+        if not any(w.sample_stacks for w in watchers):
+            return
+        now = time.perf_counter()
+        for ident, entry in list(_running.items()):
+            if entry[2] is None and now - entry[0] > threshold:
+                frame = sys._current_frames().get(ident)
+                if frame is not None:
+                    stack = _callback_stack(frame)
+                    if _running.get(ident) is entry:  # still the same callback
+                        entry[2] = stack
+                del frame
 
     @staticmethod
     def _period() -> float:
