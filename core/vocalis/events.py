@@ -59,10 +59,10 @@ class EventEmitter:
 
     def __init__(self) -> None:
         self._handlers: dict[str, list[Handler]] = {}
-        self._any: list[Callable[[str, tuple[Any, ...]], Any]] = []
+        self._any: list[Callable[[str, tuple[object, ...]], object]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    def on_any(self, handler: Callable[[str, tuple[Any, ...]], Any]) -> None:
+    def on_any(self, handler: Callable[[str, tuple[object, ...]], object]) -> None:
         """Call ``handler(event, args)`` for every event (recorders, forwarders)."""
         self._any.append(handler)
 

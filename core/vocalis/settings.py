@@ -43,7 +43,7 @@ def provider_env_prefix(kind: str, name: str) -> str:
     return f"VOCALIS_{env_token(kind)}_{env_token(name)}_"
 
 
-def provider_settings_config(kind: str, name: str, **extra: Any) -> SettingsConfigDict:
+def provider_settings_config(kind: str, name: str, **extra: object) -> SettingsConfigDict:
     """Build the ``model_config`` for a provider's ``Settings`` class.
 
     Args:

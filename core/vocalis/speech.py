@@ -35,7 +35,7 @@ class SpeechHandle:
         self._discarded = False
         self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._interrupt_event = asyncio.Event()
-        self._callbacks: list[Callable[[], Any]] = []
+        self._callbacks: list[Callable[[], object]] = []
 
     @property
     def interrupted(self) -> bool:
@@ -72,7 +72,7 @@ class SpeechHandle:
             callback()
         return True
 
-    def add_interrupt_callback(self, callback: Callable[[], Any]) -> None:
+    def add_interrupt_callback(self, callback: Callable[[], object]) -> None:
         """Call ``callback`` synchronously when the handle is interrupted."""
         self._callbacks.append(callback)
 

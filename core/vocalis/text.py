@@ -117,3 +117,15 @@ def has_text(text: str) -> bool:
 def speakable(text: str) -> bool:
     """Whether text has anything a TTS can say (letters or digits)."""
     return any(ch.isalnum() for ch in text)
+
+
+def text_argument(value: object, method: str, name: str) -> str:
+    """``value`` cleaned (:func:`clean_text`), when it is a str.
+
+    Raises:
+        TypeError: Not a str: a caller's bug worth a clear message naming
+            ``method`` and its argument ``name``.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{method}() expects {name} as a str, not {type(value).__name__}")
+    return clean_text(value)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from vocalis.chat import formats
+from vocalis.chat.formats import JSONObject
 from vocalis.chat.items import ChatItem, ChatMessage, ChatRole, FunctionCall, FunctionCallOutput, _is_instruction
 
 PENDING_TOOL_OUTPUT = "The tool is still running; its result is not available yet."
@@ -174,7 +174,7 @@ class ChatContext:
         calls = {it.call_id for it in tail if isinstance(it, FunctionCall)}
         self.items = head + [it for it in tail if not isinstance(it, FunctionCallOutput) or it.call_id in calls]
 
-    def to_openai(self, *, developer_role: str = "developer") -> list[dict[str, Any]]:
+    def to_openai(self, *, developer_role: str = "developer") -> list[JSONObject]:
         """Render as OpenAI Chat Completions ``messages``.
 
         Consecutive function calls become one assistant message with
@@ -188,7 +188,7 @@ class ChatContext:
         """
         return formats.to_openai(self.items, developer_role=developer_role)
 
-    def to_anthropic(self) -> tuple[str, list[dict[str, Any]]]:
+    def to_anthropic(self) -> tuple[str, list[JSONObject]]:
         """Render as Anthropic Messages ``(system, messages)``.
 
         SYSTEM and DEVELOPER texts are joined with blank lines into ``system``.

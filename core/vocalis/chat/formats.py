@@ -14,6 +14,9 @@ from typing import Any
 
 from vocalis.chat.items import _INSTRUCTION_ROLES, ChatItem, ChatMessage, ChatRole, FunctionCall
 
+JSONObject = dict[str, object]
+"""A JSON object as Python builds it (``json.loads`` of an object, a tool's schema)."""
+
 ANTHROPIC_CONVERSATION_START = "(The conversation begins.)"
 """Placeholder user turn for Anthropic when the assistant would speak first.
 
@@ -22,7 +25,7 @@ Anthropic Messages API requires the first message to come from the user.
 """
 
 
-def to_openai(items: Iterable[ChatItem], *, developer_role: str = "developer") -> list[dict[str, Any]]:
+def to_openai(items: Iterable[ChatItem], *, developer_role: str = "developer") -> list[JSONObject]:
     """Render ``items`` as OpenAI Chat Completions ``messages``.
 
     Consecutive function calls become one assistant message with
@@ -62,7 +65,7 @@ def to_openai(items: Iterable[ChatItem], *, developer_role: str = "developer") -
     return out
 
 
-def to_anthropic(items: Iterable[ChatItem]) -> tuple[str, list[dict[str, Any]]]:
+def to_anthropic(items: Iterable[ChatItem]) -> tuple[str, list[JSONObject]]:
     """Render ``items`` as Anthropic Messages ``(system, messages)``.
 
     SYSTEM and DEVELOPER texts are joined with blank lines into ``system``.

@@ -11,16 +11,29 @@ import asyncio
 import statistics
 from array import array
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from loguru import logger
 
-from vocalis.observability.metrics import SessionSummary, TurnMetrics
+from vocalis.observability.metrics import LLMMetrics, SessionSummary, ToolMetrics, TTSMetrics, TurnMetrics
+from vocalis.stages import (
+    AgentAudioStarted,
+    LLMFirstChunk,
+    LLMRequestEnded,
+    LLMRequestStarted,
+    StageEvent,
+    SynthesisEnded,
+    SynthesisStarted,
+    ToolCallFinished,
+    UserTurnTiming,
+    UtteranceEnded,
+    UtteranceStarted,
+)
 
 if TYPE_CHECKING:
     from vocalis.providers.base import Provider
-    from vocalis.speech import SpeechHandle
+
+__all__ = ["MetricsRecorder", "ObservedSession", "TracedSession", "UserTurnTiming"]
 
 _COUNTED = {
     "interruption": "interruptions",
@@ -87,20 +100,11 @@ class TracedSession(ObservedSession, Protocol):
         ...
 
 
-@dataclass(slots=True)
-class UserTurnTiming:
-    """What the turn controller measured for a committed user turn (loop times)."""
-
-    speech_started_at: float | None = None
-    speech_ended_at: float | None = None
-    vad_end_at: float | None = None
-    stt_final_at: float | None = None
-    decided_at: float | None = None
-    probability: float | None = None
-
-
 class MetricsRecorder:
     """Builds a :class:`TurnMetrics` per agent utterance and keeps the newest.
+
+    An observer (:class:`vocalis.stages.Observer`): the record is built from
+    the stage events the pipeline reports, never written by the pipeline.
 
     ``turns`` holds at most ``max_turns`` records (the oldest are dropped:
     they were emitted as ``metrics_collected`` already); running totals keep
@@ -123,6 +127,9 @@ class MetricsRecorder:
         self.counts: dict[str, int] = {}
         self.started_at = 0.0
         self.summary: SessionSummary | None = None
+        self._open: dict[str, TurnMetrics] = {}  # speech id -> the record of a running utterance
+        self._llm_started: dict[str, float] = {}  # speech id -> its current LLM request's start
+        self._llm_first: dict[str, float] = {}  # speech id -> its current request's first chunk
         session.on_any(self._count)
 
     def _count(self, event: str, args: tuple[Any, ...]) -> None:
@@ -138,9 +145,52 @@ class MetricsRecorder:
         """A loop time as seconds since the session started."""
         return None if loop_time is None else round(loop_time - self.started_at, 6)
 
-    def begin(self, handle: SpeechHandle, timing: UserTurnTiming | None, user_text: str | None) -> TurnMetrics:
-        """An utterance starts running: open its record."""
-        metrics = TurnMetrics(turn=self.turn_count + 1, speech_id=handle.id, source=handle.source)
+    # -- the observer --------------------------------------------------------------
+    def on_stage(self, event: StageEvent) -> None:
+        """Build each utterance's record from what the pipeline reports."""
+        if isinstance(event, UtteranceStarted):
+            self._open[event.speech_id] = self._begin(event)
+            return
+        turn = self._open.get(event.speech_id)
+        if turn is None:
+            return
+        match event:
+            case LLMRequestStarted():
+                turn.llm.append(LLMMetrics(event.provider, event.model, self.rel(event.at) or 0.0))
+                turn.llm[-1].preemptive = event.preemptive
+                self._llm_started[event.speech_id] = event.at
+            case LLMFirstChunk():
+                self._llm_first[event.speech_id] = event.at
+                started = self._llm_started.get(event.speech_id)
+                if turn.llm and started is not None:
+                    turn.llm[-1].ttft = round(event.at - started, 6)
+                if turn.first_token_at is None:
+                    turn.first_token_at = self.rel(event.at)
+            case LLMRequestEnded():
+                self._end_llm(turn, event)
+            case ToolCallFinished():
+                turn.tools.append(
+                    ToolMetrics(
+                        event.name, event.call_id, self.rel(event.started_at) or 0.0, event.duration, event.is_error
+                    )
+                )
+            case SynthesisStarted():
+                turn.tts = TTSMetrics(event.provider, event.model, started_at=self.rel(event.at))
+            case AgentAudioStarted():
+                self._first_audio(turn, event)
+            case SynthesisEnded():
+                if turn.tts is not None:
+                    turn.tts.characters = event.characters
+                    turn.tts.audio_duration = round(event.audio_duration, 6)
+            case UtteranceEnded():
+                del self._open[event.speech_id]
+                self._llm_started.pop(event.speech_id, None)
+                self._llm_first.pop(event.speech_id, None)
+                self._end(turn, event)
+
+    def _begin(self, event: UtteranceStarted) -> TurnMetrics:
+        metrics = TurnMetrics(turn=self.turn_count + 1, speech_id=event.speech_id, source=event.source)
+        timing = event.user_timing
         if timing is not None:
             metrics.user_speech_started_at = self.rel(timing.speech_started_at)
             metrics.user_speech_ended_at = self.rel(timing.speech_ended_at)
@@ -149,7 +199,7 @@ class MetricsRecorder:
             metrics.eou_decided_at = self.rel(timing.decided_at)
             metrics.eou_probability = timing.probability
         if self.record_text:
-            metrics.user_text = user_text
+            metrics.user_text = event.user_text
         providers = self.session.pipeline.providers()
         for kind in ("stt", "turn_detector"):
             provider = providers.get(kind)
@@ -161,14 +211,35 @@ class MetricsRecorder:
                     metrics.eou = info
         return metrics
 
-    def end(self, handle: SpeechHandle, metrics: TurnMetrics) -> None:
+    def _end_llm(self, turn: TurnMetrics, event: LLMRequestEnded) -> None:
+        started = self._llm_started.pop(event.speech_id, None)
+        first = self._llm_first.pop(event.speech_id, None)
+        if not turn.llm or started is None:
+            return
+        record = turn.llm[-1]
+        record.duration = round(event.at - started, 6)
+        record.prompt_tokens = event.prompt_tokens
+        # Providers without usage: chunks ≈ tokens.
+        record.completion_tokens = event.completion_tokens or event.chunks
+        if first is not None and event.at > first and record.completion_tokens:
+            record.tokens_per_second = round(record.completion_tokens / (event.at - first), 3)
+
+    def _first_audio(self, turn: TurnMetrics, event: AgentAudioStarted) -> None:
+        turn.first_audio_at = self.rel(event.at)
+        if event.user_speech_ended_at is not None:
+            turn.user_speech_ended_at = self.rel(event.user_speech_ended_at)
+        tts = turn.tts
+        if tts is not None and tts.started_at is not None and turn.first_audio_at is not None:
+            tts.ttfb = round(turn.first_audio_at - tts.started_at, 6)
+
+    def _end(self, metrics: TurnMetrics, event: UtteranceEnded) -> None:
         """The utterance is over: finish, keep and emit its record."""
-        metrics.ended_at = self.rel(asyncio.get_running_loop().time())
-        metrics.interrupted = handle.interrupted
+        metrics.ended_at = self.rel(event.at)
+        metrics.interrupted = event.interrupted
         if self.record_text:
-            metrics.agent_text = handle.text
+            metrics.agent_text = event.text
         metrics.finish()
-        if handle.discarded or (metrics.first_audio_at is None and not metrics.llm):
+        if event.discarded or (metrics.first_audio_at is None and not metrics.llm):
             return
         self.turns.append(metrics)
         self.turn_count += 1

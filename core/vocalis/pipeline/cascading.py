@@ -283,7 +283,7 @@ class CascadingPipeline(InputStreams, Pipeline):
     # -- agent speech ---------------------------------------------------------
     async def speak(self, handle: SpeechHandle, text: str) -> None:
         assert self.session is not None
-        utterance = Utterance(self.session.agent.chat_context)
+        utterance = Utterance(self.session.agent.chat_context, handle.id)
 
         async def one() -> AsyncIterator[str]:
             yield text
@@ -311,7 +311,7 @@ class CascadingPipeline(InputStreams, Pipeline):
             if flow is not None:
                 await flow.turn_started(user_text)
         session.set_agent_state(AgentState.THINKING)
-        utterance = Utterance(chat_ctx)
+        utterance = Utterance(chat_ctx, handle.id)
         llm_source = llm_text(
             session, self.llm, utterance, instructions=instructions, preemptive=preemptive, timeouts=self.timeouts
         )

@@ -18,10 +18,9 @@ from vocalis.tools.runner import ToolOwner
 
 if TYPE_CHECKING:
     from vocalis.chat import ChatContext
-    from vocalis.observability.metrics import TurnMetrics
-    from vocalis.observability.recorder import UserTurnTiming
     from vocalis.providers.transport import AudioOutput, Transport
     from vocalis.speech import SpeechHandle
+    from vocalis.stages import StageEvent, UserTurnTiming
     from vocalis.states import AgentState
     from vocalis.tools.runner import ToolRunner
 
@@ -53,14 +52,6 @@ class ConversationHooks(Protocol):
 
     async def turn_ended(self) -> None:
         """The reply for the turn finished or was interrupted."""
-        ...
-
-
-class RecorderView(Protocol):
-    """The session's metrics clock."""
-
-    def rel(self, loop_time: float | None) -> float | None:
-        """A loop time as seconds since the session started."""
         ...
 
 
@@ -139,17 +130,12 @@ class SessionPort(TurnHost, Protocol):
         ...
 
     @property
-    def recorder(self) -> RecorderView:
-        """The session's metrics clock."""
-        ...
-
-    @property
     def conversation(self) -> ConversationHooks | None:
         """The session's conversation flow, if it has one."""
         ...
 
-    def turn_metrics(self, handle: SpeechHandle) -> TurnMetrics | None:
-        """The metrics record of ``handle`` while it runs."""
+    def observe(self, event: StageEvent) -> None:
+        """Report a stage of an utterance to the session's observers (metrics, traces)."""
         ...
 
     def agent_audio_started(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
@@ -19,6 +19,7 @@ from vocalis.providers.guards import check_realtime_event
 from vocalis.providers.llm import ToolCallRequest
 from vocalis.providers.realtime import RealtimeEvent, RealtimeEventType, RealtimeModel, RealtimeSession
 from vocalis.speech import SpeechHandle
+from vocalis.stages import AgentAudioStarted
 from vocalis.states import AgentState
 
 if TYPE_CHECKING:
@@ -338,12 +339,8 @@ class RealTimePipeline(Reconnecting, Pipeline):
     def _first_audio(self, handle: SpeechHandle) -> None:
         session = self.session
         assert session is not None
-        metrics = session.turn_metrics(handle)
-        if metrics is None:
-            return
-        metrics.first_audio_at = session.recorder.rel(asyncio.get_running_loop().time())
-        if handle.source == "user_turn" and self._speech_stopped_at is not None:
-            metrics.user_speech_ended_at = session.recorder.rel(self._speech_stopped_at)
+        ended = self._speech_stopped_at if handle.source == "user_turn" else None
+        session.observe(AgentAudioStarted(handle.id, asyncio.get_running_loop().time(), ended))
 
     async def _run_tools(self, calls: list[ToolCallRequest]) -> None:
         session = self.session
@@ -362,6 +359,6 @@ class RealTimePipeline(Reconnecting, Pipeline):
             handle = SpeechHandle("reply")
             session.enqueue(handle, lambda: self._respond(handle, None, apologize=True), front=True)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, object]:
         """Provider info for logs and metrics."""
         return {"realtime": self.model.label, "model": self.model.model_name}

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from loguru import logger
 
@@ -131,7 +131,7 @@ class Registry:
             raise UnknownProviderError(f"no {kind.value} provider named {name!r} (available: {available})")
         return entry
 
-    def create(self, kind: ProviderKind | str, name: str, **overrides: Any) -> Provider:
+    def create(self, kind: ProviderKind | str, name: str, **overrides: object) -> Provider:
         """Instantiate a registered provider with its settings.
 
         Args:
@@ -142,7 +142,9 @@ class Registry:
         Returns:
             A new provider instance.
         """
-        return self.get(kind, name).cls(**overrides)
+        # Called as the provider declares it: a plugin's own __init__ may take only overrides.
+        factory: Callable[..., Provider] = self.get(kind, name).cls
+        return factory(**overrides)
 
     def default_name(self, kind: ProviderKind | str) -> str | None:
         """The provider to use for ``kind`` when nothing is configured.

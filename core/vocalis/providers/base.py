@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from vocalis.settings import ProviderSettings
 
@@ -154,7 +154,7 @@ class Provider:
     name: ClassVar[str] = ""
     Settings: ClassVar[type[ProviderSettings]] = ProviderSettings
 
-    def __init__(self, *, settings: ProviderSettings | None = None, **overrides: Any) -> None:
+    def __init__(self, *, settings: ProviderSettings | None = None, **overrides: object) -> None:
         if settings is None:
             settings = self.Settings(**overrides)
         elif overrides:

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from loguru import logger
 
 from vocalis.audio import AudioFrame
+from vocalis.chat import ChatContext
 from vocalis.events import EventEmitter
 from vocalis.providers.base import Provider, ProviderError
 from vocalis.providers.guards import check_chunk, check_speech_event, garbage
@@ -178,10 +179,10 @@ async def _first_and_rest(iterator: AsyncIterator[T]) -> tuple[T | None, AsyncIt
     return first, iterator
 
 
-class _FallbackProvider:
+class _FallbackProvider(Generic[P]):
     """What the three fallback providers share (their ``fallback`` bookkeeping)."""
 
-    fallback: _Fallback[Any]
+    fallback: _Fallback[P]
 
     @property
     def events(self) -> EventEmitter:
@@ -199,7 +200,7 @@ class _FallbackProvider:
         return f"<{type(self).__name__} [{labels}] {self.fallback.connect}>"
 
 
-class FallbackLLM(_FallbackProvider, LLM):
+class FallbackLLM(_FallbackProvider[LLM], LLM):
     """An LLM that tries ``providers`` in order (see the module docstring).
 
     Args:
@@ -215,7 +216,7 @@ class FallbackLLM(_FallbackProvider, LLM):
         self.fallback: _Fallback[LLM] = _Fallback(providers, connect or ConnectOptions())
 
     async def chat(
-        self, chat_ctx: Any, *, tools: Sequence[ToolSpec] = (), tool_choice: str | None = None
+        self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = (), tool_choice: str | None = None
     ) -> AsyncIterator[ChatChunk]:
         def open_stream(provider: LLM) -> AsyncIterator[ChatChunk]:
             return provider.chat(chat_ctx, tools=tools, tool_choice=tool_choice)
@@ -226,7 +227,7 @@ class FallbackLLM(_FallbackProvider, LLM):
                 yield chunk
 
 
-class FallbackTTS(_FallbackProvider, TTS):
+class FallbackTTS(_FallbackProvider[TTS], TTS):
     """A TTS that tries ``providers`` in order; never switches mid-utterance.
 
     Args:
@@ -255,7 +256,7 @@ class FallbackTTS(_FallbackProvider, TTS):
                 yield frame
 
 
-class FallbackSTT(_FallbackProvider, STT):
+class FallbackSTT(_FallbackProvider[STT], STT):
     """A one-shot STT that tries ``providers`` in order (segmented by the pipeline's VAD).
 
     Args:

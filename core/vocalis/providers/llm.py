@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 from vocalis.providers.base import Provider, ProviderKind
 
 if TYPE_CHECKING:
     from vocalis.chat import ChatContext
+    from vocalis.chat.formats import JSONObject
 
 
 @runtime_checkable
@@ -18,7 +19,7 @@ class ToolSpec(Protocol):
 
     name: str
     description: str
-    parameters: dict[str, Any]
+    parameters: JSONObject
 
 
 @dataclass(slots=True)

@@ -44,7 +44,7 @@ class ProviderStream(Generic[E]):
         self._closed = False
 
     # -- for provider implementations ---------------------------------
-    def start_task(self, coro: Coroutine[Any, Any, None]) -> None:
+    def start_task(self, coro: Coroutine[object, object, None]) -> None:
         """Run the provider's worker; its end ends the stream."""
         self._task = asyncio.get_running_loop().create_task(coro)
         self._task.add_done_callback(self._worker_done)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol
+from collections.abc import Mapping
+from typing import ClassVar, Protocol
 
 from vocalis.audio import AudioFrame
 from vocalis.providers.audio_output import AudioOutput, PlaybackResult
 from vocalis.providers.base import Provider, ProviderKind
+from vocalis.settings import ProviderSettings
 
 
 class AudioSink(Protocol):
@@ -29,12 +31,12 @@ class Transport(Provider):
 
     kind: ClassVar[ProviderKind] = ProviderKind.TRANSPORT
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, settings: ProviderSettings | None = None, **overrides: object) -> None:
+        super().__init__(settings=settings, **overrides)
         self.audio_output = AudioOutput()
 
     async def start(self, sink: AudioSink) -> None:
         """Begin delivering user audio to ``sink.push_audio``."""
 
-    def send_event(self, event: str, payload: dict[str, Any]) -> None:
+    def send_event(self, event: str, payload: Mapping[str, object]) -> None:
         """Forward a session event to the remote side (transcripts, states)."""

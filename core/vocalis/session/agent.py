@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vocalis.chat import ChatContext, ChatRole
 from vocalis.tools.function import FunctionTool, as_function_tool, find_function_tools
 
 if TYPE_CHECKING:
     from vocalis.providers.tools import ToolSource
-    from vocalis.session.api import SessionAPI
+    from vocalis.session_api import SessionAPI
 
 
 class Agent:
@@ -35,7 +35,7 @@ class Agent:
         self,
         instructions: str,
         *,
-        tools: Sequence[Callable[..., Any] | FunctionTool] = (),
+        tools: Sequence[Callable[..., object] | FunctionTool] = (),
         mcp_servers: Sequence[ToolSource] = (),
         chat_context: ChatContext | None = None,
         inherit_context: bool = False,
@@ -61,7 +61,7 @@ class Agent:
         """The agent's function tools (MCP tools are added by the session)."""
         return list(self._tools.values())
 
-    def add_tool(self, tool: Callable[..., Any] | FunctionTool) -> FunctionTool:
+    def add_tool(self, tool: Callable[..., object] | FunctionTool) -> FunctionTool:
         """Add a function tool at run time."""
         function_tool = as_function_tool(tool)
         if function_tool.name in self._tools:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
@@ -22,8 +22,9 @@ from vocalis.session.limits import SessionLimits
 from vocalis.session.state_machine import SessionStates
 from vocalis.session.wake_up import WakeUpTimer
 from vocalis.speech import SpeechHandle
+from vocalis.stages import Observer, Observers
 from vocalis.states import SESSION_EVENTS, AgentState, UserState
-from vocalis.text import clean_text, has_text
+from vocalis.text import has_text, text_argument
 from vocalis.tools.runner import ToolRunner
 
 if TYPE_CHECKING:
@@ -35,13 +36,6 @@ if TYPE_CHECKING:
     from vocalis.session.flow import ConversationFlow
 
 _session_ids = itertools.count(1)
-
-
-def _text_argument(value: object, method: str, name: str) -> str:
-    """A str argument, cleaned; anything else is a caller bug worth a clear TypeError."""
-    if not isinstance(value, str):
-        raise TypeError(f"{method}() expects {name} as a str, not {type(value).__name__}")
-    return clean_text(value)
 
 
 class AgentSession(SessionEventEmitter):
@@ -117,7 +111,7 @@ class AgentSession(SessionEventEmitter):
             if not isinstance(background_audio, BackgroundAudioConfig):
                 raise TypeError("background_audio expects a BackgroundAudioConfig")
         self.background_audio = background_audio
-        self.on_wake_up: Callable[[], Any] | None = None
+        self.on_wake_up: Callable[[], object] | None = None
         self.transport: Transport | None = None
         if limits is not None and not isinstance(limits, SessionLimits):
             raise TypeError("limits expects a SessionLimits")
@@ -135,6 +129,8 @@ class AgentSession(SessionEventEmitter):
         self._lifecycle = SessionLifecycle(self, self._states, self._wake)
         self._speech = self._lifecycle.speech
         self.recorder = MetricsRecorder(self, record_text=record_text, max_turns=self.limits.max_metrics_turns)
+        self.observers = Observers()  # told each utterance's stages: metrics first
+        self.observers.add(self.recorder)
         self.tracer: SessionTracer | None = None
         self._started = False
         self._closed = False
@@ -193,7 +189,7 @@ class AgentSession(SessionEventEmitter):
         with session_context(self.id):
             await self._lifecycle.start(transport)
 
-    def trace(self, tracer_provider: Any = None) -> SessionTracer:
+    def trace(self, tracer_provider: object = None) -> SessionTracer:
         """Send this session's spans to OpenTelemetry (once; needs ``vocalis[otel]``).
 
         Called by :meth:`start` when a global SDK tracer provider is set.
@@ -201,6 +197,10 @@ class AgentSession(SessionEventEmitter):
         if self.tracer is None:
             self.tracer = attach_tracing(self, tracer_provider)
         return self.tracer
+
+    def add_observer(self, observer: Observer) -> None:
+        """Tell ``observer`` of each stage of every later utterance (see :mod:`vocalis.stages`)."""
+        self.observers.add(observer)
 
     async def leave(self) -> None:
         """Leave the conversation (closes the session)."""
@@ -290,7 +290,7 @@ class AgentSession(SessionEventEmitter):
         Raises:
             TypeError: ``message`` is not a str.
         """
-        message = _text_argument(message, "say", "message")
+        message = text_argument(message, "say", "message")
         handle = SpeechHandle("say", allow_interruptions=interruptible)
         if not has_text(message):
             self.report_error("say", "empty message: nothing to say")
@@ -317,7 +317,7 @@ class AgentSession(SessionEventEmitter):
         Raises:
             TypeError: ``text`` is not a str.
         """
-        text = _text_argument(text, "send_text", "text")
+        text = text_argument(text, "send_text", "text")
         if not has_text(text):
             self.report_error("send_text", "empty text: no user turn")
             handle = SpeechHandle("user_turn")
@@ -346,7 +346,7 @@ class AgentSession(SessionEventEmitter):
         Raises:
             TypeError: ``instructions`` is not a str.
         """
-        instructions = _text_argument(instructions, "reply", "instructions")
+        instructions = text_argument(instructions, "reply", "instructions")
         handle = SpeechHandle("reply", allow_interruptions=interruptible)
         if not has_text(instructions) or self._speech.reply_pending():
             logger.info(
@@ -379,7 +379,7 @@ class AgentSession(SessionEventEmitter):
     def _arm_wake_up(self) -> None:
         self._wake.arm()
 
-    def emit_task(self, awaitable: Any, source: str) -> None:
+    def emit_task(self, awaitable: Awaitable[object], source: str) -> None:
         """Run a user callback's coroutine as a tracked task; report failures."""
 
         async def runner() -> None:

@@ -21,6 +21,7 @@ from vocalis.providers.audio_output import AudioOutput
 
 if TYPE_CHECKING:
     import numpy as np
+    import numpy.typing as npt
 
 BUILTIN_CLIPS = ("office", "typing")
 
@@ -33,7 +34,7 @@ class AudioClip:
         sample_rate: Their rate.
     """
 
-    def __init__(self, samples: np.ndarray[Any, Any], sample_rate: int) -> None:
+    def __init__(self, samples: npt.ArrayLike, sample_rate: int) -> None:
         import numpy as np
 
         self.samples = np.asarray(samples, dtype=np.float32)

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from vocalis.session.api import SessionAPI
+from vocalis.session_api import SessionAPI
 
 if TYPE_CHECKING:
     from vocalis.audio import AudioFrame
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from vocalis.session.background import BackgroundAudioConfig
     from vocalis.session.flow import ConversationFlow
     from vocalis.session.limits import SessionLimits
+    from vocalis.stages import Observers
     from vocalis.tools.runner import ToolRunner
 
 
@@ -43,6 +44,7 @@ class SessionCore(SessionAPI, Protocol):
     audio_output: AudioOutput
     tools: ToolRunner
     recorder: MetricsRecorder
+    observers: Observers
     tracer: SessionTracer | None
     limits: SessionLimits
     background_audio: BackgroundAudioConfig | None
@@ -50,6 +52,14 @@ class SessionCore(SessionAPI, Protocol):
     on_wake_up: Callable[[], Any] | None
     error_message: str | None
     close_reason: str
+
+    def on(self, event: Any, handler: Any = None) -> Any:
+        """Add an event handler; usable as a decorator."""
+        ...
+
+    def emit(self, event: Any, *args: Any) -> None:
+        """Emit an event to its handlers."""
+        ...
 
     def push_audio(self, frame: AudioFrame) -> None:
         """Feed one frame of user audio (called by transports)."""

@@ -18,14 +18,13 @@ from vocalis.session.core import run_guarded
 from vocalis.speech import SpeechHandle
 
 if TYPE_CHECKING:
-    from vocalis.observability.metrics import TurnMetrics
-    from vocalis.observability.recorder import MetricsRecorder, UserTurnTiming
     from vocalis.providers.transport import AudioOutput, Transport
     from vocalis.session.core import SessionCore
     from vocalis.session.flow import ConversationFlow
     from vocalis.session.speech_queue import SpeechQueue
     from vocalis.session.state_machine import SessionStates
     from vocalis.session.wake_up import WakeUpTimer
+    from vocalis.stages import StageEvent, UserTurnTiming
     from vocalis.states import AgentState
     from vocalis.tools.runner import ToolRunner
 
@@ -78,11 +77,6 @@ class PipelineHost:
         return self._session.error_message
 
     @property
-    def recorder(self) -> MetricsRecorder:
-        """The session's metrics recorder."""
-        return self._session.recorder
-
-    @property
     def current_speech(self) -> SpeechHandle | None:
         """The utterance running now, if any."""
         return self._speech.current
@@ -93,11 +87,11 @@ class PipelineHost:
         flow = self._session.conversation_flow
         return FlowHooks(flow, self._session) if flow is not None else None
 
-    def turn_metrics(self, handle: SpeechHandle) -> TurnMetrics | None:
-        """The metrics record of ``handle`` while it runs."""
-        return self._speech.metrics_for(handle)
-
     # -- reports -----------------------------------------------------------------
+    def observe(self, event: StageEvent) -> None:
+        """Tell the session's observers (its metrics recorder first)."""
+        self._session.observers.notify(event)
+
     def emit(self, event: str, *args: Any) -> None:
         """Emit a session event."""
         self._session.emit(event, *args)

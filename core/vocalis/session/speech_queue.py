@@ -2,8 +2,8 @@
 
 ``say``, ``reply``, a committed user turn and a realtime model's response
 each queue an utterance; the scheduler task runs them in order, measures
-each one (a :class:`~vocalis.observability.metrics.TurnMetrics` record) and
-settles the states after it. A user turn goes to the front, and a user turn
+reports each one's start and end to the session's observers (see
+:mod:`vocalis.stages`) and settles the states after it. A user turn goes to the front, and a user turn
 still waiting for its reply joins the new one, so nothing the user said is
 dropped.
 """
@@ -21,10 +21,9 @@ from loguru import logger
 from vocalis.log import session_context
 from vocalis.session.limits import trim_chat_context
 from vocalis.speech import SpeechHandle, SpeechSource
+from vocalis.stages import UserTurnTiming, UtteranceEnded, UtteranceStarted
 
 if TYPE_CHECKING:
-    from vocalis.observability.metrics import TurnMetrics
-    from vocalis.observability.recorder import UserTurnTiming
     from vocalis.session.core import SessionCore
     from vocalis.session.state_machine import SessionStates
     from vocalis.session.wake_up import WakeUpTimer
@@ -39,14 +38,12 @@ class QueuedSpeech:
         run: Plays it (the pipeline's ``speak`` or ``generate_reply``).
         user_text: The user's words it answers, for a user turn.
         user_timing: What the turn controller measured of that user turn.
-        metrics: Its metrics record while it runs.
     """
 
     handle: SpeechHandle
     run: Callable[[], Awaitable[None]]
     user_text: str | None = None
     user_timing: UserTurnTiming | None = None
-    metrics: TurnMetrics | None = None
 
 
 class SpeechQueue:
@@ -93,11 +90,6 @@ class SpeechQueue:
     def reply_pending(self) -> bool:
         """Whether a reply (or the answer to a user turn) runs or waits."""
         return any(s.handle.source in ("reply", "user_turn") and not s.handle.done() for s in self._entries())
-
-    def metrics_for(self, handle: SpeechHandle) -> TurnMetrics | None:
-        """The metrics record of ``handle`` while it runs."""
-        running = self._running
-        return running.metrics if running is not None and running.handle is handle else None
 
     def _entries(self) -> list[QueuedSpeech]:
         return [self._running, *self._queue] if self._running is not None else list(self._queue)
@@ -182,7 +174,10 @@ class SpeechQueue:
                 self._running = entry
                 self._wake_up.cancel()
                 self._trim_context()
-                entry.metrics = metrics = session.recorder.begin(handle, entry.user_timing, entry.user_text)
+                loop = asyncio.get_running_loop()
+                session.observers.notify(
+                    UtteranceStarted(handle.id, handle.source, loop.time(), entry.user_timing, entry.user_text)
+                )
                 try:
                     await entry.run()
                 except asyncio.CancelledError:
@@ -191,7 +186,9 @@ class SpeechQueue:
                     session.report_error("speech", exc)
                 finally:
                     self._running = None
-                    session.recorder.end(handle, metrics)
+                    session.observers.notify(
+                        UtteranceEnded(handle.id, loop.time(), handle.text, handle.interrupted, handle.discarded)
+                    )
                     handle._mark_done()
                     if not session.closed:
                         self._states.settle()

@@ -21,7 +21,7 @@ them itself.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from vocalis.audio import AudioFrame
@@ -411,7 +411,7 @@ class FaultyTransport(Faulty, Transport):
     async def start(self, sink: AudioSink) -> None:
         await self.inner.start(_FaultySink(sink, self) if self.injector.fault is Fault.GARBAGE else sink)
 
-    def send_event(self, event: str, payload: dict[str, Any]) -> None:
+    def send_event(self, event: str, payload: Mapping[str, object]) -> None:
         self.inner.send_event(event, payload)
 
 

@@ -10,9 +10,12 @@ import json
 import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from vocalis.session_api import AgentAPI, SessionAPI
 
 _JSON_TYPES = {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
 
@@ -40,8 +43,8 @@ class ToolContext:
 
     call_id: str
     tool_name: str
-    session: Any = None
-    agent: Any = None
+    session: SessionAPI | None = None
+    agent: AgentAPI | None = None
 
 
 def parse_tool_arguments(arguments: str | bytes | Mapping[str, Any] | None, *, tool: str) -> dict[str, Any]:

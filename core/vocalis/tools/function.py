@@ -22,6 +22,7 @@ from typing import Any, overload
 
 from pydantic import ValidationError
 
+from vocalis.chat.formats import JSONObject
 from vocalis.tools.arguments import (
     ToolArgumentsError,
     ToolContext,
@@ -66,9 +67,9 @@ class FunctionTool:
 
     name: str
     description: str
-    parameters: dict[str, Any]
+    parameters: JSONObject
 
-    def __init__(self, func: Callable[..., Any], *, name: str | None = None, description: str | None = None) -> None:
+    def __init__(self, func: Callable[..., object], *, name: str | None = None, description: str | None = None) -> None:
         if isinstance(func, staticmethod | classmethod) or not callable(func):
             raise TypeError(f"@function_tool needs a plain function or method, got {func!r}")
         functools.update_wrapper(self, func)  # first, so func.__dict__ can't clobber our fields
@@ -96,7 +97,7 @@ class FunctionTool:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._target(*args, **kwargs)
 
-    def bind(self, instance: Any) -> FunctionTool:
+    def bind(self, instance: object) -> FunctionTool:
         """A copy of this method tool bound to ``instance``.
 
         Raises:
@@ -109,18 +110,20 @@ class FunctionTool:
         bound._target = self._func.__get__(instance, type(instance))
         return bound
 
-    def to_openai_schema(self) -> dict[str, Any]:
+    def to_openai_schema(self) -> JSONObject:
         """The OpenAI ``tools`` entry: ``{"type": "function", "function": {...}}``."""
         params = copy.deepcopy(self.parameters)
         function = {"name": self.name, "description": self.description, "parameters": params}
         return {"type": "function", "function": function}
 
-    def to_anthropic_schema(self) -> dict[str, Any]:
+    def to_anthropic_schema(self) -> JSONObject:
         """The Anthropic ``tools`` entry: ``{"name", "description", "input_schema"}``."""
         params = copy.deepcopy(self.parameters)
         return {"name": self.name, "description": self.description, "input_schema": params}
 
-    async def invoke(self, arguments: str | Mapping[str, Any] | None, *, context: ToolContext | None = None) -> Any:
+    async def invoke(
+        self, arguments: str | Mapping[str, object] | None, *, context: ToolContext | None = None
+    ) -> object:
         """Validate the LLM's arguments and call the tool.
 
         Sync tools run in a worker thread so a blocking tool never stalls the
@@ -157,18 +160,18 @@ class FunctionTool:
 
 @overload
 def function_tool(
-    func: Callable[..., Any], *, name: str | None = ..., description: str | None = ...
+    func: Callable[..., object], *, name: str | None = ..., description: str | None = ...
 ) -> FunctionTool: ...
 @overload
 def function_tool(
     func: None = None, *, name: str | None = ..., description: str | None = ...
-) -> Callable[[Callable[..., Any]], FunctionTool]: ...
+) -> Callable[[Callable[..., object]], FunctionTool]: ...
 def function_tool(
-    func: Callable[..., Any] | None = None,
+    func: Callable[..., object] | None = None,
     *,
     name: str | None = None,
     description: str | None = None,
-) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
+) -> FunctionTool | Callable[[Callable[..., object]], FunctionTool]:
     """Turn a function or method into a :class:`FunctionTool`.
 
     Usable bare (``@function_tool``) or with options (``@function_tool(name="x")``).
@@ -179,14 +182,14 @@ def function_tool(
         description: Defaults to the docstring's first paragraph.
     """
 
-    def wrap(f: Callable[..., Any]) -> FunctionTool:
+    def wrap(f: Callable[..., object]) -> FunctionTool:
         f = f._func if isinstance(f, FunctionTool) else f
         return FunctionTool(f, name=name, description=description)
 
     return wrap if func is None else wrap(func)
 
 
-def as_function_tool(obj: Callable[..., Any] | FunctionTool) -> FunctionTool:
+def as_function_tool(obj: Callable[..., object] | FunctionTool) -> FunctionTool:
     """``obj`` itself if it is a tool, else a new tool made from the callable."""
     return obj if isinstance(obj, FunctionTool) else FunctionTool(obj)
 

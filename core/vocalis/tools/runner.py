@@ -21,23 +21,21 @@ from loguru import logger
 
 from vocalis.chat import FunctionCall
 from vocalis.providers.llm import ToolCallRequest
+from vocalis.session_api import AgentAPI
 from vocalis.tools.function import ToolArgumentsError, ToolContext, ToolError, _short
 
 if TYPE_CHECKING:
     from vocalis.chat import ChatContext
     from vocalis.providers.tools import Tool, ToolSource
+    from vocalis.session_api import SessionAPI
 
 
-class ToolOwner(Protocol):
-    """An agent, as the runner sees it: a name and where its tools come from.
+class ToolOwner(AgentAPI, Protocol):
+    """An agent, as the runner sees it: where its tools come from, and what
+    its tools see of it (:class:`~vocalis.session_api.AgentAPI`).
 
     :class:`vocalis.Agent` satisfies it.
     """
-
-    @property
-    def name(self) -> str:
-        """A label for logs and handoff messages."""
-        ...
 
     @property
     def tools(self) -> Sequence[Tool]:
@@ -58,7 +56,7 @@ class ToolHost(Protocol):
     """
 
     @property
-    def session(self) -> object:
+    def session(self) -> SessionAPI:
         """What tools see as :attr:`vocalis.ToolContext.session`."""
         ...
 

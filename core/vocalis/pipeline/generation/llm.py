@@ -15,11 +15,11 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from vocalis.chat import ChatContext, ChatRole
-from vocalis.observability.metrics import LLMMetrics, ToolMetrics
 from vocalis.pipeline.config import ProviderTimeouts
 from vocalis.providers.base import ProviderError
 from vocalis.providers.guards import END, check_chunk, next_item
 from vocalis.providers.llm import LLM, ChatChunk, ToolCallRequest
+from vocalis.stages import LLMFirstChunk, LLMRequestEnded, LLMRequestStarted, ToolCallFinished
 from vocalis.states import AgentState
 
 if TYPE_CHECKING:
@@ -134,19 +134,19 @@ async def _llm_rounds(
         calls: list[ToolCallRequest] = []
         session.set_agent_state(AgentState.SPEAKING if session.audio_output.speaking else AgentState.THINKING)
         loop = asyncio.get_running_loop()
-        record = LLMMetrics(llm.label, llm.model_name, session.recorder.rel(loop.time()) or 0.0)
         started = loop.time()
-        if step == 0 and preemptive is not None and not instructions:
+        speech_id = utterance.speech_id
+        use_preemptive = step == 0 and preemptive is not None and not instructions
+        if use_preemptive:
+            assert preemptive is not None
             stream = preemptive.chunks()
             started = preemptive.started_at
-            record.started_at = session.recorder.rel(started) or 0.0
-            record.preemptive = True
         else:
             stream = llm.chat(request_ctx, tools=tools)
-        if utterance.metrics is not None:
-            utterance.metrics.llm.append(record)
+        session.observe(LLMRequestStarted(speech_id, llm.label, llm.model_name, started, use_preemptive))
         first: float | None = None
         chunk_count = 0
+        prompt_tokens = completion_tokens = 0
         # aclosing: an interruption closes the provider's stream at once, so
         # it can stop generating instead of running on in the background.
         try:
@@ -160,18 +160,16 @@ async def _llm_rounds(
                     chunk = check_chunk(llm.label, item)
                     if first is None:
                         first = loop.time()
-                        record.ttft = round(first - started, 6)
-                        if utterance.metrics is not None and utterance.metrics.first_token_at is None:
-                            utterance.metrics.first_token_at = session.recorder.rel(first)
+                        session.observe(LLMFirstChunk(speech_id, first))
                     chunk_count += 1
                     if chunk.usage is not None:
-                        record.prompt_tokens = chunk.usage.prompt_tokens
-                        record.completion_tokens = chunk.usage.completion_tokens
+                        prompt_tokens = chunk.usage.prompt_tokens
+                        completion_tokens = chunk.usage.completion_tokens
                     if chunk.text:
                         yield chunk.text
                     calls.extend(chunk.tool_calls)
         finally:
-            _close_llm_record(record, loop.time(), started, first, chunk_count)
+            session.observe(LLMRequestEnded(speech_id, loop.time(), prompt_tokens, completion_tokens, chunk_count))
         if not chunk_count:
             # Every LLM ends a reply with at least one chunk: an empty stream is a dropped connection.
             raise ProviderError("stream ended early: no output at all", provider=llm.label)
@@ -184,18 +182,7 @@ async def _llm_rounds(
             return
         results = await runner.run(calls, agent, chat_ctx, calls_so_far=calls_made)
         calls_made += len(calls)
-        if utterance.metrics is not None:
-            utterance.metrics.tools.extend(
-                ToolMetrics(r.name, r.call_id, session.recorder.rel(r.started_at) or 0.0, r.duration, r.is_error)
-                for r in results
-            )
+        for r in results:
+            session.observe(ToolCallFinished(speech_id, r.name, r.call_id, r.started_at, r.duration, r.is_error))
         if any(result.handoff is not None for result in results):
             return
-
-
-def _close_llm_record(record: LLMMetrics, now: float, started: float, first: float | None, chunks: int) -> None:
-    record.duration = round(now - started, 6)
-    if not record.completion_tokens:
-        record.completion_tokens = chunks  # providers without usage: chunks ≈ tokens
-    if first is not None and now > first and record.completion_tokens:
-        record.tokens_per_second = round(record.completion_tokens / (now - first), 3)

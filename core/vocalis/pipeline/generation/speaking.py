@@ -17,12 +17,12 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from vocalis.event_types import SpeechOutEvent
-from vocalis.observability.metrics import TTSMetrics
 from vocalis.pipeline.config import ProviderTimeouts
 from vocalis.pipeline.generation.utterance import Utterance
 from vocalis.pipeline.ports import output_label
 from vocalis.providers.base import ProviderError, as_provider_error
 from vocalis.providers.guards import Deadline, check_audio
+from vocalis.stages import AgentAudioStarted, SynthesisEnded, SynthesisStarted
 from vocalis.text import speakable
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ async def speak(
     text = await _speak_once(session, handle, tts, text_source, utterance, timeouts)
     nothing_heard = utterance.failed and utterance.pushed == 0
     if apology and nothing_heard and not handle.interrupted and not session.closed:
-        sorry = Utterance(utterance.chat_ctx)
+        sorry = Utterance(utterance.chat_ctx, handle.id)
 
         async def one() -> AsyncIterator[str]:
             yield apology
@@ -82,7 +82,6 @@ async def _speak_once(
         work.cancel()
 
     utterance.speech_id = handle.id
-    utterance.metrics = session.turn_metrics(handle)
     handle.add_interrupt_callback(on_interrupt)
     if handle.interrupted:
         on_interrupt()
@@ -114,9 +113,6 @@ async def _generate(
     output = session.audio_output
     stream = tts.stream()
     utterance.flush_tts = stream.flush
-    tts_record = None
-    if utterance.metrics is not None:
-        tts_record = utterance.metrics.tts = TTSMetrics(tts.label, tts.model_name)
     deadline = Deadline()
     forward = loop.create_task(_forward_audio(session, tts.label, stream, utterance, deadline, timeouts))
     deadline.task = forward
@@ -124,10 +120,9 @@ async def _generate(
         try:
             async for text in text_source:
                 if text:
-                    if tts_record is not None:
-                        if tts_record.started_at is None:
-                            tts_record.started_at = session.recorder.rel(loop.time())
-                        tts_record.characters += len(text)
+                    if not utterance.characters:
+                        session.observe(SynthesisStarted(utterance.speech_id, tts.label, tts.model_name, loop.time()))
+                    utterance.characters += len(text)
                     stream.push_text(utterance.add_text(text, loop.time()))
         except asyncio.CancelledError:
             raise
@@ -151,6 +146,7 @@ async def _generate(
         forward.cancel()
         with contextlib.suppress(BaseException):
             await forward
+        session.observe(SynthesisEnded(utterance.speech_id, utterance.characters, utterance.pushed))
         await stream.aclose()
         aclose = getattr(text_source, "aclose", None)
         if aclose is not None:
@@ -208,16 +204,9 @@ async def _forward_audio(
             utterance.last_complete = True
         if audio.text:
             _announce_when_played(session, utterance, start, audio.text)
-        metrics = utterance.metrics
-        if metrics is not None and metrics.tts is not None:
-            metrics.tts.audio_duration = round(metrics.tts.audio_duration + audio.frame.duration, 6)
         if utterance.first_audio_at is None:
             utterance.first_audio_at = now = asyncio.get_running_loop().time()
-            if metrics is not None:
-                metrics.first_audio_at = session.recorder.rel(now)
-                first_audio_at, tts_record = metrics.first_audio_at, metrics.tts
-                if tts_record is not None and tts_record.started_at is not None and first_audio_at is not None:
-                    tts_record.ttfb = round(first_audio_at - tts_record.started_at, 6)
+            session.observe(AgentAudioStarted(utterance.speech_id, now))
             session.agent_audio_started()
     if not stream.input_ended:
         raise ProviderError("stream ended early: it closed while text was still coming", provider=label)

@@ -10,12 +10,8 @@ proportion to how much of its audio played.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from vocalis.chat import ChatContext, ChatMessage, ChatRole
-
-if TYPE_CHECKING:
-    from vocalis.observability.metrics import TurnMetrics
 
 # Speaking rate assumed for a sentence whose audio was cut short before any
 # sentence of the reply was complete (about 14 characters a second).
@@ -23,9 +19,14 @@ _SECONDS_PER_CHAR = 0.07
 
 
 class Utterance:
-    """Book-keeping for one spoken reply: its messages and its audio timeline."""
+    """Book-keeping for one spoken reply: its messages and its audio timeline.
 
-    def __init__(self, chat_ctx: ChatContext) -> None:
+    Args:
+        chat_ctx: Where the reply's assistant messages go.
+        speech_id: The reply's utterance id (set by :func:`speak` otherwise).
+    """
+
+    def __init__(self, chat_ctx: ChatContext, speech_id: str = "") -> None:
         self.chat_ctx = chat_ctx
         self.messages: list[ChatMessage] = []
         self._open: ChatMessage | None = None
@@ -36,8 +37,8 @@ class Utterance:
         self.played: float | None = None  # seconds played when playout ended
         self.first_audio_at: float | None = None
         self.flush_tts: Callable[[], None] | None = None
-        self.speech_id = ""
-        self.metrics: TurnMetrics | None = None
+        self.speech_id = speech_id
+        self.characters = 0  # text sent to the TTS
         self.failed = False  # a provider failed: what was not heard is dropped
 
     def add_text(self, text: str, now: float) -> str:

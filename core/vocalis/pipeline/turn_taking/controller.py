@@ -18,11 +18,11 @@ from loguru import logger
 
 from vocalis.audio import AudioFrame
 from vocalis.chat import ChatContext, ChatRole
-from vocalis.observability.recorder import UserTurnTiming
 from vocalis.pipeline.config import EOUConfig, InterruptConfig, ProviderTimeouts
 from vocalis.pipeline.turn_taking.detector import TurnAudio, predict
 from vocalis.pipeline.turn_taking.interruptions import Interruptions
 from vocalis.pipeline.turn_taking.segments import OwedFinals, _Segment
+from vocalis.stages import UserTurnTiming
 
 if TYPE_CHECKING:
     from vocalis.pipeline.generation import Preemptive

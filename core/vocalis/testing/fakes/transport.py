@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -59,8 +60,8 @@ class FakeTransport(Transport):
             raise RuntimeError("transport not started")
         self.sink.push_audio(frame)
 
-    def send_event(self, event: str, payload: dict[str, Any]) -> None:
-        self.events.append((event, payload))
+    def send_event(self, event: str, payload: Mapping[str, object]) -> None:
+        self.events.append((event, dict(payload)))
 
     async def aclose(self) -> None:
         self.closed += 1

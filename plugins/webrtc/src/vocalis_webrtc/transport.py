@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
@@ -151,7 +152,7 @@ class WebRTCTransport(Transport):
                 self._sink.push_audio(converted)
 
     # -- events out ----------------------------------------------------------------
-    def send_event(self, event: str, payload: dict[str, Any]) -> None:
+    def send_event(self, event: str, payload: Mapping[str, object]) -> None:
         if not self._closed:
             self._send(encode(event_message(event, payload)))
 

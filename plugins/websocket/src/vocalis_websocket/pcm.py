@@ -15,6 +15,7 @@ they never end the session.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from loguru import logger
@@ -90,7 +91,7 @@ class PCMWebSocketTransport(SocketTransport):
         session_id = getattr(sink, "id", None)
         self.put(dumps({"type": "ready", "session_id": session_id, "sample_rate": self.sample_rate}))
 
-    def send_event(self, event: str, payload: dict[str, Any]) -> None:
+    def send_event(self, event: str, payload: Mapping[str, object]) -> None:
         message = jsonable(payload)
         message["type"] = event  # the event name wins over a payload field of that name
         self.put(dumps(message))

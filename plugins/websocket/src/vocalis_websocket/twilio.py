@@ -20,6 +20,7 @@ import asyncio
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from loguru import logger
@@ -129,7 +130,7 @@ class TwilioTransport(SocketTransport):
         self.frames_in = 0
         self.audio_output: TwilioAudioOutput = TwilioAudioOutput(self, sample_rate, settings.chunk_ms / 1000)
 
-    def send_event(self, event: str, payload: dict[str, Any]) -> None:
+    def send_event(self, event: str, payload: Mapping[str, object]) -> None:
         """Twilio has no channel for session events: they stay in the logs."""
 
     # -- inbound messages -----------------------------------------------------

@@ -1,16 +1,20 @@
-"""The session as agents hold it: its public API, as a typed Protocol.
+"""The session and the agent as agents and tools hold them: typed Protocols.
 
 An :class:`~vocalis.session.agent.Agent` knows the session that runs it
 (``self.session``) through :class:`SessionAPI`, so the agent's module does
-not import the session's (the session imports the agent).
-:class:`~vocalis.session.agent_session.AgentSession` satisfies it.
+not import the session's (the session imports the agent); a tool's
+:class:`~vocalis.ToolContext` carries the session as a :class:`SessionAPI`
+and the agent as an :class:`AgentAPI`.
+:class:`~vocalis.session.agent_session.AgentSession` and
+:class:`~vocalis.session.agent.Agent` satisfy them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from vocalis.chat import ChatContext
     from vocalis.speech import SpeechHandle
     from vocalis.states import AgentState, UserState
 
@@ -69,14 +73,29 @@ class SessionAPI(Protocol):
         """Stop everything and release resources."""
         ...
 
-    def on(self, event: Any, handler: Any = None) -> Any:
-        """Add an event handler; usable as a decorator."""
-        ...
-
-    def emit(self, event: Any, *args: Any) -> None:
-        """Emit an event to its handlers."""
-        ...
-
     def report_error(self, source: str, error: BaseException | str, *, recoverable: bool = True) -> None:
         """Emit an ``error`` event and log it; the session keeps running."""
+        ...
+
+
+class AgentAPI(Protocol):
+    """What a tool does with the agent that called it."""
+
+    @property
+    def name(self) -> str:
+        """A label for logs and handoff messages."""
+        ...
+
+    @property
+    def instructions(self) -> str:
+        """The system prompt."""
+        ...
+
+    @property
+    def chat_context(self) -> ChatContext:
+        """The conversation so far."""
+        ...
+
+    def update_instructions(self, instructions: str) -> None:
+        """Replace the system prompt (the conversation keeps going)."""
         ...
