@@ -32,13 +32,12 @@ from vocalis.testing.faults import (
     Fault,
     FaultyEOU,
     FaultyLLM,
-    FaultyRealtimeModel,
     FaultySTT,
     FaultyToolSource,
-    FaultyTransport,
     FaultyTTS,
     FaultyVAD,
 )
+from vocalis.testing.faults_duplex import FaultyRealtimeModel, FaultyTransport
 from vocalis.testing.realtime import FakeRealtimeModel, FakeRealtimeSession, RealtimeTurn
 from vocalis.testing.watchdog import LoopBlock, LoopBlocked, LoopWatchdog
 
