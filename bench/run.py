@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yardstick  # bench/yardstick.py, beside this script
+
 BENCH = Path(__file__).resolve().parent
 DRIVERS = BENCH / "drivers"
 VENVS = BENCH / ".venvs"
@@ -152,6 +154,8 @@ def main() -> None:
     else:
         p3 = max_sessions(frameworks, 5.0, limit=16000, start=100)
 
+    # The machine's speed, in the same run: before and after P4, the slowest part.
+    yard = [yardstick.measure()]
     p4: dict[str, Any] | None = None
     if not args.no_offline:
         try:
@@ -161,6 +165,9 @@ def main() -> None:
             p4 = json.loads(out.stdout.strip().splitlines()[-1])
         except Exception as exc:  # the offline plugins may not be installed
             print(f"P4 skipped: {exc}", file=sys.stderr)
+    yard.append(yardstick.measure())
+    yard_ms = statistics.median(yard)
+    p4_ms = statistics.median(p4["samples_ms"]) if p4 and p4["samples_ms"] else None
 
     med = {fw: statistics.median(v) for fw, v in p1.items()}
     results = {
@@ -169,9 +176,9 @@ def main() -> None:
         "p2_median": metric("ms", {fw: statistics.median(v) for fw, v in p2.items()}),
         "p3_sessions": metric("sessions per core", {fw: float(r["sessions"]) for fw, r in p3.items()}),
         "p3_rss_per_session": metric("KB", {fw: r["rss_kb"] for fw, r in p3.items()}),
-        "p4_median": metric(
-            "ms", {"vocalis": statistics.median(p4["samples_ms"]) if p4 and p4["samples_ms"] else None}
-        ),
+        "p4_median": metric("ms", {"vocalis": p4_ms}),
+        "p4_in_yardsticks": metric("yardsticks", {"vocalis": p4_ms / yard_ms if p4_ms is not None else None}),
+        "yardstick": metric("ms", {"vocalis": yard_ms}),
         "p5_import": metric("s", {fw: statistics.median(v) for fw, v in imports.items()}),
         "p5_import_vocalis_bare": metric("s", {"vocalis": statistics.median(bare)}),
         "p5_start": metric("s", {fw: statistics.median(v) for fw, v in starts.items()}),
@@ -187,6 +194,8 @@ def main() -> None:
         "quick": args.quick,
         "seconds": round(time.time() - started, 1),
         "p4_stages_ms": p4["stages_ms"] if p4 else None,
+        "p4_first_turn_ms": p4["samples_ms"][0] if p4 and p4["samples_ms"] else None,
+        "yardstick_samples_ms": yard,
         "p3_lag_p99_ms": {fw: r["lag_p99_ms"] for fw, r in p3.items()},
     }
     (BENCH / "results").mkdir(exist_ok=True)
@@ -201,7 +210,8 @@ def main() -> None:
             f"{fmt(m['ratio_pipecat'])} | {fmt(m['ratio_livekit'])} | {TARGETS.get(name, '')} |"
         )
     if p4:
-        print(f"\nP4 stages (median ms): {p4['stages_ms']}")
+        print(f"\nP4 stages (median ms): {p4['stages_ms']}; first turn {meta['p4_first_turn_ms']} ms")
+    print(f"Yardstick (bench/yardstick.py, before and after P4): {yard} ms")
 
 
 if __name__ == "__main__":

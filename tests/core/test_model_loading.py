@@ -266,3 +266,47 @@ def test_a_load_running_during_clear_answers_but_is_not_kept(
     loader.release.set()
     thread.join()
     assert results[0].key == KEY and KEY not in cache
+
+
+def test_a_warm_up_runs_once_per_load_before_anyone_gets_the_model() -> None:
+    warmed: list[Model] = []
+    handed: list[Model] = []
+
+    def warm_up(model: Model) -> None:
+        assert not handed, "a caller got the model before its warm-up"
+        time.sleep(0.05)  # concurrent callers must wait for it too
+        warmed.append(model)
+
+    models: ModelCache[ModelKey, Model] = ModelCache("test model", warm_up=warm_up)
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(m.record["message"]), level="INFO")
+    try:
+        threads = [threading.Thread(target=lambda: handed.append(models.load(KEY, Loader(KEY)))) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        models.load(KEY, Loader(KEY))
+    finally:
+        logger.remove(sink)
+        models.clear()
+    assert len(warmed) == 1 and all(model is warmed[0] for model in handed) and len(handed) == 4
+    assert [line for line in lines if "warm-up" in line and line.startswith("loaded test model")]
+
+
+def test_a_failed_warm_up_fails_the_load_and_the_next_call_tries_again() -> None:
+    attempts: list[int] = []
+
+    def warm_up(model: Model) -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("first inference failed")
+
+    models: ModelCache[ModelKey, Model] = ModelCache("test model", warm_up=warm_up)
+    try:
+        with pytest.raises(RuntimeError, match="first inference failed"):
+            models.load(KEY, Loader(KEY))
+        assert KEY not in models
+        assert isinstance(models.load(KEY, Loader(KEY)), Model) and len(attempts) == 2
+    finally:
+        models.clear()

@@ -23,7 +23,12 @@ Guarantees:
   executor, so the event loop is never blocked; only threading primitives
   are kept between calls, so any number of event loops (``asyncio.run``
   after ``asyncio.run``, virtual-time loops) may use one cache.
-- Each load is logged once at INFO: ``loaded <what> in <seconds> s``.
+- A ``warm_up`` function, when the cache has one, runs each model once
+  right after it loads (a first inference allocates buffers and compiles
+  kernels), so a session's first turn costs what later turns cost. It is
+  part of the load: callers get the model once it is warm.
+- Each load is logged once at INFO: ``loaded <what> in <seconds> s`` (with
+  the warm-up's share).
 
 Models often run on a dedicated worker thread, so concurrent sessions queue
 instead of oversubscribing the cores: :meth:`ModelCache.executor` gives one
@@ -91,6 +96,8 @@ class ModelCache(Mapping[K, M], Generic[K, M]):
         describe: Builds the log's description of a loaded model from its
             key and the model; by default ``"<label> <key>"``.
         thread_name: Name prefix of the worker threads of :meth:`executor`.
+        warm_up: Runs a loaded model once (a first inference on silence or a
+            word), before any caller gets it. Its failure fails the load.
     """
 
     def __init__(
@@ -99,10 +106,12 @@ class ModelCache(Mapping[K, M], Generic[K, M]):
         *,
         describe: Callable[[K, M], str] | None = None,
         thread_name: str = "vocalis-model",
+        warm_up: Callable[[M], object] | None = None,
     ) -> None:
         self.label = label
         self.thread_name = thread_name
         self._describe = describe
+        self._warm_up = warm_up
         self._lock = threading.Lock()
         self._models: dict[K, M] = {}
         self._loading: dict[K, _Loading] = {}
@@ -182,8 +191,13 @@ class ModelCache(Mapping[K, M], Generic[K, M]):
 
     def _run(self, key: K, loader: Callable[[], M], loading: _Loading) -> M:
         started = time.perf_counter()
+        warm = 0.0
         try:
             model = loader()
+            if self._warm_up is not None:
+                loaded = time.perf_counter()
+                self._warm_up(model)
+                warm = time.perf_counter() - loaded
         except BaseException as exc:
             with self._lock:
                 if self._loading.get(key) is loading:
@@ -201,7 +215,10 @@ class ModelCache(Mapping[K, M], Generic[K, M]):
                 self._models[key] = model
         loading.outcome.set_result(model)
         what = self._describe(key, model) if self._describe else f"{self.label} {key}"
-        logger.info("loaded {} in {:.2f} s", what, seconds)
+        if self._warm_up is not None:
+            logger.info("loaded {} in {:.2f} s (warm-up {:.2f} s)", what, seconds, warm)
+        else:
+            logger.info("loaded {} in {:.2f} s", what, seconds)
         return model
 
     # -- worker threads ------------------------------------------------------------

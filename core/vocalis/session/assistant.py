@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import datetime
-
+from vocalis.session import assistant_tools
 from vocalis.session.agent import Agent
 from vocalis.tools.function import function_tool
 
@@ -15,7 +14,8 @@ INSTRUCTIONS = (
 
 
 class DefaultAssistant(Agent):
-    """A short-spoken general assistant with a clock tool.
+    """A short-spoken general assistant with tools for the time anywhere,
+    arithmetic and unit conversion (all offline).
 
     Args:
         greeting: Said when the session starts (None: wait for the user).
@@ -30,10 +30,33 @@ class DefaultAssistant(Agent):
             await self.session.say(self.greeting)
 
     @function_tool
-    async def current_time(self) -> str:
-        """Get the current local date and time."""
-        now = datetime.datetime.now().astimezone()
-        return now.strftime("%A %d %B %Y, %H:%M %Z")
+    async def current_time(self, city: str = "") -> str:
+        """Get the current date and time, here or in a city.
+
+        Args:
+            city: A city such as "Tokyo"; empty for the local time here.
+        """
+        return assistant_tools.time_in(city)
+
+    @function_tool
+    async def calculate(self, expression: str) -> str:
+        """Do arithmetic: add, subtract, multiply, divide, powers.
+
+        Args:
+            expression: The calculation, e.g. "17 * 23" or "(4 + 6) / 3".
+        """
+        return assistant_tools.calculate(expression)
+
+    @function_tool
+    async def convert_units(self, value: float, from_unit: str, to_unit: str) -> str:
+        """Convert a quantity between units: length, weight, volume, speed, time, temperature.
+
+        Args:
+            value: The number to convert.
+            from_unit: Its unit, e.g. "miles" or "fahrenheit".
+            to_unit: The unit wanted, e.g. "kilometers" or "celsius".
+        """
+        return assistant_tools.convert_units(value, from_unit, to_unit)
 
 
 def default_agent() -> DefaultAssistant:

@@ -49,7 +49,7 @@ def greedy(llm: LlamaCppLLM) -> LlamaCppLLM:
 @pytest.fixture
 def long_llm(llm: LlamaCppLLM) -> LlamaCppLLM:
     """Same model, replies long enough to be stopped midway."""
-    return LlamaCppLLM(seed=7, max_tokens=256, _env_file=None)
+    return LlamaCppLLM(seed=7, max_tokens=256, sentence_stop_after=256, repeat_penalty=1.0, _env_file=None)
 
 
 def _long_context() -> ChatContext:
@@ -63,7 +63,7 @@ def _long_context() -> ChatContext:
 @pytest.fixture(scope="module")
 def long_reply(llm: LlamaCppLLM) -> int:
     """Tokens of the uninterrupted reply to :func:`_long_context` (``long_llm`` settings)."""
-    provider = LlamaCppLLM(seed=7, max_tokens=256, _env_file=None)
+    provider = LlamaCppLLM(seed=7, max_tokens=256, sentence_stop_after=256, repeat_penalty=1.0, _env_file=None)
     usage = asyncio.run(_collect(provider, _long_context()))[-1].usage
     assert usage is not None and usage.completion_tokens >= 128, "no long reply to stop midway"
     return usage.completion_tokens
@@ -328,3 +328,18 @@ async def test_the_model_is_loaded_once_per_process(llm: LlamaCppLLM) -> None:
         await other.prewarm()
         assert other._engine is llm._engine
     assert engine_module._engines == loaded
+
+
+async def test_a_long_reply_ends_at_a_sentence_end_not_at_the_cap(llm: LlamaCppLLM) -> None:
+    provider = LlamaCppLLM(temperature=0.0, max_tokens=200, sentence_stop_after=12, _env_file=None)
+    ctx = _context("Tell me about the sea.", system="You are a storyteller. Speak at length.")
+    chunks = await _collect(provider, ctx)
+    usage = chunks[-1].usage
+    text = _text(chunks).rstrip()
+    assert usage is not None and 12 <= usage.completion_tokens < 200, (usage, text)
+    assert text[-1] in ".!?", text
+
+
+def test_defaults_fit_a_spoken_reply() -> None:
+    settings = LlamaCppLLM(_env_file=None).settings
+    assert 60 <= settings.max_tokens <= 100 and settings.sentence_stop_after < settings.max_tokens

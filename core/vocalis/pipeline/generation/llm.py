@@ -14,8 +14,11 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from loguru import logger
+
 from vocalis.chat import ChatContext, ChatRole
 from vocalis.pipeline.config import ProviderTimeouts
+from vocalis.pipeline.generation.loop_guard import LoopGuard
 from vocalis.providers.base import ProviderError
 from vocalis.providers.guards import END, check_chunk, next_item
 from vocalis.providers.llm import LLM, ChatChunk, ToolCallRequest
@@ -95,17 +98,26 @@ async def llm_text(
 ) -> AsyncIterator[str]:
     """Stream the LLM's text, running tool calls between rounds.
 
+    A reply that starts repeating itself is ended there (:class:`LoopGuard`).
+
     Raises:
         ProviderError: The LLM failed, timed out (``timeouts``), yielded
             something other than a :class:`ChatChunk`, or ended its stream
             without any chunk.
     """
     limits = timeouts or ProviderTimeouts()
+    guard = LoopGuard()
     try:
         rounds_source = _llm_rounds(session, llm, utterance, instructions, preemptive, limits)
         async with contextlib.aclosing(rounds_source) as rounds:
             async for text in rounds:
-                yield text
+                if passed := guard.feed(text):
+                    yield passed
+                if guard.stopped:
+                    logger.info("{}: the reply started repeating itself; it ends here", llm.label)
+                    return
+        if rest := guard.flush():
+            yield rest
     finally:
         if preemptive is not None:
             preemptive.cancel()

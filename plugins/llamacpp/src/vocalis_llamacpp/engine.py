@@ -127,7 +127,14 @@ def _describe(key: EngineKey, engine: Engine) -> str:
     return f"{name} (n_ctx={key.n_ctx}, threads={key.n_threads}, slots={key.parallel})"
 
 
-_engines: ModelCache[EngineKey, Engine] = ModelCache("llama.cpp model", describe=_describe)
+def _warm_up(engine: Engine) -> None:
+    """Generate a few tokens: llama.cpp's first request sizes its compute
+    buffers and costs several times a later one."""
+    request = {"messages": [{"role": "user", "content": "Hello."}], "max_tokens": 4, "temperature": 0.0}
+    engine.generate(request, lambda chunk: None, threading.Event())
+
+
+_engines: ModelCache[EngineKey, Engine] = ModelCache("llama.cpp model", describe=_describe, warm_up=_warm_up)
 
 
 def bundled_model_path() -> Path:

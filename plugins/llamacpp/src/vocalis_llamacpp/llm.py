@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from loguru import logger
 from pydantic import Field
 
-from vocalis.providers.llm import LLM, ChatChunk, ToolSpec
+from vocalis.chat import FunctionCallOutput
+from vocalis.providers.llm import LLM, ChatChunk, ToolCallRequest, ToolSpec, Usage
 from vocalis.settings import ProviderSettings, provider_settings_config
 from vocalis_llamacpp.engine import (
     Engine,
@@ -22,11 +24,13 @@ from vocalis_llamacpp.engine import (
     resolve_template,
 )
 from vocalis_llamacpp.messages import StreamState, chunk_error, to_messages, to_tools
+from vocalis_llamacpp.tool_choice import WORDS_ONLY, choose_tool, needs_decision
 
 if TYPE_CHECKING:
     from vocalis.chat import ChatContext
 
 _DONE = object()
+_SENTENCE_END = re.compile(r"[.!?…][\"')\]]*\s*$")
 
 # Threads that wait on requests: the server computes on its own thread, these
 # only block in handle_chat_completions, one per chat in flight.
@@ -66,7 +70,22 @@ class LlamaCppLLM(LLM):
             parallel: Slots: chats generated at the same time.
             temperature: Sampling temperature (0 is greedy).
             top_p: Nucleus sampling threshold.
-            max_tokens: Most tokens one reply may have.
+            max_tokens: Most tokens one reply may have (a spoken reply is
+                short: about 100 tokens is half a minute of speech).
+            sentence_stop_after: Once a reply has this many tokens, it ends
+                at the next sentence end, so the cap rarely cuts a sentence.
+            repeat_penalty: Penalty on tokens repeated from the last
+                ``repeat_last_n`` tokens (1.0 is off); keeps small models
+                from looping.
+            repeat_last_n: How many recent tokens the penalty looks at.
+            dry_multiplier: Strength of llama.cpp's DRY sampler, which
+                penalises extending a phrase already said (0 is off).
+            tool_calls: ``"constrained"``: when tools are offered, two short
+                grammar-constrained requests decide whether to call one and
+                write its arguments (:mod:`vocalis_llamacpp.tool_choice`),
+                so even a small model's calls are well formed.
+                ``"native"``: offer the tools through the chat template and
+                let the model write calls itself (needs a template that can).
             seed: Sampling seed, for reproducible replies; None picks one.
             verbose: Let llama.cpp print its (copious) log to stderr.
         """
@@ -80,7 +99,12 @@ class LlamaCppLLM(LLM):
         parallel: int = Field(2, ge=1, le=16)
         temperature: float = Field(0.2, ge=0.0)
         top_p: float = Field(0.9, gt=0.0, le=1.0)
-        max_tokens: int = Field(256, ge=1)
+        max_tokens: int = Field(80, ge=1)
+        sentence_stop_after: int = Field(50, ge=1)
+        repeat_penalty: float = Field(1.1, ge=1.0, le=2.0)
+        repeat_last_n: int = Field(64, ge=0)
+        dry_multiplier: float = Field(0.8, ge=0.0)
+        tool_calls: Literal["constrained", "native"] = "constrained"
         seed: int | None = Field(None, ge=0)
         verbose: bool = False
 
@@ -129,9 +153,17 @@ class LlamaCppLLM(LLM):
             "max_tokens": s.max_tokens,
             "temperature": s.temperature,
             "top_p": s.top_p,
+            # A blank line ends a spoken reply: what follows is a list or a new topic.
+            "stop": ["\n\n"],
             "stream_options": {"include_usage": True},
             "cache_prompt": True,
         }
+        if not (chat_ctx.items and isinstance(chat_ctx.items[-1], FunctionCallOutput)):
+            # Not when the reply quotes a tool's result: the penalties also weigh
+            # the prompt, and would push the model off the digits it must repeat.
+            request.update(
+                repeat_penalty=s.repeat_penalty, repeat_last_n=s.repeat_last_n, dry_multiplier=s.dry_multiplier
+            )
         if s.seed is not None:
             request["seed"] = s.seed
         if tools and engine.supports_tools:
@@ -146,6 +178,33 @@ class LlamaCppLLM(LLM):
                 engine.key.path,
             )
         return request
+
+    async def _choose_tool(
+        self, engine: Engine, chat_ctx: ChatContext, tools: Sequence[ToolSpec]
+    ) -> ToolCallRequest | None:
+        """Decide on a tool and write its arguments (two short constrained requests)."""
+        stop = threading.Event()
+
+        def generate(request: dict[str, Any]) -> str:
+            state = StreamState()
+            parts: list[str] = []
+
+            def on_chunk(chunk: dict[str, Any]) -> None:
+                if (error := chunk_error(chunk)) is not None:
+                    raise ValueError(error[0])
+                parts.append(state.feed(chunk))
+
+            engine.generate(request, on_chunk, stop)
+            return "".join(parts)
+
+        self._active.add(stop)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(_waiters, choose_tool, generate, chat_ctx, tools)
+        except ValueError as exc:
+            raise self.error(f"llama.cpp refused the tool request: {exc}", recoverable=False) from exc
+        finally:
+            stop.set()  # a cancelled caller leaves the worker to stop at its next token
+            self._active.discard(stop)
 
     async def chat(
         self,
@@ -164,8 +223,20 @@ class LlamaCppLLM(LLM):
         if not chat_ctx.items:
             raise self.error("the conversation is empty: give at least one message", recoverable=False)
         engine = await self._get_engine()
-        request = self._request(engine, chat_ctx, tools, tool_choice)
         loop = asyncio.get_running_loop()
+        if tools and self.settings.tool_calls == "constrained":
+            if needs_decision(chat_ctx, tools):
+                call = await self._choose_tool(engine, chat_ctx, tools)
+                if call is not None:
+                    yield ChatChunk(tool_calls=[call])
+                    return
+            tools = ()  # the reply itself is words
+            request = self._request(engine, chat_ctx, tools, tool_choice)
+            # Words only: a model that saw tool calls in the history may write
+            # another one as text, which would be read aloud.
+            request["grammar"] = WORDS_ONLY
+        else:
+            request = self._request(engine, chat_ctx, tools, tool_choice)
         queue: asyncio.Queue[Any] = asyncio.Queue()
         stop = threading.Event()
 
@@ -186,6 +257,7 @@ class LlamaCppLLM(LLM):
         self._active.add(stop)
         worker = loop.run_in_executor(_waiters, work)
         state = StreamState()
+        tokens, said = 0, ""
         try:
             while (item := await queue.get()) is not _DONE:
                 if isinstance(item, _Failure):
@@ -195,6 +267,13 @@ class LlamaCppLLM(LLM):
                     raise self.error(f"llama.cpp: {message}", recoverable=code >= 500)
                 if text := state.feed(item):
                     yield ChatChunk(text=text)
+                    tokens += 1
+                    said = (said + text)[-8:]
+                    if tokens >= self.settings.sentence_stop_after and _SENTENCE_END.search(said):
+                        # Long enough: end here, at a sentence end, rather than at the cap.
+                        stop.set()
+                        yield ChatChunk(tool_calls=state.tool_calls(), usage=Usage(0, tokens))
+                        return
             if stop.is_set():
                 return  # stopped by aclose() of the provider: no final chunk
             yield ChatChunk(tool_calls=state.tool_calls(), usage=state.usage)

@@ -162,10 +162,17 @@ class LoadedVoice:
         return audio * (PEAK / max(0.01, peak))
 
 
+def _warm_up(voice: LoadedVoice) -> None:
+    """Synthesise one word ("hello", as phonemes): ONNX Runtime's first run
+    allocates its buffers and costs several times a later one."""
+    voice.infer(voice.config.phoneme_ids("həlˈoʊ"), noise_scale=0.667, length_scale=1.0, noise_w=0.8, speaker_id=0)
+
+
 _voices: ModelCache[ModelKey, LoadedVoice] = ModelCache(
     "Piper voice",
     describe=lambda key, voice: f"Piper voice {voice.path.name}",
     thread_name="piper",
+    warm_up=_warm_up,
 )
 
 

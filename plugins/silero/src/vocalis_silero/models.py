@@ -194,10 +194,18 @@ class GgmlSilero:
         return np.array([detector.process_samples(w.tolist()) for w in windows], np.float32)
 
 
+def _warm_up(model: WindowModel) -> None:
+    """Score one silent window: the runtime's first run allocates its buffers."""
+    import numpy as np
+
+    model.score(model.new_state(), np.zeros((1, 512), dtype=np.float32))
+
+
 _models: ModelCache[ModelKey, WindowModel] = ModelCache(
     "Silero VAD",
     describe=lambda key, model: f"Silero VAD ({model.backend} {model.flavour}) from {key.path}",
     thread_name="vocalis-silero",
+    warm_up=_warm_up,
 )
 
 

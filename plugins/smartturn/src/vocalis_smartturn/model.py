@@ -118,10 +118,16 @@ class SmartTurnModel:
         return min(1.0, max(0.0, value))
 
 
+def _warm_up(model: SmartTurnModel) -> None:
+    """Judge one second of silence: ONNX Runtime's first run allocates its buffers."""
+    model.probability(np.zeros(16_000, dtype=np.float32))
+
+
 _models: ModelCache[ModelKey, SmartTurnModel] = ModelCache(
     "Smart Turn model",
     describe=lambda key, model: f"Smart Turn model {model.path.name}",
     thread_name="vocalis-smartturn",
+    warm_up=_warm_up,
 )
 
 
