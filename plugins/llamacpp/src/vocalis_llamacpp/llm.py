@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
 from collections.abc import AsyncIterator, Sequence
@@ -224,12 +225,12 @@ class LlamaCppLLM(LLM):
             raise self.error("the conversation is empty: give at least one message", recoverable=False)
         engine = await self._get_engine()
         loop = asyncio.get_running_loop()
+        decision: asyncio.Task[ToolCallRequest | None] | None = None
         if tools and self.settings.tool_calls == "constrained":
             if needs_decision(chat_ctx, tools):
-                call = await self._choose_tool(engine, chat_ctx, tools)
-                if call is not None:
-                    yield ChatChunk(tool_calls=[call])
-                    return
+                # Decided beside the spoken reply (another server slot), which is
+                # held back until the decision: deciding adds no wait when no tool is needed.
+                decision = loop.create_task(self._choose_tool(engine, chat_ctx, tools))
             tools = ()  # the reply itself is words
             request = self._request(engine, chat_ctx, tools, tool_choice)
             # Words only: a model that saw tool calls in the history may write
@@ -258,6 +259,7 @@ class LlamaCppLLM(LLM):
         worker = loop.run_in_executor(_waiters, work)
         state = StreamState()
         tokens, said = 0, ""
+        held: list[str] = []  # the reply's words while the tool decision runs
         try:
             while (item := await queue.get()) is not _DONE:
                 if isinstance(item, _Failure):
@@ -266,6 +268,14 @@ class LlamaCppLLM(LLM):
                     message, code = error
                     raise self.error(f"llama.cpp: {message}", recoverable=code >= 500)
                 if text := state.feed(item):
+                    if decision is not None:
+                        if not decision.done():
+                            held.append(text)
+                            continue
+                        if (call := decision.result()) is not None:
+                            yield ChatChunk(tool_calls=[call])
+                            return
+                        decision, text = None, "".join([*held, text])
                     yield ChatChunk(text=text)
                     tokens += 1
                     said = (said + text)[-8:]
@@ -276,11 +286,21 @@ class LlamaCppLLM(LLM):
                         return
             if stop.is_set():
                 return  # stopped by aclose() of the provider: no final chunk
+            if decision is not None:  # the words ended before the decision
+                if (call := await decision) is not None:
+                    yield ChatChunk(tool_calls=[call])
+                    return
+                if held:
+                    yield ChatChunk(text="".join(held))
             yield ChatChunk(tool_calls=state.tool_calls(), usage=state.usage)
         finally:
             # Reached on completion, error, aclose() and cancellation alike.
             stop.set()
             self._active.discard(stop)
+            if decision is not None and not decision.done():
+                decision.cancel()
+                with contextlib.suppress(BaseException):
+                    await decision
             if not worker.done():
                 # Ends at the worker's next token (or at once if it was waiting
                 # for a slot); shielded so a second cancellation cannot strand it.

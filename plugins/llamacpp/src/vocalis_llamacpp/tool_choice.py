@@ -9,7 +9,9 @@ answer in the expected form:
 
 1. **Decide**: the answer is one of the tool names or ``none``, given the
    tools' descriptions and the conversation's last user turn.
-2. **Fill**: for the chosen tool, a JSON object that matches its parameter
+2. **Confirm**: asked about that one tool alone, the answer is ``yes`` or
+   ``no`` (small models over-pick from a list; a "no" asks each other tool).
+3. **Fill**: for the chosen tool, a JSON object that matches its parameter
    schema exactly (names, types, required keys).
 
 Both outputs are always valid; whether they are *right* is up to the model.
@@ -42,18 +44,14 @@ Tools:
 Answer with the name of the one tool that gives the information or does the work the user asks for.
 Answer "none" for greetings, thanks, small talk, opinions, stories and any question the tools cannot answer."""
 
-# Examples that fit any set of tools: what needs no tool.
+# Examples that fit any set of tools: what needs no tool. (Examples of tool
+# requests would have to be written for each tool; the confirm step stands in.)
 _GENERIC_EXAMPLES = [
     ("Hello there!", NONE),
     ("Thanks, that's all.", NONE),
     ("Tell me a joke.", NONE),
     ("What is your name?", NONE),
 ]
-
-
-def _examples(tools: Sequence[ToolSpec]) -> list[tuple[str, str]]:
-    """Worked examples of requests that need no tool."""
-    return list(_GENERIC_EXAMPLES)
 
 
 Generate = Callable[[dict[str, Any]], str]
@@ -73,7 +71,7 @@ def decide_request(chat_ctx: ChatContext, tools: Sequence[ToolSpec]) -> dict[str
     """The request that picks a tool name or ``none``."""
     listing = "\n".join(f"- {tool.name}({_parameter_names(tool)}): {_one_line(tool.description)}" for tool in tools)
     messages: list[dict[str, str]] = [{"role": "system", "content": _DECIDE_PROMPT.format(tools=listing)}]
-    for question, answer in _examples(tools):
+    for question, answer in _GENERIC_EXAMPLES:
         messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
     messages.append({"role": "user", "content": _recent_user_turn(chat_ctx)})
     names = " | ".join(json.dumps(name) for name in [NONE, *(tool.name for tool in tools)])
