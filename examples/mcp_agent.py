@@ -1,15 +1,19 @@
 """A voice agent whose LLM calls a tool from a stdio MCP server.
 
-Any OpenAI-compatible server works as the LLM; point Vocalis at it::
+Offline, give the local LLM a model that can choose tools (the fast default,
+SmolLM2-135M, is too small to)::
+
+    export VOCALIS_LLM_LLAMACPP_MODEL=/path/to/a-tool-capable-model.gguf
+    vocalis talk --agent examples/mcp_agent.py:make_agent --input examples/what_time_tokyo.wav
+
+Or any OpenAI-compatible server as the LLM::
 
     export VOCALIS_LLM=openai
     export VOCALIS_LLM_OPENAI_BASE_URL=http://127.0.0.1:8080/v1   # or leave unset for OpenAI
     export VOCALIS_LLM_OPENAI_MODEL=your-model
     export VOCALIS_LLM_OPENAI_API_KEY=...                         # if the server needs one
-    vocalis talk --agent examples/mcp_agent.py:make_agent --input examples/what_time_tokyo.wav
 
-Speech recognition, turn detection and the voice stay offline (the default
-stack); only the LLM is remote.
+Speech recognition, turn detection and the voice stay offline either way.
 """
 
 from __future__ import annotations
