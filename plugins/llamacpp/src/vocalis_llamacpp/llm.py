@@ -101,7 +101,7 @@ class LlamaCppLLM(LLM):
         temperature: float = Field(0.2, ge=0.0)
         top_p: float = Field(0.9, gt=0.0, le=1.0)
         max_tokens: int = Field(80, ge=1)
-        sentence_stop_after: int = Field(50, ge=1)
+        sentence_stop_after: int = Field(35, ge=1)
         repeat_penalty: float = Field(1.1, ge=1.0, le=2.0)
         repeat_last_n: int = Field(64, ge=0)
         dry_multiplier: float = Field(0.8, ge=0.0)
