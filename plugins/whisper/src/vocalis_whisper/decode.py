@@ -11,18 +11,23 @@ model itself doubts there was speech.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from vocalis.audio import AudioFrame, AudioResampler
+from vocalis_whisper.window import decode_fitted, fit_window_frames, looks_looped
 
 if TYPE_CHECKING:
     import numpy as np
     from faster_whisper import WhisperModel
+    from faster_whisper.transcribe import Segment
+
+logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 
@@ -76,6 +81,10 @@ class DecodeOptions:
         phantom_no_speech: Phantom phrases are dropped when the no-speech
             probability is above this.
         silence_dbfs: Audio whose peak is below this level is not decoded.
+        window: ``"full"`` encodes Whisper's fixed 30 s window; ``"fit"`` a
+            window fitted to the audio (see :mod:`vocalis_whisper.window`),
+            falling back to the full one when the output looks looped.
+            ``"fit"`` is ignored with ``vad_filter``.
     """
 
     language: str | None
@@ -86,6 +95,7 @@ class DecodeOptions:
     no_speech_threshold: float
     phantom_no_speech: float
     silence_dbfs: float
+    window: Literal["full", "fit"] = "full"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,24 +160,47 @@ def transcribe(
         return empty
     if cancel is not None and cancel.is_set():
         raise Cancelled
-    segments, info = model.transcribe(
-        audio,
-        language=options.language,
-        beam_size=options.beam_size,
-        best_of=max(1, options.beam_size),
-        temperature=list(options.temperatures),
-        initial_prompt=options.initial_prompt,
-        vad_filter=options.vad_filter,
+    kwargs: dict[str, Any] = {
+        "language": options.language,
+        "beam_size": options.beam_size,
+        "best_of": max(1, options.beam_size),
+        "temperature": list(options.temperatures),
+        "initial_prompt": options.initial_prompt,
+        "vad_filter": options.vad_filter,
         # Each utterance stands alone; carrying text over would spread errors.
-        condition_on_previous_text=False,
-        without_timestamps=True,
-        no_speech_threshold=options.no_speech_threshold,
-    )
-    kept: list[tuple[str, float, float]] = []  # text, duration weight, confidence
-    start, end = math.inf, 0.0
-    for segment in segments:  # lazy: each step decodes one 30 s window
+        "condition_on_previous_text": False,
+        "without_timestamps": True,
+        "no_speech_threshold": options.no_speech_threshold,
+    }
+    frames = fit_window_frames(duration) if options.window == "fit" and not options.vad_filter else None
+    if frames is not None:
+        segments, language = decode_fitted(model, audio, frames, kwargs)
+        decoded = _collect(segments, cancel)
+        text = " ".join(segment.text.strip() for segment in decoded)
+        if not looks_looped(text, sum(len(segment.tokens) for segment in decoded), duration):
+            return _clean(decoded, language, duration, options)
+        logger.debug("short-window decode looks looped (%r); decoding on the full window", text)
         if cancel is not None and cancel.is_set():
             raise Cancelled
+    segments, info = model.transcribe(audio, **kwargs)
+    return _clean(_collect(segments, cancel), info.language, duration, options)
+
+
+def _collect(segments: Iterable[Segment], cancel: threading.Event | None) -> list[Segment]:
+    """Run a lazy decode to the end, checking for cancellation between segments."""
+    decoded: list[Segment] = []
+    for segment in segments:  # lazy: each step decodes one window
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
+        decoded.append(segment)
+    return decoded
+
+
+def _clean(segments: list[Segment], language: str | None, duration: float, options: DecodeOptions) -> Transcript:
+    """Drop phantom segments and join the rest into one transcript."""
+    kept: list[tuple[str, float, float]] = []  # text, duration weight, confidence
+    start, end = math.inf, 0.0
+    for segment in segments:
         text = segment.text.strip()
         if not text or is_phantom(text, segment.no_speech_prob, segment.avg_logprob, options):
             continue
@@ -176,11 +209,11 @@ def transcribe(
         kept.append((text, weight, confidence))
         start, end = min(start, segment.start), max(end, segment.end)
     if not kept:
-        return Transcript("", 0.0, info.language, 0.0, duration)
+        return Transcript("", 0.0, language, 0.0, duration)
     total = sum(weight for _, weight, _ in kept)
     confidence = sum(weight * conf for _, weight, conf in kept) / total
     text = " ".join(text for text, _, _ in kept)
-    return Transcript(text, min(1.0, max(0.0, confidence)), info.language, start, min(end, duration))
+    return Transcript(text, min(1.0, max(0.0, confidence)), language, start, min(end, duration))
 
 
 def is_phantom(text: str, no_speech: float, avg_logprob: float, options: DecodeOptions) -> bool:
