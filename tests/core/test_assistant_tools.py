@@ -16,7 +16,13 @@ NOON_UTC = datetime.datetime(2026, 12, 6, 12, 0, tzinfo=datetime.UTC)
 
 @pytest.mark.parametrize(
     ("place", "expected"),
-    [("Tokyo", "21:00"), ("new york", "07:00"), ("Europe/Paris", "13:00"), ("Los Angeles", "04:00"), ("Sydney", "23:00")],
+    [
+        ("Tokyo", "21:00"),
+        ("new york", "07:00"),
+        ("Europe/Paris", "13:00"),
+        ("Los Angeles", "04:00"),
+        ("Sydney", "23:00"),
+    ],
 )
 def test_the_time_in_a_city(place: str, expected: str) -> None:
     assert expected in time_in(place, NOON_UTC) and place.strip() in time_in(place, NOON_UTC)

@@ -140,7 +140,7 @@ def test_the_assistant_chats_with_its_tools_and_no_warning() -> None:
     warnings: list[str] = []
     sink = logger.add(lambda m: warnings.append(m.record["message"]), level="WARNING")
     try:
-        provider = LlamaCppLLM(_env_file=None)
+        provider = LlamaCppLLM(tool_calls="constrained", _env_file=None)
         tools = DefaultAssistant().tools
 
         async def go() -> list[Any]:
@@ -153,3 +153,22 @@ def test_the_assistant_chats_with_its_tools_and_no_warning() -> None:
     for call in (call for chunk in chunks for call in chunk.tool_calls):
         assert call.name in {tool.name for tool in tools}
         json.loads(call.arguments)
+
+
+def test_the_bundled_model_is_not_asked_to_choose_tools(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It cannot (0 of 10): by default it answers in words at once, with no decision requests."""
+    import vocalis_llamacpp.llm as llm_module
+
+    def fail(*args: Any) -> None:
+        raise AssertionError("a tool decision was made for the bundled model")
+
+    monkeypatch.setattr(llm_module, "choose_tool", fail)
+    provider = LlamaCppLLM(_env_file=None)
+    assert provider.settings.tool_calls == "auto" and provider._tool_mode() == "off"
+    assert LlamaCppLLM(model="/any/model.gguf", _env_file=None)._tool_mode() == "constrained"
+
+    async def go() -> list[Any]:
+        return [chunk async for chunk in provider.chat(ask("What is 2 plus 2?"), tools=DefaultAssistant().tools)]
+
+    chunks = asyncio.run(go())
+    assert "".join(chunk.text for chunk in chunks).strip() and not any(chunk.tool_calls for chunk in chunks)

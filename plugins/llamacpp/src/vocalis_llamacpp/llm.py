@@ -14,7 +14,7 @@ from loguru import logger
 from pydantic import Field
 
 from vocalis.chat import FunctionCallOutput
-from vocalis.providers.llm import LLM, ChatChunk, ToolCallRequest, ToolSpec, Usage
+from vocalis.providers.llm import LLM, ChatChunk, ToolCallRequest, ToolSpec
 from vocalis.settings import ProviderSettings, provider_settings_config
 from vocalis_llamacpp.engine import (
     Engine,
@@ -81,12 +81,16 @@ class LlamaCppLLM(LLM):
             repeat_last_n: How many recent tokens the penalty looks at.
             dry_multiplier: Strength of llama.cpp's DRY sampler, which
                 penalises extending a phrase already said (0 is off).
-            tool_calls: ``"constrained"``: when tools are offered, two short
+            tool_calls: ``"constrained"``: when tools are offered, short
                 grammar-constrained requests decide whether to call one and
                 write its arguments (:mod:`vocalis_llamacpp.tool_choice`),
                 so even a small model's calls are well formed.
                 ``"native"``: offer the tools through the chat template and
                 let the model write calls itself (needs a template that can).
+                ``"off"``: never offer tools. ``"auto"`` (the default):
+                constrained, except for the bundled SmolLM2-135M, which is
+                too small to choose a tool (0 right in 10 requests that
+                needed one) and so is not asked: the fast default stays fast.
             seed: Sampling seed, for reproducible replies; None picks one.
             verbose: Let llama.cpp print its (copious) log to stderr.
         """
@@ -105,7 +109,7 @@ class LlamaCppLLM(LLM):
         repeat_penalty: float = Field(1.1, ge=1.0, le=2.0)
         repeat_last_n: int = Field(64, ge=0)
         dry_multiplier: float = Field(0.8, ge=0.0)
-        tool_calls: Literal["constrained", "native"] = "constrained"
+        tool_calls: Literal["auto", "constrained", "native", "off"] = "auto"
         seed: int | None = Field(None, ge=0)
         verbose: bool = False
 
@@ -180,6 +184,12 @@ class LlamaCppLLM(LLM):
             )
         return request
 
+    def _tool_mode(self) -> str:
+        mode = self.settings.tool_calls
+        if mode != "auto":
+            return mode
+        return "off" if self.settings.model is None else "constrained"
+
     async def _choose_tool(
         self, engine: Engine, chat_ctx: ChatContext, tools: Sequence[ToolSpec]
     ) -> ToolCallRequest | None:
@@ -226,7 +236,10 @@ class LlamaCppLLM(LLM):
         engine = await self._get_engine()
         loop = asyncio.get_running_loop()
         decision: asyncio.Task[ToolCallRequest | None] | None = None
-        if tools and self.settings.tool_calls == "constrained":
+        mode = self._tool_mode()
+        if mode == "off":
+            tools = ()
+        if tools and mode == "constrained":
             if needs_decision(chat_ctx, tools):
                 # Decided beside the spoken reply (another server slot), which is
                 # held back until the decision: deciding adds no wait when no tool is needed.
@@ -282,7 +295,9 @@ class LlamaCppLLM(LLM):
                     if tokens >= self.settings.sentence_stop_after and _SENTENCE_END.search(said):
                         # Long enough: end here, at a sentence end, rather than at the cap.
                         stop.set()
-                        yield ChatChunk(tool_calls=state.tool_calls(), usage=Usage(0, tokens))
+                        # No usage: llama.cpp reports it only at a natural end (the
+                        # session counts the chunks instead).
+                        yield ChatChunk(tool_calls=state.tool_calls())
                         return
             if stop.is_set():
                 return  # stopped by aclose() of the provider: no final chunk
