@@ -11,6 +11,8 @@ _ABBREVIATIONS = frozenset(
 )
 # A newline is itself the white space after the boundary (an empty group 1 before it).
 _BOUNDARY = re.compile(r"([.!?…]+[\"')\]]*|[;:]|(?=\n))(\s+)")
+# Words that start a clause: a first chunk with no comma may end before one.
+_CLAUSE_START = re.compile(r" (?=(?:that|which|who|and|but|or|so|because|when|while|if|with|for|to) )")
 
 
 class SentenceChunker:
@@ -19,12 +21,13 @@ class SentenceChunker:
     Sentence ends are ``.``, ``!``, ``?`` (and ``;``/``:``/newlines) followed by
     white space; abbreviations ("Dr.", "e.g.") and numbers ("3.5") do not end
     a sentence. The first chunk may be cut at a comma once it is long enough
-    so the first audio comes sooner.
+    so the first audio comes sooner, or, when a long first sentence has no
+    comma, before a word that starts a clause ("that", "and", "with"...).
 
     Args:
         min_chars: A sentence shorter than this is joined with the next.
         first_chunk_chars: Cut the first chunk at a comma past this length
-            (0 disables it).
+            (0 disables it), or before a clause's first word past twice it.
         max_chars: Text without a sentence end is cut (at a comma, else a
             space) once it grows this long.
     """
@@ -53,6 +56,13 @@ class SentenceChunker:
             if cut >= self.first_chunk_chars:
                 out.append(self._buffer[: cut + 1].strip())
                 start = cut + 2
+            elif cut < 0 and len(self._buffer) >= 2 * self.first_chunk_chars:
+                clauses = [m.start() for m in _CLAUSE_START.finditer(self._buffer, self.first_chunk_chars)]
+                # Only where a few words follow: the next one may yet end the sentence.
+                clauses = [c for c in clauses if len(self._buffer) - c > 12]
+                if clauses:
+                    out.append(self._buffer[: clauses[-1]].strip())
+                    start = clauses[-1] + 1
         rest = self._buffer[start:]
         while len(rest) > self.max_chars:
             # Run-on text without sentence ends: cut at a comma or a space

@@ -197,3 +197,18 @@ def test_run_on_text_is_cut_at_a_space_when_it_grows_too_long() -> None:
     assert len(out) >= 5
     assert all(len(chunk) <= 40 for chunk in out)
     assert " ".join(out).split() == words
+
+
+def test_a_long_first_sentence_without_a_comma_is_cut_before_a_clause() -> None:
+    """So the first audio need not wait for the whole sentence; never mid-clause."""
+    text = "I'm here to assist you with any project or task that requires creative thinking. Then more."
+    chunker = SentenceChunker()
+    out: list[str] = []
+    for word in re.findall(r"\S+\s*", text):
+        out += chunker.push(word)
+    out += chunker.flush()
+    assert "".join(f"{piece} " for piece in out).strip() == text
+    first = out[0].split()
+    assert 8 <= len(first) < 14 and text.split()[len(first)] in {"or", "that", "with", "and"}
+    # Short sentences, and sentences with a comma, are cut as before.
+    assert SentenceChunker().push("The capital of France is Paris. ") == ["The capital of France is Paris."]

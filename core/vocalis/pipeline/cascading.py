@@ -174,6 +174,11 @@ class CascadingPipeline(InputStreams, Pipeline):
     async def attach(self, session: SessionPort) -> None:
         await super().attach(session)
         await self.prewarm()
+        try:
+            # The instructions' prompt, evaluated now: the first reply costs what later ones do.
+            await self.llm.warm_context(session.agent.chat_context.for_request())
+        except Exception as exc:
+            session.report_error(self.llm.label, exc)
         loop = asyncio.get_running_loop()
         self.turns = TurnController(
             session,

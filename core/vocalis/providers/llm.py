@@ -85,3 +85,14 @@ class LLM(Provider):
             tool_choice: ``"auto"`` (default), ``"none"`` or ``"required"``.
         """
         raise NotImplementedError
+
+    async def warm_context(self, chat_ctx: ChatContext) -> None:
+        """Prepare for replies to this conversation (called when a session starts).
+
+        A local model can evaluate the instructions now, so the first reply
+        pays only for the words that follow them, as later replies do. The
+        default does nothing: a hosted model would be billed for it.
+
+        Args:
+            chat_ctx: The conversation so far, instructions first.
+        """

@@ -39,6 +39,10 @@ _waiters = ThreadPoolExecutor(max_workers=16, thread_name_prefix="vocalis-llamac
 _warned_no_tools: set[EngineKey] = set()
 
 
+def _ignore(chunk: dict[str, Any]) -> None:
+    """A chunk nobody reads (a warm-up's)."""
+
+
 class _Failure:
     __slots__ = ("exc",)
 
@@ -123,6 +127,26 @@ class LlamaCppLLM(LLM):
     async def prewarm(self) -> None:
         """Load the model (shared with other instances) ahead of the first chat."""
         await self._get_engine()
+
+    async def warm_context(self, chat_ctx: ChatContext) -> None:
+        """Evaluate the conversation's prompt (the instructions) into a slot's
+        cache, so the first reply evaluates only the words after it."""
+        if not chat_ctx.items:
+            return
+        engine = await self._get_engine()
+        request = {
+            "messages": to_messages(chat_ctx, native_tool_calls=engine.supports_tool_calls),
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "cache_prompt": True,
+        }
+        stop = threading.Event()
+        self._active.add(stop)
+        try:
+            await asyncio.get_running_loop().run_in_executor(_waiters, engine.generate, request, _ignore, stop)
+        finally:
+            stop.set()
+            self._active.discard(stop)
 
     async def aclose(self) -> None:
         """Stop this instance's chats in flight. The shared model stays loaded."""
