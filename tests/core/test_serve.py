@@ -72,7 +72,8 @@ def test_idle_sessions_are_closed_and_activity_keeps_them() -> None:
 def test_idle_means_nobody_is_active_however_long_they_are() -> None:
     """Idle timeout 5 s: a user speaking 9 s without a pause, an agent thinking 6 s
     and then speaking 11 s are all activity; 5 s of silence after them is idle."""
-    story = "A story that goes on. " * 11  # 11 sentences of 1.05 s of FakeTTS audio
+    # 11 sentences of 1.05 s of FakeTTS audio, each its own (a repeated one would be a loop, and cut)
+    story = "".join(f"A story that goes on {letter}. " for letter in "ABCDEFGHIJK")
 
     async def main() -> None:
         server = SessionServer(

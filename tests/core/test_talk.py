@@ -259,7 +259,8 @@ def test_talk_timeout_prints_the_partial_reply_marked_and_fails(fakes, dists, tm
 
 def test_talk_waits_for_a_long_reply_to_play(fakes, tmp_path: Path, monkeypatch) -> None:
     # Playing the reply is not waiting: a reply longer than --timeout is heard whole.
-    long_reply = " ".join(["This reply goes on and on."] * 12)
+    # Twelve different sentences (one said twice would be a loop, and cut off).
+    long_reply = " ".join(f"This reply goes on, part {n}." for n in range(1, 13))
     monkeypatch.setenv("VOCALIS_LLM_FAKE_RESPONSES", json.dumps([long_reply]))
     source = speech_wav(tmp_path / "in.wav")
     result = CliRunner().invoke(cli, ["talk", "--input", str(source), "--timeout", "2"])

@@ -257,7 +257,8 @@ async def test_many_browsers_at_once() -> None:
 
 
 async def test_barge_in_empties_the_outgoing_audio_at_once() -> None:
-    long_reply = "This is a very long answer that goes on and on. " * 6  # ~15 s of fake speech
+    # ~15 s of fake speech, six different sentences (one said twice would be a loop, and cut off)
+    long_reply = "".join(f"This is a very long answer that goes on, part {n}. " for n in range(1, 7))
 
     def pipeline() -> Any:
         return fake_pipeline(["tell me a story", "stop please right now"], reply=long_reply.strip())
