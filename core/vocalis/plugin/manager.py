@@ -8,7 +8,6 @@ with its error and unregistered, and every other plugin still loads.
 
 from __future__ import annotations
 
-import difflib
 import importlib.metadata
 import inspect
 import traceback
@@ -74,6 +73,8 @@ class VocalisPluginManager(pluggy.PluginManager):
         if unknown:
             self.unregister(module)
             for hook in unknown:
+                import difflib  # only for a misspelt hook
+
                 close = difflib.get_close_matches(hook, _known_hooks(), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 record.fail(f"unknown hook {hook!r}{hint}")

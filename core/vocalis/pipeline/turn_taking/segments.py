@@ -10,7 +10,6 @@ remembers the words it took, so the segment's final adds only the rest.
 from __future__ import annotations
 
 import asyncio
-import difflib
 from collections import deque
 from collections.abc import Callable
 
@@ -160,7 +159,11 @@ def _key(word: str) -> str:
 
 def _alike(a: str, b: str) -> bool:
     """The same word, allowing a recogniser's revision of its spelling."""
-    return a == b or (len(a) > 2 and len(b) > 2 and difflib.SequenceMatcher(a=a, b=b).ratio() >= 0.75)
+    if a == b or len(a) <= 2 or len(b) <= 2:
+        return a == b
+    import difflib  # only when words differ: importing it costs every agent's start-up
+
+    return difflib.SequenceMatcher(a=a, b=b).ratio() >= 0.75
 
 
 def _untaken(text: str, taken: list[str]) -> str:
