@@ -312,6 +312,7 @@ class LlamaCppLLM(LLM):
                         if (call := decision.result()) is not None:
                             yield ChatChunk(tool_calls=[call])
                             return
+                        tokens += len(held)  # each held chunk was a token
                         decision, text = None, "".join([*held, text])
                     yield ChatChunk(text=text)
                     tokens += 1
