@@ -73,13 +73,7 @@ def engine() -> Engine:
 
 
 def run(engine: Engine, request: dict[str, Any]) -> str:
-    import threading
-
-    from vocalis_llamacpp.messages import StreamState
-
-    state, parts = StreamState(), []
-    engine.generate(request, lambda chunk: parts.append(state.feed(chunk)), threading.Event())
-    return "".join(parts)
+    return engine.complete(request)
 
 
 @pytest.mark.parametrize("question", ["What is 12 times 7?", "Hello!", "How many feet in 3 meters?"])

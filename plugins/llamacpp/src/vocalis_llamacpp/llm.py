@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 import threading
 from collections.abc import AsyncIterator, Sequence
@@ -37,10 +38,6 @@ _SENTENCE_END = re.compile(r"[.!?…][\"')\]]*\s*$")
 # only block in handle_chat_completions, one per chat in flight.
 _waiters = ThreadPoolExecutor(max_workers=16, thread_name_prefix="vocalis-llamacpp")
 _warned_no_tools: set[EngineKey] = set()
-
-
-def _ignore(chunk: dict[str, Any]) -> None:
-    """A chunk nobody reads (a warm-up's)."""
 
 
 class _Failure:
@@ -143,7 +140,8 @@ class LlamaCppLLM(LLM):
         stop = threading.Event()
         self._active.add(stop)
         try:
-            await asyncio.get_running_loop().run_in_executor(_waiters, engine.generate, request, _ignore, stop)
+            with contextlib.suppress(ValueError):  # a refused prompt is reported by the first reply
+                await asyncio.get_running_loop().run_in_executor(_waiters, engine.complete, request, stop)
         finally:
             stop.set()
             self._active.discard(stop)
@@ -219,19 +217,7 @@ class LlamaCppLLM(LLM):
     ) -> ToolCallRequest | None:
         """Decide on a tool and write its arguments (two short constrained requests)."""
         stop = threading.Event()
-
-        def generate(request: dict[str, Any]) -> str:
-            state = StreamState()
-            parts: list[str] = []
-
-            def on_chunk(chunk: dict[str, Any]) -> None:
-                if (error := chunk_error(chunk)) is not None:
-                    raise ValueError(error[0])
-                parts.append(state.feed(chunk))
-
-            engine.generate(request, on_chunk, stop)
-            return "".join(parts)
-
+        generate = functools.partial(engine.complete, stop=stop)
         self._active.add(stop)
         try:
             return await asyncio.get_running_loop().run_in_executor(_waiters, choose_tool, generate, chat_ctx, tools)
