@@ -20,10 +20,16 @@ from vocalis.tools.arguments import ToolError
 
 
 @functools.cache
+def _zone_names() -> frozenset[str]:
+    """The IANA zone names (reading them walks the zone database: once is enough)."""
+    return frozenset(zoneinfo.available_timezones())
+
+
+@functools.cache
 def _zones_by_city() -> dict[str, str]:
     """City (the last part of an IANA zone name, lower case) -> zone name."""
     zones: dict[str, str] = {}
-    for name in sorted(zoneinfo.available_timezones()):
+    for name in sorted(_zone_names()):
         if "/" in name and not name.startswith(("Etc/", "SystemV/", "US/")):
             zones.setdefault(name.rsplit("/", 1)[1].replace("_", " ").lower(), name)
     return zones
@@ -35,7 +41,7 @@ def find_zone(place: str) -> zoneinfo.ZoneInfo | None:
     if not wanted:
         return None
     for candidate in (place.strip(), place.strip().replace(" ", "_")):
-        if candidate in zoneinfo.available_timezones():
+        if candidate in _zone_names():
             return zoneinfo.ZoneInfo(candidate)
     zones = _zones_by_city()
     name = zones.get(wanted) or zones.get(wanted.split(",")[0].strip())
