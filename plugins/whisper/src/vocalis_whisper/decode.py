@@ -11,13 +11,14 @@ model itself doubts there was speech.
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
+
+from loguru import logger
 
 from vocalis.audio import AudioFrame, AudioResampler
 from vocalis_whisper.window import decode_fitted, fit_window_frames, looks_looped
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from faster_whisper import WhisperModel
     from faster_whisper.transcribe import Segment
 
-logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 
@@ -179,7 +179,7 @@ def transcribe(
         text = " ".join(segment.text.strip() for segment in decoded)
         if not looks_looped(text, sum(len(segment.tokens) for segment in decoded), duration):
             return _clean(decoded, language, duration, options)
-        logger.debug("short-window decode looks looped (%r); decoding on the full window", text)
+        logger.debug("short-window decode looks looped ({!r}); decoding on the full window", text)
         if cancel is not None and cancel.is_set():
             raise Cancelled
     segments, info = model.transcribe(audio, **kwargs)
