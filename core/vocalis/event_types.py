@@ -148,11 +148,16 @@ class MetricsCollectedEvent(TypedDict):
 
 
 class ErrorEvent(TypedDict):
-    """``error``: something failed; ``source`` names it (``"stt:whisper"``, ``"tool:x"``)."""
+    """``error``: something failed; ``source`` names it (``"stt:whisper"``, ``"tool:x"``).
+
+    ``kind`` is the :class:`~vocalis.providers.base.ErrorKind` value of a
+    provider's error (``"timeout"``, ``"auth"``...), ``"unknown"`` otherwise.
+    """
 
     source: str
     message: str
     recoverable: bool
+    kind: str
 
 
 class CloseEvent(TypedDict):

@@ -44,6 +44,7 @@ BASES = {
     "tools": "ToolSource",
     "realtime": "RealtimeModel",
     "transport": "Transport",
+    "session_store": "SessionStore",
 }
 
 

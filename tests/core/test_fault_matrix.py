@@ -375,6 +375,7 @@ def test_a_realtime_request_that_gets_no_response_times_out_and_apologises() -> 
             "source": "realtime:fake",
             "message": "timed out after 30 s waiting for a response",
             "recoverable": True,
+            "kind": "timeout",
         }
         assert conv.agent_turns() == [APOLOGY, "Still here."]
         assert len(model.connections) == 2  # the stuck connection was replaced

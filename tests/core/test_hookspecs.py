@@ -38,6 +38,7 @@ HOOK_TESTS = {
     "vocalis_register_tools": ProviderKind.TOOLS,
     "vocalis_register_realtime": ProviderKind.REALTIME,
     "vocalis_register_transport": ProviderKind.TRANSPORT,
+    "vocalis_register_session_store": ProviderKind.SESSION_STORE,
 }
 # Hookspecs that register something other than providers, and their tests.
 OTHER_HOOK_TESTS = {"vocalis_register_commands": "tests/core/test_plugin_commands.py"}

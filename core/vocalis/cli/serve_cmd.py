@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import click
@@ -33,9 +34,7 @@ def agent_factory(spec: str | None) -> Any:
     return factory
 
 
-def serving_transports(registry: Any) -> list[Any]:
-    """Transport classes that accept connections (have ``add_routes``)."""
-    return [e.cls for e in registry.entries("transport") if callable(getattr(e.cls, "add_routes", None))]
+from vocalis.serve.plugins import serving_transports  # noqa: E402  (kept importable from here)
 
 
 async def _serve(options: dict[str, Any]) -> None:
@@ -43,7 +42,9 @@ async def _serve(options: dict[str, Any]) -> None:
     from vocalis.pipeline.config import EOUConfig
     from vocalis.plugin.manager import make_plugin_manager
     from vocalis.serve.http import serve
+    from vocalis.serve.plugins import session_store
     from vocalis.serve.server import ServeOptions, SessionServer
+    from vocalis.serve.workers import PORT_ENV, is_worker, tell_ready
 
     registry = make_plugin_manager().registry
     transports = serving_transports(registry)
@@ -52,6 +53,11 @@ async def _serve(options: dict[str, Any]) -> None:
             "no installed transport serves connections: install vocalis-webrtc (browser) "
             "or vocalis-websocket (telephony)"
         )
+    try:
+        store = session_store(options["store"], registry)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--store") from None
+    worker = is_worker()
 
     def pipeline() -> CascadingPipeline:
         return CascadingPipeline(registry=registry, eou_config=EOUConfig(preemptive_generation=options["preemptive"]))
@@ -60,29 +66,54 @@ async def _serve(options: dict[str, Any]) -> None:
     warm = pipeline()
     await warm.prewarm()
     await warm.aclose()
+    await store.prewarm()
 
     server = SessionServer(
         agent_factory(options["agent"]),
         pipeline,
         ServeOptions(
             host=options["host"],
-            port=options["port"],
+            port=int(os.environ[PORT_ENV]) if worker else options["port"],
             token=options["token"],
             allowed_origins=tuple(options["allow_origin"]),
             max_sessions=options["max_sessions"],
             idle_timeout=options["idle_timeout"],
             drain_timeout=options["drain_timeout"],
             max_message_bytes=options["max_message_bytes"],
-            metrics_path=options["metrics_path"],
+            metrics_path=_worker_path(options["metrics_path"]) if worker else options["metrics_path"],
+            workers=options["workers"],
+            max_load=options["max_load"],
+            max_loop_lag=options["max_loop_lag"],
+            max_pending_connections=options["max_pending_connections"],
+            max_connections_per_client=options["max_connections_per_client"],
+            header_timeout=options["header_timeout"],
+            max_errors=options["max_errors"],
+            error_message=options["error_message"] or None,
+            store=store,
+            resume_grace=options["resume_grace"],
         ),
     )
 
     def ready(url: str) -> None:
+        if worker:
+            tell_ready()
+            return
         names = ", ".join(sorted(t.name for t in transports))
         click.echo(f"Vocalis is serving ({names}). Open {url}", err=False)
         click.echo("Ctrl-C stops it (running sessions get --drain-timeout seconds to finish).")
 
-    await serve(server, transports, ready=ready)
+    await serve(server, transports, ready=ready, reuse_port=worker)
+
+
+def _worker_path(path: str | None) -> str | None:
+    """Each worker writes its own metrics file: ``metrics.jsonl`` → ``metrics.w2.jsonl``."""
+    from vocalis.serve.workers import WORKER_ENV
+
+    if path is None:
+        return None
+    stem, dot, ext = path.rpartition(".")
+    index = os.environ[WORKER_ENV]
+    return f"{stem}.w{index}.{ext}" if dot else f"{path}.w{index}"
 
 
 @click.command("serve")
@@ -127,10 +158,90 @@ async def _serve(options: dict[str, Any]) -> None:
 @click.option(
     "--preemptive/--no-preemptive", default=True, show_default=True, help="Start the LLM before the turn is committed."
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Processes serving the port (one per core; each loads the models once).",
+)
+@click.option(
+    "--store",
+    default="memory://",
+    show_default=True,
+    envvar="VOCALIS_SERVE_STORE",
+    help="Where conversations are kept for resume: memory:// (this process) or redis://host:6379/0 (vocalis-redis).",
+)
+@click.option(
+    "--resume-grace",
+    default=120.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds a dropped session can be resumed (the client reconnects with its session id).",
+)
+@click.option(
+    "--max-load",
+    default=0.9,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Refuse sessions (and fail /readyz) at this CPU load, averaged over 2.5 s (1.0 = the worker's cores); 0: off.",
+)
+@click.option(
+    "--max-loop-lag",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Refuse sessions (and fail /readyz) when the event loop is this many seconds late; 0: off.",
+)
+@click.option(
+    "--max-pending-connections",
+    default=128,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Connections at once that have not sent a request yet.",
+)
+@click.option(
+    "--max-connections-per-client",
+    default=64,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Connections at once from one address; 0: off (behind a proxy that limits per source).",
+)
+@click.option(
+    "--header-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds a new connection gets to send its request.",
+)
+@click.option(
+    "--max-errors",
+    default=3,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Close a session after this many unrecoverable provider errors; 0: never.",
+)
+@click.option(
+    "--error-message",
+    default="Sorry, something went wrong on my side.",
+    show_default=True,
+    help="Spoken when a turn fails before the agent said anything; empty: stay silent.",
+)
 def serve_command(**options: Any) -> None:
     """Serve the agent: a web page to talk to it, and telephony WebSockets.
 
     Which endpoints exist depends on the transport plugins installed
-    (`vocalis plugins` lists them).
+    (`vocalis plugins` lists them). Endpoints for load balancers and
+    monitoring: /livez, /readyz, /metrics.
     """
+    from vocalis.serve.workers import Supervisor, is_worker
+
+    if options["workers"] > 1 and not is_worker():
+        if options["store"].startswith("memory"):
+            click.echo(
+                "note: with several workers, --store memory:// resumes a session only on the worker that ran it; "
+                "use redis:// to resume on any",
+                err=True,
+            )
+        raise SystemExit(Supervisor(options["workers"], options["host"], options["port"], options["token"]).run())
     asyncio.run(_serve(options))

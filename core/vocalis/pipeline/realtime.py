@@ -14,7 +14,7 @@ from vocalis.pipeline.base import Pipeline
 from vocalis.pipeline.config import ProviderTimeouts
 from vocalis.pipeline.ports import output_label
 from vocalis.pipeline.reconnect import Reconnecting
-from vocalis.providers.base import ProviderError, as_provider_error
+from vocalis.providers.base import ErrorKind, ProviderError, as_provider_error
 from vocalis.providers.guards import check_realtime_event
 from vocalis.providers.llm import ToolCallRequest
 from vocalis.providers.realtime import RealtimeEvent, RealtimeEventType, RealtimeModel, RealtimeSession
@@ -236,7 +236,11 @@ class RealTimePipeline(Reconnecting, Pipeline):
             response = await asyncio.wait_for(asyncio.shield(self._awaiting), timeout=limit)
         except TimeoutError:
             self._awaiting = None
-            self._connection_lost(ProviderError(f"timed out after {limit:g} s waiting for a response", provider=label))
+            self._connection_lost(
+                ProviderError(
+                    f"timed out after {limit:g} s waiting for a response", provider=label, kind=ErrorKind.TIMEOUT
+                )
+            )
         except Exception as exc:
             self._awaiting = None
             self._connection_lost(as_provider_error(label, exc))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from vocalis.providers.base import ProviderError, as_provider_error
+from vocalis.providers.base import ErrorKind, ProviderError, as_provider_error
 
 if TYPE_CHECKING:
     from vocalis.pipeline.config import ProviderTimeouts
@@ -115,7 +115,11 @@ class Reconnecting:
             return  # a requested response has its own limit
         label = self.model.label
         self._connection_lost(
-            ProviderError(f"timed out after {limit:g} s waiting for a response to the user", provider=label)
+            ProviderError(
+                f"timed out after {limit:g} s waiting for a response to the user",
+                provider=label,
+                kind=ErrorKind.TIMEOUT,
+            )
         )
         self._apology_due = True
 

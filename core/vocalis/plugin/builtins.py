@@ -12,3 +12,11 @@ def vocalis_register_transport(register: ProviderRegister) -> None:  # type: ign
     from vocalis.transports.file import FileTransport
 
     register(FileTransport)
+
+
+@hookimpl
+def vocalis_register_session_store(register: ProviderRegister) -> None:  # type: ignore[type-arg]
+    """The in-process session store (resume on the same worker)."""
+    from vocalis.providers.session_store import MemorySessionStore
+
+    register(MemorySessionStore)

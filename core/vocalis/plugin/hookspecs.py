@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from vocalis.providers.eou import EOU
     from vocalis.providers.llm import LLM
     from vocalis.providers.realtime import RealtimeModel
+    from vocalis.providers.session_store import SessionStore
     from vocalis.providers.stt import STT
     from vocalis.providers.tools import ToolSource
     from vocalis.providers.transport import Transport
@@ -118,6 +119,17 @@ def vocalis_register_transport(register: ProviderRegister[Transport]) -> None:
     Args:
         register: Call ``register(cls, name=None, aliases=())`` once per
             subclass of :class:`vocalis.providers.transport.Transport`.
+    """
+
+
+@hookspec
+def vocalis_register_session_store(register: ProviderRegister[SessionStore]) -> None:
+    """Register session store classes (where ``vocalis serve`` keeps conversations for resume).
+
+    Args:
+        register: Call ``register(cls, name=None, aliases=())`` once per
+            subclass of :class:`vocalis.providers.session_store.SessionStore`;
+            its ``schemes`` name the ``--store`` URLs it serves.
     """
 
 

@@ -23,6 +23,7 @@ _BASE_CLASSES: dict[ProviderKind, str] = {
     ProviderKind.TOOLS: "vocalis.providers.tools:ToolSource",
     ProviderKind.REALTIME: "vocalis.providers.realtime:RealtimeModel",
     ProviderKind.TRANSPORT: "vocalis.providers.transport:Transport",
+    ProviderKind.SESSION_STORE: "vocalis.providers.session_store:SessionStore",
 }
 
 

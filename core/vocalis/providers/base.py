@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import ClassVar
 
+from vocalis.providers.redact import redact
 from vocalis.settings import ProviderSettings
 
 
@@ -19,6 +21,7 @@ class ProviderKind(StrEnum):
     TOOLS = "tools"
     REALTIME = "realtime"
     TRANSPORT = "transport"
+    SESSION_STORE = "session_store"
 
     @property
     def hook_name(self) -> str:
@@ -74,17 +77,24 @@ class ErrorKind(StrEnum):
         return cls.UNKNOWN
 
 
-def describe_cause(exc: BaseException) -> str:
+def describe_cause(exc: BaseException, secrets: Iterable[str] = ()) -> str:
     """``" (<type>: <text>)"`` of the deepest cause of ``exc``, for logs and people.
 
     It is whatever the library said: callers and tests go by
-    :attr:`ProviderError.kind`, never by this text.
+    :attr:`ProviderError.kind`, never by this text. The text is redacted
+    (see :func:`~vocalis.providers.redact.redact`): it can quote a reply
+    that echoes the request's credentials.
+
+    Args:
+        exc: The exception.
+        secrets: Values to take out besides whatever looks like a credential
+            (the provider's API key).
     """
     seen: set[int] = set()
     while exc.__cause__ is not None and id(exc.__cause__) not in seen:
         seen.add(id(exc))
         exc = exc.__cause__
-    text = str(exc)
+    text = redact(str(exc), secrets)
     return f" ({type(exc).__name__}: {text})" if text else f" ({type(exc).__name__})"
 
 

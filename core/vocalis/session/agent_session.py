@@ -14,8 +14,9 @@ from vocalis.events import SessionEventEmitter
 from vocalis.log import session_context
 from vocalis.observability.recorder import MetricsRecorder
 from vocalis.observability.telemetry import attach_tracing
-from vocalis.providers.base import ProviderError
+from vocalis.providers.redact import provider_secrets, redact
 from vocalis.providers.transport import AudioOutput, Transport
+from vocalis.session.core import describe_error
 from vocalis.session.hosts import SessionToolHost
 from vocalis.session.lifecycle import SessionLifecycle
 from vocalis.session.limits import SessionLimits
@@ -176,18 +177,21 @@ class AgentSession(SessionEventEmitter):
         return self._closed
 
     # -- lifecycle -------------------------------------------------------------
-    async def start(self, transport: Transport | None = None) -> None:
+    async def start(self, transport: Transport | None = None, *, resume: bool = False) -> None:
         """Start the session: providers, tool sources, transport, ``on_enter``.
 
         Args:
             transport: Where audio comes from and goes to. Without one the
                 session still runs text turns, and agent audio is only timed.
+            resume: The agent's chat context holds an earlier conversation
+                that this session continues (a client reconnected): the
+                agent's ``on_enter`` (usually a greeting) is not run again.
         """
         if self._started:
             raise RuntimeError("session already started")
         self._started = True
         with session_context(self.id):
-            await self._lifecycle.start(transport)
+            await self._lifecycle.start(transport, enter=not resume)
 
     def trace(self, tracer_provider: object = None) -> SessionTracer:
         """Send this session's spans to OpenTelemetry (once; needs ``vocalis[otel]``).
@@ -237,15 +241,10 @@ class AgentSession(SessionEventEmitter):
             error: The exception or a message.
             recoverable: Whether the session could continue.
         """
-        if isinstance(error, ProviderError) and error.provider:
-            source = error.provider
-            message = str(error).removeprefix(f"{error.provider}: ")
-        elif isinstance(error, BaseException):
-            message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-        else:
-            message = error
+        source, message, recoverable, kind = describe_error(source, error, recoverable=recoverable)
+        message = redact(message, provider_secrets(self.pipeline.providers().values()))  # replies may echo API keys
         logger.error("{} failed: {}", source, message)
-        self.emit("error", {"source": source, "message": message, "recoverable": recoverable})
+        self.emit("error", {"source": source, "message": message, "recoverable": recoverable, "kind": kind})
 
     # -- audio in --------------------------------------------------------------------
     def push_audio(self, frame: AudioFrame) -> None:

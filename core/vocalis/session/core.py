@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from vocalis.providers.base import ProviderError
 from vocalis.session_api import SessionAPI
 
 if TYPE_CHECKING:
@@ -94,3 +95,26 @@ async def run_guarded(awaitable: Awaitable[Any], source: str, report: Callable[[
         raise
     except Exception as exc:
         report(source, exc)
+
+
+def describe_error(source: str, error: BaseException | str, *, recoverable: bool) -> tuple[str, str, bool, str]:
+    """What an ``error`` event says of ``error``: ``(source, message, recoverable, kind)``.
+
+    A :class:`~vocalis.providers.base.ProviderError` names its provider (the
+    source), its kind, and whether it can go on (it knows best: a refused
+    key stays refused); anything else is ``"unknown"``.
+    """
+    if not isinstance(error, BaseException):
+        return source, error, recoverable, "unknown"
+    if not isinstance(error, ProviderError):
+        return (
+            source,
+            (f"{type(error).__name__}: {error}" if str(error) else type(error).__name__),
+            recoverable,
+            "unknown",
+        )
+    if error.provider:
+        source, message = error.provider, str(error).removeprefix(f"{error.provider}: ")
+    else:
+        message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return source, message, recoverable and error.recoverable, error.kind.value

@@ -62,8 +62,8 @@ class SessionLifecycle:
         self._mixer: BackgroundMixer | None = None
         self.pending_handoff: Agent | None = None
 
-    async def start(self, transport: Transport | None) -> None:
-        """Start the components, in order, and run the agent's ``on_enter``."""
+    async def start(self, transport: Transport | None, *, enter: bool = True) -> None:
+        """Start the components, in order, and run the agent's ``on_enter`` (if ``enter``)."""
         session = self._session
         session.recorder.start()
         self._speech.open()
@@ -83,8 +83,9 @@ class SessionLifecycle:
         self._wake_up.arm()
         if session.tracer is None and tracing_configured():
             session.trace()
-        logger.info("session started with agent {!r}", session.agent.name)
-        await self.guarded(session.agent.on_enter(), "agent.on_enter")
+        logger.info("session {} with agent {!r}", "started" if enter else "resumed", session.agent.name)
+        if enter:
+            await self.guarded(session.agent.on_enter(), "agent.on_enter")
 
     def _start_background(self, output: AudioOutput, config: BackgroundAudioConfig) -> None:
         from vocalis.session.background import BackgroundMixer

@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ws_harness import TOKEN, Harness, other_tasks, pcm_client, silence_pcm, tone_pcm, twilio_call
@@ -111,31 +112,35 @@ messages = st.lists(
 @settings(FUZZ, max_examples=12)
 @given(batch=messages)
 def test_pcm_clients_get_an_error_event_per_bad_message_and_keep_their_session(batch: list[tuple[str, Any]]) -> None:
-    async def main() -> None:
-        # asyncio.timeout: a hang fails the example instead of stalling the run.
-        async with asyncio.timeout(60), QuickHarness(answers=["Fine."]) as harness:
-            bystander = await pcm_client(harness)
-            client = await pcm_client(harness)
-            await client.wait_for(lambda: bool(client.named("ready")))
-            for kind, data in batch:
-                await (client.ws.send_str(data) if kind == "text" else client.ws.send_bytes(data))
-            # A marker: one more bad message; once its error is in, all the others are too.
-            await client.ws.send_str("{marker")
-            wanted = sum(expected_error(kind, data) for kind, data in batch) + 1
-            await client.wait_for(lambda: len(client.named("error")) >= wanted)
-            errors = client.named("error")
-            assert len(errors) == wanted, [e["message"] for e in errors]
-            assert all(e["recoverable"] and e["source"] in ("websocket", "audio input", "send_text") for e in errors)
-            assert not client.closed.is_set()
-            # Both the fuzzed session and a bystander still hold a conversation.
-            for each in (client, bystander):
-                await each.send_json({"type": "text", "text": "still there?"})
-                await each.wait_for(lambda c=each: _answered(c, "still there?"))
-            await client.aclose()
-            await bystander.aclose()
-        assert other_tasks() == []
+    # Every bad message gets its event here; the rate limit past the burst is tested in test_websocket_limits.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VOCALIS_TRANSPORT_WEBSOCKET_LOG_BURST", "100")
+        asyncio.run(_fuzz_pcm_session(batch))
 
-    asyncio.run(main())
+
+async def _fuzz_pcm_session(batch: list[tuple[str, Any]]) -> None:
+    # asyncio.timeout: a hang fails the example instead of stalling the run.
+    async with asyncio.timeout(60), QuickHarness(answers=["Fine."]) as harness:
+        bystander = await pcm_client(harness)
+        client = await pcm_client(harness)
+        await client.wait_for(lambda: bool(client.named("ready")))
+        for kind, data in batch:
+            await (client.ws.send_str(data) if kind == "text" else client.ws.send_bytes(data))
+        # A marker: one more bad message; once its error is in, all the others are too.
+        await client.ws.send_str("{marker")
+        wanted = sum(expected_error(kind, data) for kind, data in batch) + 1
+        await client.wait_for(lambda: len(client.named("error")) >= wanted)
+        errors = client.named("error")
+        assert len(errors) == wanted, [e["message"] for e in errors]
+        assert all(e["recoverable"] and e["source"] in ("websocket", "audio input", "send_text") for e in errors)
+        assert not client.closed.is_set()
+        # Both the fuzzed session and a bystander still hold a conversation.
+        for each in (client, bystander):
+            await each.send_json({"type": "text", "text": "still there?"})
+            await each.wait_for(lambda c=each: _answered(c, "still there?"))
+        await client.aclose()
+        await bystander.aclose()
+    assert other_tasks() == []
 
 
 def _answered(client: Any, text: str) -> bool:

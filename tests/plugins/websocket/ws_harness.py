@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Self
 
 import aiohttp
 import numpy as np
 from aiohttp import web
+from loguru import logger
 
 from vocalis import Agent, CascadingPipeline, EOUConfig
 from vocalis.serve.http import build_app
@@ -330,3 +332,14 @@ def other_tasks() -> list[asyncio.Task[Any]]:
     """Tasks still alive besides the test's own."""
     current = asyncio.current_task()
     return [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+
+
+@contextlib.contextmanager
+def captured_logs(level: str = "INFO") -> Iterator[list[str]]:
+    """Log lines (``"LEVEL message"``) written inside the block, at ``level`` and above."""
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(f"{m.record['level'].name} {m.record['message']}"), level=level)
+    try:
+        yield lines
+    finally:
+        logger.remove(sink)

@@ -12,10 +12,13 @@ started streaming when the failure happened.
 
 from __future__ import annotations
 
+import os
+
 import anthropic
 import httpx2
 
 from vocalis.providers.base import ErrorKind, Provider, ProviderError, describe_cause
+from vocalis.providers.redact import provider_secrets
 
 # Worth a retry or a fallback: timeouts, conflicts, rate limits, server
 # errors and 529 "overloaded". Anything else (400, 401, 403, 404, 413)
@@ -91,17 +94,17 @@ def provider_error(provider: Provider, exc: BaseException, *, started: bool) -> 
         )
     if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError | httpx2.StreamError):
         what = "connection lost mid-stream" if started else "connection failed"
-        return provider.error(f"{what}{_detail(exc)}", recoverable=True, kind=ErrorKind.CONNECTION)
+        return provider.error(f"{what}{_detail(provider, exc)}", recoverable=True, kind=ErrorKind.CONNECTION)
     if isinstance(exc, anthropic.APIResponseValidationError | ValueError):
         # ValueError: json.JSONDecodeError from an event whose data is not JSON.
         what = "malformed stream event" if started else "malformed response"
-        return provider.error(f"{what}{_detail(exc)}", recoverable=True, kind=ErrorKind.PROTOCOL)
+        return provider.error(f"{what}{_detail(provider, exc)}", recoverable=True, kind=ErrorKind.PROTOCOL)
     if isinstance(exc, anthropic.CredentialsError):
         # A credentials source (profile, token file) was found but failed.
         return credentials_error(provider, exc)
     if isinstance(exc, anthropic.AnthropicError | httpx2.HTTPError):
-        return provider.error(f"SDK failure{_detail(exc)}", recoverable=True)
-    return provider.error(f"unexpected failure{_detail(exc)}", recoverable=False)
+        return provider.error(f"SDK failure{_detail(provider, exc)}", recoverable=True)
+    return provider.error(f"unexpected failure{_detail(provider, exc)}", recoverable=False)
 
 
 def credentials_error(provider: Provider, exc: BaseException | None = None) -> ProviderError:
@@ -112,7 +115,7 @@ def credentials_error(provider: Provider, exc: BaseException | None = None) -> P
         exc: The SDK's credentials failure, if it raised one.
     """
     return provider.error(
-        f"{NO_CREDENTIALS}{_detail(exc) if exc is not None else ''}",
+        f"{NO_CREDENTIALS}{_detail(provider, exc) if exc is not None else ''}",
         recoverable=False,
         kind=ErrorKind.AUTH,
     )
@@ -170,5 +173,22 @@ def _timeout(provider: Provider) -> str:
     return f"{seconds:g} s" if isinstance(seconds, int | float) else "the timeout"
 
 
-def _detail(exc: BaseException) -> str:
-    return describe_cause(exc)
+def secrets_of(provider: object) -> list[str]:
+    """The credentials a provider may send, to take out of the text of its errors.
+
+    Those in its settings (the key, the extra headers' values), the SDK's
+    environment variables and what its client holds (the SDK may have read
+    a token from elsewhere).
+    """
+    found = provider_secrets([provider])
+    found += [os.environ.get(name, "") for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")]
+    client = getattr(provider, "_client", None)
+    for name in ("api_key", "auth_token"):
+        value = getattr(client, name, None)
+        if isinstance(value, str):
+            found.append(value)
+    return found
+
+
+def _detail(provider: Provider, exc: BaseException) -> str:
+    return describe_cause(exc, secrets_of(provider))

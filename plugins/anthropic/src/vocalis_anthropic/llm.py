@@ -15,10 +15,11 @@ import anthropic
 from loguru import logger
 from pydantic import Field, SecretStr
 
-from vocalis.providers.base import ErrorKind
+from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.providers.llm import LLM, ChatChunk, ToolSpec
+from vocalis.providers.redact import redact
 from vocalis.settings import ProviderSettings, provider_settings_config
-from vocalis_anthropic.errors import credentials_error, provider_error
+from vocalis_anthropic.errors import credentials_error, provider_error, secrets_of
 from vocalis_anthropic.request import RequestError, build_request
 from vocalis_anthropic.stream import StreamAssembler
 
@@ -126,6 +127,15 @@ class AnthropicLLM(LLM):
             )
             self._client_loop = loop
         return self._client
+
+    def error(self, message: str, *, recoverable: bool = True, kind: ErrorKind = ErrorKind.UNKNOWN) -> ProviderError:
+        """Build a :class:`ProviderError` whose message has no credential in it.
+
+        Messages quote what the server said, and a server (or a gateway in
+        front of it) may echo the request's key, e.g. in a 401 reply: the
+        message goes to the log and to the remote client of ``vocalis serve``.
+        """
+        return super().error(redact(message, secrets_of(self)), recoverable=recoverable, kind=kind)
 
     async def prewarm(self) -> None:
         """Make the HTTP client ahead of the first chat (no request is sent)."""

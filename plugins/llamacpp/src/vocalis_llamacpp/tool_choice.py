@@ -148,11 +148,6 @@ def _parameter_names(tool: ToolSpec) -> str:
     return ", ".join(properties) if isinstance(properties, dict) else ""
 
 
-def _parameter_names(tool: ToolSpec) -> str:
-    properties = tool.parameters.get("properties")
-    return ", ".join(properties) if isinstance(properties, dict) else ""
-
-
 def _one_line(text: str) -> str:
     return " ".join(text.split())[:300]
 

@@ -13,6 +13,7 @@ import openai
 from pydantic import Field, SecretStr, field_validator
 
 from vocalis.providers.base import ErrorKind, Provider, ProviderError, describe_cause
+from vocalis.providers.redact import provider_secrets, redact
 from vocalis.settings import ProviderSettings
 
 # Status codes worth trying again later or on another provider; anything else
@@ -85,7 +86,7 @@ class OpenAIClientMixin:
         """
         if missing_key(self.settings):
             prefix = self.settings.model_config.get("env_prefix", "")
-            raise self.error(  # type: ignore[attr-defined]
+            raise self.error(
                 f"no API key: set {prefix}API_KEY or OPENAI_API_KEY, or point {prefix}BASE_URL "
                 "at an OpenAI-compatible server",
                 recoverable=False,
@@ -101,6 +102,21 @@ class OpenAIClientMixin:
         elif self._client_loop is None:
             self._client_loop = loop
         return self._client
+
+    def secret_values(self) -> list[str]:
+        """The credentials this provider sends: its key (from the settings or
+        ``OPENAI_API_KEY``) and its extra headers' values."""
+        return [*provider_secrets([self]), resolve_api_key(self.settings)]
+
+    def error(self, message: str, *, recoverable: bool = True, kind: ErrorKind = ErrorKind.UNKNOWN) -> ProviderError:
+        """Build a :class:`ProviderError` whose message has no credential in it.
+
+        Messages quote what the server said, and a server (or a gateway in
+        front of it) may echo the request's key, e.g. in a 401 reply: the
+        message goes to the log and to the remote client of ``vocalis serve``.
+        """
+        base = super().error  # type: ignore[misc]  # Provider.error, after this mixin
+        return base(redact(message, self.secret_values()), recoverable=recoverable, kind=kind)  # type: ignore[no-any-return]
 
     async def prewarm(self) -> None:
         """Connect and check the key now, so the first request skips the handshakes."""
@@ -214,7 +230,7 @@ def provider_error(provider: Provider, exc: BaseException, *, started: bool) -> 
         status = exc.status_code
         recoverable = status in _RETRYABLE_STATUS or status >= 500
         where = _url_of(exc, " from") if status == 404 else ""
-        detail = _status_detail(exc)
+        detail = _status_detail(exc, secrets_of(provider))
         return provider.error(
             f"HTTP {status}{where}{': ' + detail if detail else ''}",
             recoverable=recoverable,
@@ -237,22 +253,22 @@ def provider_error(provider: Provider, exc: BaseException, *, started: bool) -> 
         )
     if isinstance(exc, openai.APIConnectionError) or bases & {"TransportError", "StreamError"}:
         what = "connection lost mid-stream" if started else f"connection failed{_url_of(exc)}"
-        return provider.error(f"{what}{_cause(exc)}", recoverable=True, kind=ErrorKind.CONNECTION)
+        return provider.error(f"{what}{_cause(provider, exc)}", recoverable=True, kind=ErrorKind.CONNECTION)
     if isinstance(exc, openai.APIResponseValidationError | ValueError):
         # ValueError: json.JSONDecodeError from a streamed event that is not JSON.
         what = "malformed stream event" if started else "malformed response"
-        return provider.error(f"{what}{_cause(exc)}", recoverable=True, kind=ErrorKind.PROTOCOL)
+        return provider.error(f"{what}{_cause(provider, exc)}", recoverable=True, kind=ErrorKind.PROTOCOL)
     if isinstance(exc, openai.APIError) and isinstance(exc.body, dict):
         # An error object sent inside a stream that had started (HTTP 200).
         kind = _error_kind(exc.body)
-        detail = _status_detail(exc)
+        detail = _status_detail(exc, secrets_of(provider))
         what = "error event mid-stream" if started else "error in the reply"
         return provider.error(
             f"{what}{': ' + detail if detail else ''}",
             recoverable=kind not in _FATAL_KINDS,
             kind=kind,
         )
-    return provider.error(f"unexpected failure{_cause(exc)}", recoverable=True)
+    return provider.error(f"unexpected failure{_cause(provider, exc)}", recoverable=True)
 
 
 def status_kind(status: int) -> ErrorKind:
@@ -291,8 +307,15 @@ def _seconds(provider: Provider) -> str:
     return f"{seconds:g} s" if isinstance(seconds, int | float) else "the timeout"
 
 
-def _cause(exc: BaseException) -> str:
-    return describe_cause(exc)
+def secrets_of(provider: object) -> list[str]:
+    """The credentials of any provider, to take out of the text of its errors."""
+    if isinstance(provider, OpenAIClientMixin):
+        return provider.secret_values()
+    return provider_secrets([provider])
+
+
+def _cause(provider: Provider, exc: BaseException) -> str:
+    return describe_cause(exc, secrets_of(provider))
 
 
 def _url_of(exc: Exception, word: str = " to") -> str:
@@ -303,15 +326,16 @@ def _url_of(exc: Exception, word: str = " to") -> str:
         return ""
 
 
-def _status_detail(exc: openai.APIError) -> str:
-    """The error message of the body the server sent, if it had one."""
+def _status_detail(exc: openai.APIError, secrets: list[str]) -> str:
+    """The error message of the body the server sent, if it had one, redacted."""
     body = exc.body
     if isinstance(body, dict):
         error = body.get("error", body)
         if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
+            return redact(str(error["message"]), secrets)
         if isinstance(error, str):
-            return error
+            return redact(error, secrets)
     if isinstance(body, str) and body.strip():
-        return body.strip()[:200]
+        # Redacted before it is cut short: half a key would no longer be found.
+        return redact(body.strip(), secrets, limit=200)
     return ""

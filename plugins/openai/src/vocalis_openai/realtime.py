@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -21,6 +22,7 @@ from pydantic import Field
 from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.providers.llm import ToolSpec
 from vocalis.providers.realtime import RealtimeModel
+from vocalis.providers.redact import redact
 from vocalis.settings import provider_settings_config
 from vocalis_openai.client import (
     OpenAIClientMixin,
@@ -135,7 +137,11 @@ class OpenAIRealtime(OpenAIClientMixin, RealtimeModel):
         config = self.session_config(instructions, tools)
         history = history_items(chat_ctx, instructions)
         # The SDK hands these on to websockets' connect(); its TypedDict omits them.
-        options: Any = {"open_timeout": settings.timeout, "close_timeout": _CLOSE_TIMEOUT}
+        options: Any = {
+            "open_timeout": settings.timeout,
+            "close_timeout": _CLOSE_TIMEOUT,
+            "logger": _RedactingLogger(self.secret_values()),
+        }
         manager = self.client.realtime.connect(model=settings.model, websocket_connection_options=options)
         try:
             connection = await manager.enter()
@@ -210,7 +216,7 @@ class OpenAIRealtime(OpenAIClientMixin, RealtimeModel):
 
         if isinstance(exc, InvalidStatus):
             status = exc.response.status_code
-            detail = _body_detail(exc.response.body) or exc.response.reason_phrase
+            detail = _body_detail(exc.response.body, self.secret_values()) or exc.response.reason_phrase
             recoverable = status in _RETRYABLE_STATUS or status >= 500
             return self.error(
                 f"handshake refused: HTTP {status}: {detail}",
@@ -237,6 +243,29 @@ class OpenAIRealtime(OpenAIClientMixin, RealtimeModel):
         await super().aclose()
 
 
+class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The ``websockets.client`` logger, minus the credentials.
+
+    At DEBUG, websockets logs each header of the handshake, ``Authorization:
+    Bearer <key>`` and the extra headers included: their values are redacted
+    before they reach any handler.
+    """
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__(logging.getLogger("websockets.client"), {})
+        self._secrets = secrets
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return msg, kwargs  # keep the caller's ``extra``
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            args = tuple(redact(arg, self._secrets, limit=None) if isinstance(arg, str) else arg for arg in args)
+            # The record's caller is websockets', one frame further up.
+            kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
+            super().log(level, msg, *args, **kwargs)
+
+
 def _caused_by_os_error(exc: BaseException) -> bool:
     """Whether a connection failure (``OSError``, ``EOFError``) is behind ``exc``."""
     seen: set[int] = set()
@@ -249,16 +278,17 @@ def _caused_by_os_error(exc: BaseException) -> bool:
     return False
 
 
-def _body_detail(body: bytes | bytearray | None) -> str:
-    """The error message in a refused handshake's body, if it has one."""
+def _body_detail(body: bytes | bytearray | None, secrets: list[str]) -> str:
+    """The error message in a refused handshake's body, if it has one, redacted."""
     if not body:
         return ""
     text = bytes(body).decode("utf-8", "replace").strip()
     try:
         data = json.loads(text)
     except ValueError:
-        return text[:200]
+        data = None
     error = data.get("error", data) if isinstance(data, dict) else data
     if isinstance(error, dict) and error.get("message"):
-        return str(error["message"])
-    return text[:200]
+        return redact(str(error["message"]), secrets)
+    # Redacted before it is cut short: half a key would no longer be found.
+    return redact(text, secrets, limit=200)

@@ -22,6 +22,8 @@ from vocalis.audio import AudioFrame
 from vocalis.providers.base import ProviderError
 from vocalis.providers.llm import ToolCallRequest
 from vocalis.providers.realtime import RealtimeEvent, RealtimeEventType
+from vocalis.providers.redact import redact
+from vocalis_openai.client import secrets_of
 
 if TYPE_CHECKING:
     from vocalis.providers.realtime import RealtimeModel
@@ -114,6 +116,11 @@ class ServerEventMapper:
         """The provider's label."""
         return self._model.label
 
+    def redact(self, text: str) -> str:
+        """``text`` from the server without the provider's credentials (see
+        :func:`~vocalis.providers.redact.redact`), for logs and events."""
+        return redact(text, secrets_of(self._model))
+
     def handle(self, event: Any) -> None:
         """Translate one parsed server event; unknown types are ignored."""
         kind = str(field(event, "type", ""))
@@ -124,7 +131,7 @@ class ServerEventMapper:
             handler(event)
         except (TypeError, ValueError, AttributeError) as exc:
             # One odd event must not end the conversation.
-            logger.warning("{}: ignoring a malformed {} event: {}", self.label, kind, exc)
+            logger.warning("{}: ignoring a malformed {} event: {}", self.label, kind, self.redact(str(exc)))
 
     def take_audio_item(self) -> AudioItem | None:
         """The latest assistant audio item, handed out once for truncation."""
@@ -141,7 +148,7 @@ class ServerEventMapper:
     def _on_error(self, event: Any) -> None:
         error = field(event, "error", {})
         kind, code = str(field(error, "type", "error")), field(error, "code")
-        text = f"{kind}{f' ({code})' if code else ''}: {field(error, 'message', 'no message')}"
+        text = self.redact(f"{kind}{f' ({code})' if code else ''}: {field(error, 'message', 'no message')}")
         recoverable = code not in _FATAL_CODES and kind not in _FATAL_TYPES
         failure = self._model.error(f"server error: {text}", recoverable=recoverable)
         self.errors.append(failure)
@@ -171,7 +178,7 @@ class ServerEventMapper:
 
     def _on_transcript_failed(self, event: Any) -> None:
         message = field(field(event, "error", {}), "message", "unknown error")
-        logger.warning("{}: input transcription failed: {}", self.label, message)
+        logger.warning("{}: input transcription failed: {}", self.label, self.redact(str(message)))
 
     # -- responses -------------------------------------------------------------------
     def _on_response_created(self, event: Any) -> None:
@@ -246,7 +253,7 @@ class ServerEventMapper:
         if status == "failed":
             error = field(field(response, "status_details", {}), "error", {})
             message = field(error, "message", "no details")
-            logger.warning("{}: response failed: {}", self.label, message)
+            logger.warning("{}: response failed: {}", self.label, self.redact(str(message)))
         if self.active_response == response_id or not response_id:
             self.active_response = None
         interrupted = status in ("cancelled", "incomplete", "failed")

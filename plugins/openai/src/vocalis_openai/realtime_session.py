@@ -213,7 +213,9 @@ class OpenAIRealtimeSession(RealtimeSession):
             try:
                 event = self._conn.parse_event(data)
             except (ValueError, TypeError) as exc:
-                logger.warning("{}: ignoring a server message that is not JSON: {}", self.label, exc)
+                # The parser's message may quote the message, which may quote the key.
+                detail = self._events.redact(str(exc))
+                logger.warning("{}: ignoring a server message that is not JSON: {}", self.label, detail)
                 continue
             self._events.handle(event)
 

@@ -38,8 +38,9 @@ MAX_SDP_CHARS = 64 * 1024
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
-def _error(message: str, status: int) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=NO_STORE)
+def _error(message: str, status: int, retry_after: int = 0) -> web.Response:
+    headers = {**NO_STORE, "Retry-After": str(retry_after)} if retry_after else NO_STORE
+    return web.json_response({"error": message}, status=status, headers=headers)
 
 
 async def _read_offer(request: web.Request) -> str:
@@ -81,7 +82,7 @@ def add_webrtc_routes(cls: type[WebRTCTransport], routes: Routes, server: Sessio
             server.admit()
         except AdmissionError as exc:
             logger.info("webrtc: refused a connection: {}", exc)
-            return _error(str(exc), exc.status)
+            return _error(str(exc), exc.status, exc.retry_after)
         transport = cls(settings=settings)
         try:
             answer = await transport.accept(sdp)
@@ -97,7 +98,7 @@ def add_webrtc_routes(cls: type[WebRTCTransport], routes: Routes, server: Sessio
             session = await server.open_session(transport, reserved=True)
         except AdmissionError as exc:
             await transport.aclose()
-            return _error(str(exc), exc.status)
+            return _error(str(exc), exc.status, exc.retry_after)
         except Exception:
             # open_session closed the half-started session (and so the transport).
             logger.exception("webrtc: the session could not start")

@@ -66,7 +66,8 @@ def ulaw_encode(pcm: bytes | bytearray | memoryview) -> bytes:
     if len(pcm) % 2:
         raise ValueError(f"{len(pcm)} bytes of PCM is not a whole number of 16-bit samples")
     samples = np.frombuffer(pcm, dtype="<u2")
-    return _encode_table()[samples].tobytes()
+    encoded: bytes = _encode_table()[samples].tobytes()
+    return encoded
 
 
 def ulaw_decode_array(codes: npt.ArrayLike) -> np.ndarray[Any, np.dtype[np.int16]]:

@@ -102,7 +102,7 @@ class Outbox:
         self._items: deque[tuple[str | bytes, bool]] = deque()  # (message, droppable audio)
         self._audio_bytes = 0
         self._others = 0  # non-audio messages queued
-        self._closer: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[bool] | None = None
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()

@@ -11,15 +11,22 @@ barge-in.
 Twilio cannot reliably put a query string on a stream URL, so the route is
 public and the server's token is taken from ``?token=`` or from the
 ``token`` custom parameter of ``start`` (``<Parameter name="token" .../>``).
-No session starts before the token checks out.
+No session starts before the token checks out. A ``session`` custom
+parameter names a dropped session to resume (1-128 characters of
+``[A-Za-z0-9_.:-]``; anything else is refused with 1008 "invalid session
+id"). The fields of ``start`` are bounded (see
+:mod:`vocalis_websocket.twilio_start`), and so are mark names
+(``max_mark_chars``) and how many marks and keys are remembered.
+
+Bad messages (not JSON, bad base64, a mark or key that is not one) are
+logged and reported as the session's ``error`` events, rate-limited; only
+``max_bad_messages`` of them in a row end the call (1008).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -32,16 +39,17 @@ from vocalis.settings import provider_settings_config
 from vocalis_websocket.audio_out import ChunkedAudioOutput
 from vocalis_websocket.base import (
     CLOSE_POLICY_VIOLATION,
-    CLOSE_PROTOCOL_ERROR,
     CLOSE_TRY_AGAIN_LATER,
-    CLOSE_UNSUPPORTED_DATA,
     SocketSettings,
     SocketTransport,
+    connection_log,
+    guarded,
     new_socket,
     refuse,
 )
 from vocalis_websocket.g711 import ulaw_decode, ulaw_encode
 from vocalis_websocket.outbox import dumps
+from vocalis_websocket.twilio_start import Refusal, parse, read_start, start_token, wait_for_start
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -49,9 +57,17 @@ if TYPE_CHECKING:
     from vocalis.serve.http import Routes
     from vocalis.serve.server import SessionServer
     from vocalis.session.agent_session import AgentSession
+    from vocalis_websocket.throttle import ThrottledLog
 
-MULAW = "audio/x-mulaw"
 _INBOUND_TRACKS = ("inbound", "inbound_track")
+_DTMF_KEYS = frozenset("0123456789*#ABCD")
+_MAX_REMEMBERED = 1000  # marks and keys kept per call: a peer echoing marks in a loop cannot grow memory
+
+
+def _remember(items: list[str], item: str) -> None:
+    items.append(item)
+    if len(items) > _MAX_REMEMBERED:
+        del items[0]
 
 
 class TwilioAudioOutput(ChunkedAudioOutput):
@@ -90,15 +106,21 @@ class TwilioTransport(SocketTransport):
     ``chunk_ms`` (agent audio per ``media`` message), ``heartbeat`` (seconds
     between WebSocket pings; None disables them), ``close_timeout``,
     ``max_queued_audio_bytes`` (agent audio queued for a connection that
-    takes it slower than it is made; the oldest is dropped past it).
+    takes it slower than it is made; the oldest is dropped past it),
+    ``max_sid_chars``, ``max_parameters``, ``max_parameter_chars`` (bounds
+    on ``start``), ``max_mark_chars`` (longest mark name taken),
+    ``open_timeout``, ``log_burst``, ``log_interval`` and
+    ``max_bad_messages`` (see :class:`~vocalis_websocket.base.SocketTransport`).
 
     Attributes:
         stream_sid: Twilio's id of the stream (``MZ...``).
         call_sid: Twilio's id of the call (``CA...``).
-        custom_parameters: The ``<Parameter>`` values of the TwiML, without the token.
+        custom_parameters: The ``<Parameter>`` values of the TwiML, without
+            ``token`` and ``session``.
         marks_sent: Names of the marks sent after agent segments.
-        marks_played: Names Twilio echoed back (played, or dropped by ``clear``).
-        dtmf: Keys the caller pressed.
+        marks_played: Names Twilio echoed back (played, or dropped by
+            ``clear``; the last 1000).
+        dtmf: Keys the caller pressed (the last 1000).
     """
 
     name: ClassVar[str] = "twilio"
@@ -107,6 +129,10 @@ class TwilioTransport(SocketTransport):
         model_config = provider_settings_config("transport", "twilio")
         path: str = "/twilio"
         start_timeout: float = 10.0
+        max_sid_chars: int = 64
+        max_parameters: int = 32
+        max_parameter_chars: int = 256
+        max_mark_chars: int = 64
 
     def __init__(
         self,
@@ -123,7 +149,7 @@ class TwilioTransport(SocketTransport):
         self.stream_sid = stream_sid
         self.call_sid = call_sid
         self.sample_rate = sample_rate
-        self.custom_parameters = {k: v for k, v in (custom_parameters or {}).items() if k != "token"}
+        self.custom_parameters = {k: v for k, v in (custom_parameters or {}).items() if k not in ("token", "session")}
         self.marks_sent: list[str] = []
         self.marks_played: list[str] = []
         self.dtmf: list[str] = []
@@ -132,43 +158,54 @@ class TwilioTransport(SocketTransport):
 
     def send_event(self, event: str, payload: Mapping[str, object]) -> None:
         """Twilio has no channel for session events: they stay in the logs."""
+        if event == "session":
+            logger.info(
+                "{}: call {} is session {} ({})",
+                self.label,
+                self.call_sid,
+                payload.get("session_id"),
+                "resumed" if payload.get("resumed") else "new",
+            )
 
     # -- inbound messages -----------------------------------------------------
     async def on_text(self, session: AgentSession, text: str) -> bool:
-        message = _parse(text)
+        message = parse(text)
         if message is None:
             # Twilio has no channel for errors: the session's error event (and log) is all.
-            session.report_error(self.label, "ignored a message that is not a JSON object")
-            return True
+            return self.bad_message(session, "ignored a message that is not a JSON object")
         event = message.get("event")
         if event == "media":
-            self._on_media(session, message.get("media"))
-        elif event == "mark":
+            return self._on_media(session, message.get("media"))
+        if event == "mark":
             mark = message.get("mark")
             name = mark.get("name") if isinstance(mark, dict) else None
-            if isinstance(name, str):
-                self.marks_played.append(name)
-                logger.debug("{}: {} played", self.label, name)
+            limit: int = getattr(self.settings, "max_mark_chars", 64)
+            if not isinstance(name, str) or not 0 < len(name) <= limit:
+                return self.bad_message(session, f"ignored a mark without a name of 1 to {limit} characters")
+            self.good_message()
+            _remember(self.marks_played, name)
+            logger.debug("{}: {!r} played", self.label, name)
         elif event == "dtmf":
             dtmf = message.get("dtmf")
             digit = dtmf.get("digit") if isinstance(dtmf, dict) else None
-            if isinstance(digit, str):
-                self.dtmf.append(digit)
-                logger.info("{}: the caller pressed {}", self.label, digit)
+            if not isinstance(digit, str) or digit not in _DTMF_KEYS:
+                return self.bad_message(session, "ignored a dtmf message without a key (0-9, *, #, A-D)")
+            self.good_message()
+            _remember(self.dtmf, digit)
+            logger.info("{}: the caller pressed {}", self.label, digit)
         elif event == "stop":
             logger.info("{}: call {} ended", self.label, self.call_sid)
             return False
         elif event not in ("connected", "start"):
-            logger.debug("{}: ignored event {!r}", self.label, event)
+            logger.debug("{}: ignored event {!r}", self.label, str(event)[:40])  # new events must not end calls
         return True
 
     async def on_binary(self, session: AgentSession, data: bytes) -> bool:
-        logger.warning("{}: ignored a binary message (Media Streams sends JSON text)", self.label)
-        return True
+        return self.bad_message(session, "ignored a binary message (Media Streams sends JSON text)")
 
-    def _on_media(self, session: AgentSession, media: Any) -> None:
+    def _on_media(self, session: AgentSession, media: Any) -> bool:
         if not isinstance(media, dict) or media.get("track", "inbound") not in _INBOUND_TRACKS:
-            return  # e.g. the outbound track of a <Start><Stream track="both_tracks">
+            return True  # e.g. the outbound track of a <Start><Stream track="both_tracks">
         payload = media.get("payload")
         try:
             if not isinstance(payload, str):
@@ -176,11 +213,12 @@ class TwilioTransport(SocketTransport):
             codes = base64.b64decode(payload, validate=True)
             frame = AudioFrame(ulaw_decode(codes), self.sample_rate)
         except (binascii.Error, TypeError, ValueError) as exc:  # AudioFormatError is a ValueError
-            session.report_error(self.label, f"ignored a media message: {exc}")
-            return
+            return self.bad_message(session, f"ignored a media message: {str(exc)[:80]}")
+        self.good_message()
         if frame.samples_per_channel and self.sink is not None:
             self.frames_in += 1
             self.sink.push_audio(frame)
+        return True
 
     async def start(self, sink: AudioSink) -> None:
         await super().start(sink)
@@ -191,87 +229,56 @@ class TwilioTransport(SocketTransport):
     def add_routes(cls, routes: Routes, server: SessionServer) -> None:
         """Serve Media Streams at ``path`` (public: the token is checked here)."""
         settings: Any = cls.Settings()
+        log = connection_log(cls.name, settings)  # one per endpoint: refusals and failures, rate-limited
 
         async def handler(request: web.Request) -> web.StreamResponse:
-            return await cls.handle(request, server, settings)
+            return await cls.handle(request, server, settings, log)
 
         routes.get(settings.path, handler, public=True)
 
     @classmethod
-    async def handle(cls, request: web.Request, server: SessionServer, settings: Any) -> web.StreamResponse:
-        """One call: wait for ``start``, check the token, admit, run the session."""
+    async def handle(
+        cls, request: web.Request, server: SessionServer, settings: Any, log: ThrottledLog | None = None
+    ) -> web.StreamResponse:
+        """One call: wait for ``start``, check the token and fields, admit, run the session."""
         ws = new_socket(server, settings)
+        log = log or connection_log(cls.name, settings)
+        return await guarded(ws, cls._accept(request, ws, server, settings, log), log)
+
+    @classmethod
+    async def _accept(
+        cls, request: web.Request, ws: web.WebSocketResponse, server: SessionServer, settings: Any, log: ThrottledLog
+    ) -> None:
         await ws.prepare(request)
         query_token = request.query.get("token")
-        start = await _wait_for_start(ws, settings.start_timeout)
-        if start is None:
+        start = await wait_for_start(ws, settings.start_timeout, settings.max_bad_messages)
+        if not isinstance(start, dict):
             if not ws.closed:
-                await refuse(ws, CLOSE_POLICY_VIOLATION, "expected a start message")
-            return ws
-        body = start.get("start") if isinstance(start.get("start"), dict) else {}
-        custom = body.get("customParameters") if isinstance(body.get("customParameters"), dict) else {}
-        param_token = custom.get("token") if isinstance(custom.get("token"), str) else None
-        if not (server.check_token(query_token) or server.check_token(param_token)):
-            await refuse(ws, CLOSE_POLICY_VIOLATION, "a valid token is required")
-            return ws
-        stream_sid = start.get("streamSid") or body.get("streamSid")
-        if not isinstance(stream_sid, str) or not stream_sid:
-            await refuse(ws, CLOSE_PROTOCOL_ERROR, "start has no streamSid")
-            return ws
-        fmt = body.get("mediaFormat") if isinstance(body.get("mediaFormat"), dict) else {}
-        rate = fmt.get("sampleRate", 8000)
-        if fmt.get("encoding", MULAW) != MULAW or fmt.get("channels", 1) != 1 or not _valid_rate(rate):
-            await refuse(ws, CLOSE_UNSUPPORTED_DATA, f"unsupported media format {json.dumps(fmt)}")
-            return ws
+                await refuse(ws, CLOSE_POLICY_VIOLATION, start or "expected a start message", log)
+            return
+        # The token first: nothing else of an unauthenticated caller is looked at.
+        if not (server.check_token(query_token) or server.check_token(start_token(start))):
+            await refuse(ws, CLOSE_POLICY_VIOLATION, "a valid token is required", log)
+            return
+        info = read_start(start, settings, cls.name)
+        if isinstance(info, Refusal):
+            await refuse(ws, info.code, info.reason, log)
+            return
         try:
             server.admit()
         except AdmissionError as exc:
-            await refuse(ws, CLOSE_TRY_AGAIN_LATER, f"try again later: {exc}")
-            return ws
+            await refuse(ws, CLOSE_TRY_AGAIN_LATER, f"try again later: {exc}", log)
+            return
         try:
             transport = cls(
                 ws,
-                stream_sid=stream_sid,
-                call_sid=str(body.get("callSid", "")),
-                sample_rate=int(rate),
-                custom_parameters=custom,
+                stream_sid=info.stream_sid,
+                call_sid=info.call_sid,
+                sample_rate=info.sample_rate,
+                custom_parameters=info.custom_parameters,
                 settings=settings,
             )
         except BaseException:
             server.release()
             raise
-        await cls.run_session(server, transport)
-        return ws
-
-
-def _parse(text: str) -> dict[str, Any] | None:
-    try:
-        message = json.loads(text)
-    except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested too deeply
-        return None
-    return message if isinstance(message, dict) else None
-
-
-def _valid_rate(rate: Any) -> bool:
-    return isinstance(rate, int) and not isinstance(rate, bool) and 8000 <= rate <= 48000
-
-
-async def _wait_for_start(ws: web.WebSocketResponse, timeout: float) -> dict[str, Any] | None:
-    """The ``start`` message, or None if the socket closed or ``timeout`` passed first."""
-    from aiohttp import WSMsgType
-
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                msg = await ws.receive()
-                if msg.type is WSMsgType.BINARY:
-                    continue
-                if msg.type is not WSMsgType.TEXT:
-                    return None
-                message = _parse(msg.data)
-                if message is not None and message.get("event") == "start":
-                    return message
-                # "connected" (and anything sent too early) needs no answer.
-    except TimeoutError:
-        logger.info("twilio: no start message within {:g} s", timeout)
-        return None
+        await cls.run_session(server, transport, resume_id=info.resume_id)
