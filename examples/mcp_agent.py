@@ -4,7 +4,7 @@ Offline, give the local LLM a model that can choose tools (the fast default,
 SmolLM2-135M, is too small to)::
 
     export VOCALIS_LLM_LLAMACPP_MODEL=/path/to/a-tool-capable-model.gguf
-    vocalis talk --agent examples/mcp_agent.py:make_agent --input examples/what_time_tokyo.wav
+    vocalis talk examples/mcp_agent.py --input examples/what_time_tokyo.wav
 
 Or any OpenAI-compatible server as the LLM::
 

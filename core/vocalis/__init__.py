@@ -8,7 +8,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from loguru import logger as _logger
+
 __version__ = "0.1.0"
+
+# Quiet as a library (loguru's advice): the application enables these logs,
+# the CLI through vocalis.log.configure_logging, others through enable_logging.
+_logger.disable("vocalis")
 
 _EXPORTS: dict[str, str] = {
     "Agent": "vocalis.session.agent",

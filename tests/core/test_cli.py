@@ -25,16 +25,19 @@ def test_plugins_json_lists_plugins_and_errors(dists) -> None:
     dists.provider_plugin("vocalis-acme", "stt", "acme", version="0.3.0")
     dists.install("vocalis-broken", "import not_a_real_module_xyz\n")
     rows = json.loads(run_cli("plugins", "--json"))
-    assert all(set(row) == {"kind", "name", "plugin", "distribution", "version", "status", "error"} for row in rows)
+    keys = {"kind", "name", "aliases", "plugin", "distribution", "version", "status", "error"}
+    assert all(set(row) == keys for row in rows)
     acme = next(r for r in rows if r["plugin"] == "acme")
+    # The test plugin's STT overrides no method, so it is listed as incomplete.
     assert acme == {
         "kind": "stt",
         "name": "acme",
+        "aliases": [],
         "plugin": "acme",
         "distribution": "vocalis-acme",
         "version": "0.3.0",
-        "status": "ok",
-        "error": None,
+        "status": "incomplete",
+        "error": "AcmeProvider implements neither recognize() nor stream(): it would fail at run time",
     }
     broken = next(r for r in rows if r["plugin"] == "broken")
     assert broken["status"] == "error"
@@ -47,8 +50,8 @@ def test_plugins_table(dists) -> None:
     dists.install("vocalis-broken", "raise ImportError('missing libfoo')\n")
     out = run_cli("plugins")
     header, *lines = out.splitlines()
-    assert header.split() == ["KIND", "NAME", "PLUGIN", "DISTRIBUTION", "VERSION", "STATUS"]
-    assert any(line.split()[:3] == ["tts", "acme-voice", "acme"] and "ok" in line for line in lines)
+    assert header.split() == ["KIND", "NAME", "ALIASES", "PLUGIN", "DISTRIBUTION", "VERSION", "STATUS"]
+    assert any(line.split()[:4] == ["tts", "acme-voice", "-", "acme"] and "incomplete" in line for line in lines)
     assert any("broken" in line and "error" in line and "missing libfoo" in line for line in lines)
 
 
@@ -102,7 +105,7 @@ def test_pip_installed_third_party_plugin_is_listed(tmp_path: Path) -> None:
         "thirdparty-vad",
         "vocalis-thirdparty",
         "4.5.6",
-        "ok",
+        "incomplete",  # the test plugin's VAD overrides no method
     )
 
 

@@ -53,7 +53,7 @@ def test_scripted_conversation_end_to_end() -> None:
             assert len(played_before_cut) == len(conv.transport.audio_output.frames) - 0  # nothing after
             await conv.wait_for_agent_turn(3)
         states = conv.agent_states()
-        assert states[:3] == ["idle", "speaking", "idle"]
+        assert states[:4] == ["starting", "idle", "speaking", "idle"]
         assert "thinking" in states and states[-1] == "closing"
         assert conv.user_turns() == ["what is the weather in paris", "stop"]
         assert conv.tool_calls() == [("get_weather", "sunny and 21 degrees in Paris", False)]
@@ -80,7 +80,16 @@ def test_state_sequence_of_a_normal_turn() -> None:
         async with conversation(transcripts=["hi"], responses=["Hello there."]) as conv:
             await conv.user_speaks(0.6)
             await conv.wait_for_agent_turn()
-        assert conv.agent_states() == ["idle", "listening", "idle", "thinking", "speaking", "idle", "closing"]
+        assert conv.agent_states() == [
+            "starting",
+            "idle",
+            "listening",
+            "idle",
+            "thinking",
+            "speaking",
+            "idle",
+            "closing",
+        ]
         assert conv.user_states() == ["speaking", "idle", "listening", "idle"]
         speech_in = conv.named("on_speech_in")
         assert speech_in == [{"text": "hi", "is_final": True, "language": None}]
@@ -99,7 +108,8 @@ def test_state_events_only_on_change_and_properties() -> None:
         assert conv.session.agent_state is AgentState.IDLE
         await conv.close()
         changes = conv.named("agent_state_changed")
-        assert all(c["state"] != c["old_state"] for c in changes)
+        assert changes[0] == {"state": AgentState.STARTING, "old_state": AgentState.STARTING}
+        assert all(c["state"] != c["old_state"] for c in changes[1:])
         assert conv.session.agent_state is AgentState.CLOSING
 
     run_virtual(main())

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from vocalis import __version__
+from vocalis.cli.eval_cmd import eval_command
 from vocalis.cli.plugins_cmd import plugins_command
 from vocalis.cli.report_cmd import report_command
 from vocalis.cli.run_cmd import run_command
@@ -16,6 +17,35 @@ from vocalis.log import configure_logging, level_from_verbosity
 
 if TYPE_CHECKING:
     from vocalis.plugin.commands import CommandEntry
+
+FIRST_PARTY_COMMANDS: dict[str, str] = {
+    "console": "vocalis-console",
+    "mcp": "vocalis-mcp",
+}
+"""Commands that first-party plugins add, and the distribution that adds each.
+
+Without the plugin such a name would fail as an unknown command; naming the
+package to install is the useful answer.
+"""
+
+
+def missing_plugin_hint(name: str) -> str | None:
+    """What to tell a user who ran a first-party plugin's command without it.
+
+    Returns:
+        The hint, or None when ``name`` is no first-party plugin command.
+    """
+    distribution = FIRST_PARTY_COMMANDS.get(name)
+    if distribution is None:
+        return None
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(distribution)
+    except PackageNotFoundError:
+        return f"vocalis {name} needs the {distribution} plugin: pip install {distribution}"
+    # Installed yet not loaded: disabled (VOCALIS_PLUGINS) or failed to load.
+    return f"vocalis {name} comes from {distribution}, which is installed but not loaded; see `vocalis plugins`"
 
 
 class PluginCommandGroup(click.Group):
@@ -46,6 +76,16 @@ class PluginCommandGroup(click.Group):
             command = entry.command
         return command
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if not ctx.resilient_parsing and self.get_command(ctx, name) is None:
+            hint = missing_plugin_hint(name)
+            if hint is not None:
+                ctx.fail(hint)
+        return super().resolve_command(ctx, args)
+
 
 @click.group(cls=PluginCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vocalis")
@@ -66,6 +106,7 @@ def cli(ctx: click.Context, log_level: str | None, verbose: int) -> None:
     configure_logging(level_from_verbosity(log_level or settings.log_level, verbose))
 
 
+cli.add_command(eval_command)
 cli.add_command(plugins_command)
 cli.add_command(report_command)
 cli.add_command(run_command)

@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import socket
 from typing import Any
 
 import click
 
+from vocalis.cli.run_cmd import AgentSource, build_pipeline, load_agent_source
 
-def agent_factory(spec: str | None) -> Any:
+DEFAULT_PORT = 8765
+"""``serve``'s port: not 8080, which local LLM servers (llama.cpp's) take."""
+
+
+def agent_factory(spec: str | AgentSource | None) -> Any:
     """A zero-argument callable making a fresh agent per session.
 
-    ``spec`` is ``module:factory`` or ``file.py:factory`` naming a function
-    (or an Agent class) that returns an :class:`~vocalis.Agent`; None gives
-    the built-in assistant.
+    ``spec`` is ``path/agent.py`` (its ``make_agent`` or ``agent``),
+    ``module:factory`` or ``file.py:factory`` naming a function (or an Agent
+    class) that returns an :class:`~vocalis.Agent`; None gives the built-in
+    assistant.
     """
-    from vocalis.cli.run_cmd import load_object
     from vocalis.session.agent import Agent
     from vocalis.session.assistant import DefaultAssistant
 
     if spec is None:
         return DefaultAssistant
-    factory = load_object(spec)
+    source = spec if isinstance(spec, AgentSource) else load_agent_source(spec)
+    spec, factory = source.spec, source.agent
     if isinstance(factory, Agent):
         raise click.BadParameter(
             f"{spec} is an Agent instance; serving needs a new agent per session, so name a "
@@ -37,6 +45,31 @@ def agent_factory(spec: str | None) -> Any:
 from vocalis.serve.plugins import serving_transports  # noqa: E402  (kept importable from here)
 
 
+def _port_in_use(host: str, port: int) -> str:
+    return f"port {port} on {host} is in use: stop what listens there, or pick another with --port"
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail at once, before any model loads, when ``host:port`` cannot be bound.
+
+    Binds as the server will (``SO_REUSEADDR``) and lets go at once.
+
+    Raises:
+        click.ClickException: The port is in use (or the address is not this machine's).
+    """
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise click.ClickException(_port_in_use(host, port)) from None
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 async def _serve(options: dict[str, Any]) -> None:
     from vocalis.pipeline.cascading import CascadingPipeline
     from vocalis.pipeline.config import EOUConfig
@@ -46,6 +79,8 @@ async def _serve(options: dict[str, Any]) -> None:
     from vocalis.serve.server import ServeOptions, SessionServer
     from vocalis.serve.workers import PORT_ENV, is_worker, tell_ready
 
+    if not is_worker():  # first of all; workers share a port their supervisor checked
+        check_port_free(options["host"], options["port"])
     registry = make_plugin_manager().registry
     transports = serving_transports(registry)
     if not transports:
@@ -58,9 +93,13 @@ async def _serve(options: dict[str, Any]) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--store") from None
     worker = is_worker()
+    source: AgentSource | None = options["source"]
 
-    def pipeline() -> CascadingPipeline:
+    def default_pipeline() -> CascadingPipeline:
         return CascadingPipeline(registry=registry, eou_config=EOUConfig(preemptive_generation=options["preemptive"]))
+
+    def pipeline() -> Any:
+        return build_pipeline(source, default_pipeline)
 
     # Load the models before listening, so the first caller does not wait.
     warm = pipeline()
@@ -69,7 +108,7 @@ async def _serve(options: dict[str, Any]) -> None:
     await store.prewarm()
 
     server = SessionServer(
-        agent_factory(options["agent"]),
+        agent_factory(source),
         pipeline,
         ServeOptions(
             host=options["host"],
@@ -91,6 +130,7 @@ async def _serve(options: dict[str, Any]) -> None:
             error_message=options["error_message"] or None,
             store=store,
             resume_grace=options["resume_grace"],
+            record_text=options["record_text"],
         ),
     )
 
@@ -102,7 +142,12 @@ async def _serve(options: dict[str, Any]) -> None:
         click.echo(f"Vocalis is serving ({names}). Open {url}", err=False)
         click.echo("Ctrl-C stops it (running sessions get --drain-timeout seconds to finish).")
 
-    await serve(server, transports, ready=ready, reuse_port=worker)
+    try:
+        await serve(server, transports, ready=ready, reuse_port=worker)
+    except OSError as exc:  # taken between the check and the bind
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise click.ClickException(_port_in_use(options["host"], options["port"])) from None
 
 
 def _worker_path(path: str | None) -> str | None:
@@ -117,10 +162,14 @@ def _worker_path(path: str | None) -> str | None:
 
 
 @click.command("serve")
-@click.option("--agent", help="module:factory or file.py:factory making the Agent (default: the built-in assistant).")
+@click.argument("agent_file", metavar="[AGENT.py]", required=False)
+@click.option(
+    "--agent",
+    help="path/agent.py, file.py:factory or module:factory making the Agent (default: the built-in assistant).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option(
-    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port (0: any free one)."
+    "--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535), help="TCP port (0: any free one)."
 )
 @click.option(
     "--token", envvar="VOCALIS_SERVE_TOKEN", help="Access token (default: a random one, printed with the URL)."
@@ -154,6 +203,9 @@ def _worker_path(path: str | None) -> str | None:
     type=click.Path(dir_okay=False),
     default=None,
     help="Write every session's metrics to this JSONL file (see `vocalis report`); flushed on shutdown.",
+)
+@click.option(
+    "--record-text", is_flag=True, help="Keep what was said in the metrics (transcripts in `vocalis report`)."
 )
 @click.option(
     "--preemptive/--no-preemptive", default=True, show_default=True, help="Start the LLM before the turn is committed."
@@ -227,8 +279,12 @@ def _worker_path(path: str | None) -> str | None:
     show_default=True,
     help="Spoken when a turn fails before the agent said anything; empty: stay silent.",
 )
-def serve_command(**options: Any) -> None:
+def serve_command(agent_file: str | None, **options: Any) -> None:
     """Serve the agent: a web page to talk to it, and telephony WebSockets.
+
+    AGENT.py is a file defining `make_agent()` (or `agent`, an Agent class)
+    and optionally `make_pipeline()`, called once per session; without it
+    (and without --agent) the built-in assistant answers.
 
     Which endpoints exist depends on the transport plugins installed
     (`vocalis plugins` lists them). Endpoints for load balancers and
@@ -236,7 +292,14 @@ def serve_command(**options: Any) -> None:
     """
     from vocalis.serve.workers import Supervisor, is_worker
 
+    if agent_file is not None:
+        if options["agent"] is not None:
+            raise click.UsageError("give the agent either as AGENT.py or with --agent, not both")
+        options["agent"] = agent_file
+    # A wrong name fails now, not after the models load.
+    options["source"] = load_agent_source(options["agent"]) if options["agent"] is not None else None
     if options["workers"] > 1 and not is_worker():
+        check_port_free(options["host"], options["port"])
         if options["store"].startswith("memory"):
             click.echo(
                 "note: with several workers, --store memory:// resumes a session only on the worker that ran it; "

@@ -12,17 +12,17 @@ from typing import Any
 
 import click
 
-from vocalis.cli.run_cmd import load_object
+from vocalis.cli.run_cmd import AgentSource, build_pipeline, load_agent_source
 from vocalis.clock import run_virtual
 
 
-async def _make_agent(spec: str | None) -> Any:
+async def _make_agent(source: AgentSource | None) -> Any:
     from vocalis.session.agent import Agent
     from vocalis.session.assistant import DefaultAssistant
 
-    if spec is None:
+    if source is None:
         return DefaultAssistant()
-    factory = load_object(spec)
+    spec, factory = source.spec, source.agent
     agent = factory() if callable(factory) and not isinstance(factory, Agent) else factory
     if inspect.isawaitable(agent):
         agent = await agent
@@ -153,15 +153,16 @@ async def _talk(options: dict[str, Any]) -> int:
     from vocalis.session.job import run_job
     from vocalis.transports.file import FileTransport
 
-    agent = await _make_agent(options["agent"])
+    source: AgentSource | None = options["agent"]
+    agent = await _make_agent(source)
     # Local models cost nothing per request: start the LLM before the turn is committed.
-    pipeline = CascadingPipeline(eou_config=EOUConfig(preemptive_generation=True))
+    pipeline = build_pipeline(source, lambda: CascadingPipeline(eou_config=EOUConfig(preemptive_generation=True)))
     # Paced like a live microphone; with --fast or --text the clock is virtual,
     # so the pacing costs no time and the turns are those of real time.
     transport = FileTransport(
         input=options["input"], output=options["output"], realtime=True, mix_input=options["mix_input"]
     )
-    session = AgentSession(agent, pipeline)
+    session = AgentSession(agent, pipeline, record_text=options["record_text"])
     printer = _Printer()
     printer.attach(session)
     timeout = options["timeout"]
@@ -220,7 +221,11 @@ def _columns_help() -> str:
     help="One typed user turn instead of audio (after the agent's greeting, if any); "
     "replies are printed without waiting for real-time playback.",
 )
-@click.option("--agent", help="module:factory returning the Agent (default: the built-in assistant).")
+@click.argument("agent_file", metavar="[AGENT.py]", required=False)
+@click.option(
+    "--agent",
+    help="path/agent.py, file.py:factory or module:factory making the Agent (default: the built-in assistant).",
+)
 @click.option(
     "--fast",
     is_flag=True,
@@ -231,6 +236,9 @@ def _columns_help() -> str:
 @click.option("--mix-input", is_flag=True, help="Mix the user's audio into the output file.")
 @click.option("--metrics", type=click.Path(dir_okay=False), help="Write per-turn metrics as JSON lines.")
 @click.option(
+    "--record-text", is_flag=True, help="Keep what was said in the metrics (transcripts in `vocalis report`)."
+)
+@click.option(
     "--timeout",
     default=60.0,
     show_default=True,
@@ -240,6 +248,7 @@ def _columns_help() -> str:
     "exit status is 1.",
 )
 def talk_command(
+    agent_file: str | None,
     input_path: Path | None,
     output: Path | None,
     text: str | None,
@@ -247,9 +256,14 @@ def talk_command(
     fast: bool,
     mix_input: bool,
     metrics: str | None,
+    record_text: bool,
     timeout: float,
 ) -> None:
     """Hold a conversation with an agent over WAV files, offline by default.
+
+    AGENT.py is a file defining `make_agent()` (or `agent`: an Agent class or
+    instance) and optionally `make_pipeline()`; without it (and without
+    --agent) the built-in assistant talks, on the configured providers.
 
     Prints what reached the agent ("you:", one line per user turn: sentences
     said before the agent could answer are one turn), what the agent said as
@@ -260,15 +274,20 @@ def talk_command(
     """
     if (input_path is None) == (text is None):
         raise click.UsageError("give exactly one of --input or --text")
+    if agent_file is not None and agent is not None:
+        raise click.UsageError("give the agent either as AGENT.py or with --agent, not both")
+    spec = agent_file or agent
+    source = load_agent_source(spec) if spec is not None else None
     virtual = fast or text is not None
     options = {
         "input": input_path,
         "output": output,
         "text": text,
-        "agent": agent,
+        "agent": source,
         "virtual": virtual,
         "mix_input": mix_input,
         "metrics": metrics,
+        "record_text": record_text,
         "timeout": timeout,
     }
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vocalis.observability.metrics_file import read_metrics
+from vocalis.observability.report_turns import LONG_REPLY_SECONDS, turn_detail, turns_html
 
 SEGMENTS = (
     ("stt", "end of speech → STT final", "#4C78A8"),
@@ -89,31 +90,6 @@ def _ms(value: Any) -> str:
     return "–" if value is None else f"{float(value) * 1000:.0f} ms"
 
 
-def _table(rows: list[TurnRow]) -> str:
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in ("turn", "source", "STT", "end of turn", "LLM TTFT", "TTS TTFB", "end to end", "tools", "interrupted")
-    )
-    body = []
-    for row in rows:
-        r = row.record
-        body.append(
-            "<tr data-turn='{}'><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(  # noqa: E501
-                html.escape(str(r.get("turn"))),
-                html.escape(row.label),
-                html.escape(str(r.get("source"))),
-                _ms(r.get("stt_latency")),
-                _ms(r.get("eou_delay")),
-                _ms(r.get("llm_ttft")),
-                _ms(r.get("tts_ttfb")),
-                _ms(r.get("e2e_latency")),
-                len(r.get("tools") or []),
-                "yes" if r.get("interrupted") else "",
-            )
-        )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
 def _figure(rows: list[TurnRow]) -> Any:
     import plotly.graph_objects as go
 
@@ -130,20 +106,43 @@ def _figure(rows: list[TurnRow]) -> Any:
                 hovertemplate="%{y}: %{x:.0f} ms<extra>" + name + "</extra>",
             )
         )
+    # The legend sits between the title and the bars, in bar order ("normal":
+    # plotly reverses stacked bars' legends by default), and the margins are
+    # fixed in pixels, so neither the title nor the axis title can overlap it
+    # whatever the number of turns.
     figure.update_layout(
         barmode="stack",
-        title="Where each turn's time went (from the end of the user's speech)",
+        title={
+            "text": "Where each turn's time went (from the end of the user's speech)",
+            "y": 1.0,
+            "yref": "container",
+            "yanchor": "top",
+            "pad": {"t": 16},
+        },
         xaxis_title="milliseconds",
         yaxis={"autorange": "reversed"},
-        height=max(320, 40 * len(rows) + 160),
-        legend={"orientation": "h", "y": -0.2},
+        height=40 * len(rows) + 320,
+        margin={"t": 150, "b": 60},
+        legend={
+            "orientation": "h",
+            "traceorder": "normal",
+            "x": 0.0,
+            "xanchor": "left",
+            "y": 1.0,
+            "yanchor": "bottom",
+        },
         template="plotly_white",
     )
     return figure
 
 
-def render_html(path: str | Path, out: str | Path) -> Path:
+def render_html(path: str | Path, out: str | Path, long_reply: float = LONG_REPLY_SECONDS) -> Path:
     """Write the HTML report for a metrics file.
+
+    Args:
+        path: The metrics JSONL file.
+        out: The HTML file to write.
+        long_reply: Replies with more audio than this many seconds are marked.
 
     Raises:
         ImportError: plotly is missing (``pip install "vocalis[report]"``).
@@ -158,6 +157,7 @@ def render_html(path: str | Path, out: str | Path) -> Path:
     except ImportError:
         raise ImportError('the report needs plotly: pip install "vocalis[report]"') from None
     chart = figure.to_html(full_html=False, include_plotlyjs=True)
+    table = turns_html([turn_detail(row.label, row.record, long_reply) for row in rows], long_reply)
     summaries = [r for r in records if r["type"] == "summary"]
     summary_html = "".join(
         "<p class='summary'>{}: {} turns, end-to-end p50 {}, p90 {}, {} interruptions, {} errors</p>".format(
@@ -173,27 +173,25 @@ def render_html(path: str | Path, out: str | Path) -> Path:
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>Vocalis latency report</title>"
         "<style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style></head><body>"
-        f"<h1>Latency report</h1><p>{html.escape(str(path))}</p>{summary_html}{chart}{_table(rows)}</body></html>"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        "tr.text td{text-align:left;color:#333}tr.long td{background:#fff3cd}</style></head><body>"
+        f"<h1>Latency report</h1><p>{html.escape(str(path))}</p>{summary_html}{chart}{table}</body></html>"
     )
     out = Path(out)
     out.write_text(page, encoding="utf-8")
     return out
 
 
-def render_png(path: str | Path, out: str | Path) -> Path | None:
-    """Write a PNG waterfall with matplotlib; None when matplotlib is missing."""
-    try:
-        import matplotlib
+def png_figure(rows: list[TurnRow]) -> Any:
+    """The matplotlib waterfall of ``rows`` (a Figure; needs matplotlib)."""
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    rows = turn_rows(read_metrics(path))
-    if not rows:
-        raise ValueError(f"{path} holds no turn records")
-    fig, ax = plt.subplots(figsize=(10, max(3.0, 0.45 * len(rows) + 2.2)))
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    # Constrained layout places the legend outside the axes ("outside …"), so
+    # it can overlap neither the bars nor the axis title.
+    fig, ax = plt.subplots(figsize=(10, max(3.5, 0.45 * len(rows) + 2.8)), layout="constrained")
     lefts = [0.0] * len(rows)
     for key, name, color in SEGMENTS:
         widths = [row.segments.get(key, 0.0) * 1000 for row in rows]
@@ -201,9 +199,35 @@ def render_png(path: str | Path, out: str | Path) -> Path | None:
         lefts = [a + b for a, b in zip(lefts, widths, strict=True)]
     ax.invert_yaxis()
     ax.set_xlabel("milliseconds from the end of the user's speech")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.4), ncol=3, fontsize=8)
-    fig.tight_layout()
+    handles, labels = ax.get_legend_handles_labels()
+    columns = 3
+    # matplotlib fills legend columns top to bottom; this order makes each row
+    # read left to right in bar order.
+    order = [i + columns * r for i in range(columns) for r in range(-(-len(handles) // columns))]
+    order = [i for i in order if i < len(handles)]
+    fig.legend(
+        [handles[i] for i in order],
+        [labels[i] for i in order],
+        loc="outside upper center",
+        ncol=columns,
+        fontsize=8,
+    )
+    return fig
+
+
+def render_png(path: str | Path, out: str | Path) -> Path | None:
+    """Write a PNG waterfall with matplotlib; None when matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return None
+    rows = turn_rows(read_metrics(path))
+    if not rows:
+        raise ValueError(f"{path} holds no turn records")
+    fig = png_figure(rows)
     out = Path(out)
     fig.savefig(out, dpi=110)
+    import matplotlib.pyplot as plt
+
     plt.close(fig)
     return out

@@ -75,10 +75,12 @@ class ServeOptions:
             anything; None stays silent.
         store: Where conversations are kept for resume (None: this process only).
         resume_grace: Seconds a closed or dropped session stays resumable.
+        record_text: Keep what was said in each turn's metrics (the
+            ``--metrics`` file, ``vocalis report``); off for privacy.
     """
 
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = 8765
     token: str | None = field(default=None, repr=False)  # a credential: never in reprs
     allowed_origins: tuple[str, ...] = ()
     max_sessions: int = 20
@@ -98,4 +100,5 @@ class ServeOptions:
     error_message: str | None = "Sorry, something went wrong on my side."
     store: SessionStore | None = None
     resume_grace: float = 120.0
+    record_text: bool = False
     extra: dict[str, Any] = field(default_factory=dict)

@@ -228,6 +228,7 @@ class SessionServer:
                 self._pipeline_factory(),
                 session_id=snapshot.session_id if snapshot is not None else _new_session_id(),
                 error_message=self.options.error_message,
+                record_text=self.options.record_text,
             )
             if snapshot is None:
                 await self.resumer.claim_new(session.id)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from vocalis.chat import ChatContext, ChatRole
 from vocalis.tools.function import FunctionTool, as_function_tool, find_function_tools
 
 if TYPE_CHECKING:
+    from vocalis.event_types import SpeechInEvent, SpeechOutEvent
     from vocalis.providers.tools import ToolSource
     from vocalis.session_api import SessionAPI
 
@@ -17,7 +18,8 @@ class Agent:
     """What the assistant is told, what it can do, and how it starts and ends.
 
     Subclass it to add ``@function_tool`` methods and to override
-    :meth:`on_enter` (e.g. greet the user) and :meth:`on_exit`. A tool that
+    :meth:`on_enter` (e.g. greet the user), :meth:`on_exit`,
+    :meth:`on_speech_in` and :meth:`on_speech_out`. A tool that
     returns another ``Agent`` hands the conversation over to it.
 
     Args:
@@ -88,6 +90,24 @@ class Agent:
 
     async def on_exit(self) -> None:
         """Called when the agent stops being active (handoff or close)."""
+
+    def on_speech_in(self, data: SpeechInEvent) -> Awaitable[None] | None:
+        """Called for each user transcript (the session's ``on_speech_in`` event).
+
+        Override with a plain or an ``async`` method; ``data`` is the event's
+        payload (``text``, ``is_final``, ``language``), interim transcripts
+        included. An exception is reported as an ``error`` event.
+        """
+        return None
+
+    def on_speech_out(self, data: SpeechOutEvent) -> Awaitable[None] | None:
+        """Called when agent speech starts playing (the ``on_speech_out`` event).
+
+        Override with a plain or an ``async`` method; ``data`` is the event's
+        payload (``text``, ``speech_id``). An exception is reported as an
+        ``error`` event.
+        """
+        return None
 
     async def cleanup(self) -> None:
         """Release what the agent holds; called once when the session closes."""

@@ -20,6 +20,12 @@ from vocalis.session.core import describe_error
 from vocalis.session.hosts import SessionToolHost
 from vocalis.session.lifecycle import SessionLifecycle
 from vocalis.session.limits import SessionLimits
+from vocalis.session.session_hooks import (
+    check_session_arguments,
+    check_start_options,
+    register_with_job,
+    wire_agent_hooks,
+)
 from vocalis.session.state_machine import SessionStates
 from vocalis.session.wake_up import WakeUpTimer
 from vocalis.speech import SpeechHandle
@@ -43,7 +49,8 @@ class AgentSession(SessionEventEmitter):
     """Runs one conversation: an agent on a pipeline, over a transport.
 
     Events (handlers get one ``dict`` payload): ``user_state_changed`` and
-    ``agent_state_changed`` (``{"state", "old_state"}``, only on change),
+    ``agent_state_changed`` (``{"state", "old_state"}``, only on change, but
+    for the first: ``starting`` when :meth:`start` begins, from ``starting``),
     ``on_speech_in`` (user transcripts: ``{"text", "is_final", "language"}``),
     ``on_speech_out`` (agent text as it starts playing: ``{"text",
     "speech_id"}``), ``user_turn`` and ``agent_turn`` (committed turns),
@@ -90,32 +97,17 @@ class AgentSession(SessionEventEmitter):
         limits: SessionLimits | None = None,
     ) -> None:
         super().__init__()
-        if agent.session is not None and not agent.session.closed:
-            raise RuntimeError(
-                f"agent {agent.name!r} already belongs to a running session; "
-                "create one Agent per session (its chat context is per conversation)"
-            )
-        if wake_up is not None and wake_up <= 0:
-            raise ValueError("wake_up must be a positive number of seconds")
+        check_session_arguments(agent, wake_up, background_audio, error_message, limits)
         self.id = session_id or f"session_{next(_session_ids)}"
-        if error_message is not None and not isinstance(error_message, str):
-            raise TypeError(f"error_message expects a str or None, not {type(error_message).__name__}")
         self.error_message = error_message.strip() if error_message and error_message.strip() else None
         self.close_reason = ""
         self.agent = agent
         self.pipeline = pipeline
         self.conversation_flow = conversation_flow
         self.wake_up = wake_up
-        if background_audio is not None:
-            from vocalis.session.background import BackgroundAudioConfig
-
-            if not isinstance(background_audio, BackgroundAudioConfig):
-                raise TypeError("background_audio expects a BackgroundAudioConfig")
         self.background_audio = background_audio
         self.on_wake_up: Callable[[], object] | None = None
         self.transport: Transport | None = None
-        if limits is not None and not isinstance(limits, SessionLimits):
-            raise TypeError("limits expects a SessionLimits")
         self.limits = limits if limits is not None else SessionLimits()
         self.audio_output: AudioOutput = AudioOutput()
         self.tools = ToolRunner(
@@ -139,6 +131,8 @@ class AgentSession(SessionEventEmitter):
         agent.session = self
         if conversation_flow is not None and conversation_flow.agent is None:
             conversation_flow.agent = agent
+        wire_agent_hooks(self)  # agent.on_speech_in / on_speech_out, as VideoSDK calls them
+        register_with_job(self)  # closed on the job's shutdown, when made inside one
 
     EVENTS = SESSION_EVENTS
     """Events a session emits (plugins and pipelines may add their own)."""
@@ -177,8 +171,10 @@ class AgentSession(SessionEventEmitter):
         return self._closed
 
     # -- lifecycle -------------------------------------------------------------
-    async def start(self, transport: Transport | None = None, *, resume: bool = False) -> None:
+    async def start(self, transport: Transport | None = None, *, resume: bool = False, **options: object) -> None:
         """Start the session: providers, tool sources, transport, ``on_enter``.
+
+        Emits ``agent_state_changed`` with ``starting`` first.
 
         Args:
             transport: Where audio comes from and goes to. Without one the
@@ -186,12 +182,22 @@ class AgentSession(SessionEventEmitter):
             resume: The agent's chat context holds an earlier conversation
                 that this session continues (a client reconnected): the
                 agent's ``on_enter`` (usually a greeting) is not run again.
+            **options: Passed to the pipeline's ``attach(session, **options)``
+                (as VideoSDK passes them to its pipeline's ``start``): options
+                of a custom pipeline for this session. The built-in pipelines
+                take none.
+
+        Raises:
+            RuntimeError: The session was started before.
+            TypeError: The pipeline's ``attach`` does not take ``options``.
         """
         if self._started:
             raise RuntimeError("session already started")
+        check_start_options(self.pipeline, options)
         self._started = True
+        self.emit("agent_state_changed", {"state": AgentState.STARTING, "old_state": AgentState.STARTING})
         with session_context(self.id):
-            await self._lifecycle.start(transport, enter=not resume)
+            await self._lifecycle.start(transport, enter=not resume, options=options)
 
     def trace(self, tracer_provider: object = None) -> SessionTracer:
         """Send this session's spans to OpenTelemetry (once; needs ``vocalis[otel]``).

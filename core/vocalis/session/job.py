@@ -3,6 +3,9 @@
 ``vocalis run module:entrypoint`` calls ``await entrypoint(ctx)`` with a
 :class:`JobContext`; start sessions through ``ctx.start_session`` and they are
 closed, and their metrics flushed, when the process gets SIGINT or SIGTERM.
+While the entrypoint runs, its context is current (:func:`current_job_context`):
+an :class:`~vocalis.AgentSession` made then registers its ``close`` as a
+shutdown callback, as in VideoSDK.
 """
 
 from __future__ import annotations
@@ -12,17 +15,23 @@ import inspect
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from loguru import logger
 
 from vocalis.observability.metrics_file import MetricsFileWriter
+from vocalis.session.session_hooks import current_job
 
 if TYPE_CHECKING:
     from vocalis.providers.transport import Transport
     from vocalis.session.agent_session import AgentSession
 
 ShutdownCallback = Callable[[], Any]
+
+
+def current_job_context() -> JobContext | None:
+    """The job whose entrypoint is running (in this task or the one that made it), if any."""
+    return cast("JobContext | None", current_job.get())
 
 
 class JobContext:
@@ -46,6 +55,11 @@ class JobContext:
     def add_shutdown_callback(self, callback: ShutdownCallback) -> None:
         """Run ``callback`` (sync or async) when the job shuts down, after sessions close."""
         self._callbacks.append(callback)
+
+    def remove_shutdown_callback(self, callback: ShutdownCallback) -> None:
+        """Forget ``callback`` (no error when it was not added)."""
+        if callback in self._callbacks:
+            self._callbacks.remove(callback)
 
     async def start_session(self, session: AgentSession, transport: Transport | None = None) -> AgentSession:
         """Start ``session`` under this job: its metrics and traces are recorded."""
@@ -137,7 +151,12 @@ async def run_job(
                 installed.append(sig)
             except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
                 pass
-    task: asyncio.Future[Any] = asyncio.ensure_future(entrypoint(ctx))
+    # The entrypoint's task copies the context now: sessions it makes find the job.
+    token = current_job.set(ctx)
+    try:
+        task: asyncio.Future[Any] = asyncio.ensure_future(entrypoint(ctx))
+    finally:
+        current_job.reset(token)
     stop = loop.create_task(ctx.wait_for_shutdown())
     try:
         await asyncio.wait([task, stop], return_when=asyncio.FIRST_COMPLETED)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from loguru import logger
 from vocalis.observability.telemetry import tracing_configured
 from vocalis.session.core import run_guarded
 from vocalis.session.hosts import PipelineHost
+from vocalis.session.session_hooks import attach_pipeline
 from vocalis.session.speech_queue import SpeechQueue
 from vocalis.states import FORWARDED_EVENTS, AgentState
 
@@ -62,8 +63,13 @@ class SessionLifecycle:
         self._mixer: BackgroundMixer | None = None
         self.pending_handoff: Agent | None = None
 
-    async def start(self, transport: Transport | None, *, enter: bool = True) -> None:
-        """Start the components, in order, and run the agent's ``on_enter`` (if ``enter``)."""
+    async def start(
+        self, transport: Transport | None, *, enter: bool = True, options: Mapping[str, object] | None = None
+    ) -> None:
+        """Start the components, in order, and run the agent's ``on_enter`` (if ``enter``).
+
+        ``options`` go to the pipeline's ``attach`` (see ``AgentSession.start``).
+        """
         session = self._session
         session.recorder.start()
         self._speech.open()
@@ -75,7 +81,7 @@ class SessionLifecycle:
                 self._start_background(transport.audio_output, session.background_audio)
         session.audio_output.max_ahead = session.limits.max_agent_audio_ahead
         await session.tools.start_sources(session.agent)
-        await session.pipeline.attach(self._host)
+        await attach_pipeline(session.pipeline, self._host, options or {})
         self._speech.start()
         if session.transport is not None:
             await session.transport.start(session)

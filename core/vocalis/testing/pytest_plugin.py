@@ -17,12 +17,17 @@ A test that must block on purpose says so, with a reason::
     def test_...
 
 ``loop_block_ok()`` without seconds skips the check for that test.
+
+The plugin also enables Vocalis' logs (disabled on import, as a library's
+should be: see :mod:`vocalis.log`), so tests that add a loguru sink see the
+library's lines; it adds no sink itself.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from vocalis.log import enable_logging
 from vocalis.testing.watchdog import LoopWatchdog
 
 DEFAULT_THRESHOLD = 0.5
@@ -41,6 +46,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    enable_logging()
     config.addinivalue_line(
         "markers",
         "loop_block_ok(seconds=None, *, reason=''): this test may hold an event loop up to `seconds` "

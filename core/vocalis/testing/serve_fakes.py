@@ -109,9 +109,11 @@ async def _run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the fake server (or its workers); returns the exit status."""
+    from vocalis.log import configure_logging
     from vocalis.serve.workers import Supervisor, is_worker
 
     args = _parser().parse_args(argv)
+    configure_logging(os.environ.get("VOCALIS_LOG_LEVEL", "INFO"))  # a program, like the CLI: it logs
     if args.workers > 1 and not is_worker():
         command = [sys.executable, "-m", "vocalis.testing.serve_fakes", *(argv if argv is not None else sys.argv[1:])]
         return Supervisor(args.workers, args.host, args.port, args.token, command=command).run()

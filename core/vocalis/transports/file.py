@@ -1,4 +1,8 @@
-"""A transport over WAV files: the user's audio from a file, the agent's to a file.
+"""A transport over audio files: the user's audio from a file, the agent's to a WAV file.
+
+The input is any file soundfile reads (float, 24- or 32-bit WAV, FLAC, OGG),
+mixed down to 16-bit mono; without soundfile, 16-bit PCM WAV through the
+standard library.
 
 The agent's audio is written on the conversation timeline: silence where the
 agent is quiet, each utterance where it was played, cut where the user
@@ -16,7 +20,7 @@ from typing import Any, ClassVar
 
 from loguru import logger
 
-from vocalis.audio import AudioFormatError, AudioFrame, AudioResampler
+from vocalis.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioFormatError, AudioFrame, AudioResampler
 from vocalis.providers.audio_output import AudioOutput
 from vocalis.providers.transport import AudioSink, Transport
 from vocalis.settings import ProviderSettings, provider_settings_config
@@ -58,6 +62,49 @@ def read_wav(path: str | Path) -> WavAudio:
         raise AudioFormatError(f"{path}: not a PCM WAV file ({exc})") from None
     AudioFrame(b"", audio.sample_rate, audio.channels)  # validates rate and channels
     return audio
+
+
+def read_audio(path: str | Path) -> WavAudio:
+    """Read an audio file as 16-bit PCM.
+
+    16-bit PCM WAV is read with the standard library, as is; anything else
+    goes through soundfile (when installed), mixed down to mono, and
+    resampled with soxr if AudioFrame cannot carry its rate.
+
+    Raises:
+        AudioFormatError: Unreadable, or not 16-bit PCM WAV and soundfile
+            is not installed.
+    """
+    try:
+        return read_wav(path)
+    except AudioFormatError as exc:
+        wav_error = exc
+    try:
+        # Optional: the core needs no soundfile for 16-bit PCM WAV.
+        import soundfile  # type: ignore[import-not-found, import-untyped, unused-ignore]
+    except ImportError:
+        raise AudioFormatError(
+            f"{wav_error}; for float or 24-bit WAV, FLAC or OGG install soundfile: pip install soundfile"
+        ) from None
+    try:
+        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except RuntimeError as exc:  # soundfile's LibsndfileError is a RuntimeError
+        raise AudioFormatError(f"{path}: not an audio file soundfile can read ({exc})") from None
+    return _to_pcm16(samples, int(rate))
+
+
+def _to_pcm16(samples: Any, rate: int) -> WavAudio:
+    """Float samples (frames × channels) → mono int16 at a rate AudioFrame carries."""
+    import numpy as np
+
+    mono = np.nan_to_num(np.asarray(samples, dtype=np.float32).mean(axis=1))
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        import soxr
+
+        mono = soxr.resample(mono, rate, 16_000, quality="HQ")
+        rate = 16_000
+    pcm = np.round(np.clip(mono, -1.0, 1.0) * 32767.0).astype("<i2")
+    return WavAudio(pcm.tobytes(), rate, 1)
 
 
 def write_wav(path: str | Path, samples: Any, sample_rate: int) -> None:
@@ -118,9 +165,9 @@ class TimelineAudioOutput(AudioOutput):
 
 
 class FileTransport(Transport):
-    """Feeds a WAV file to the session as the user's microphone; records the agent.
+    """Feeds an audio file to the session as the user's microphone; records the agent.
 
-    Settings: ``input`` (WAV path or None), ``output`` (WAV path or None),
+    Settings: ``input`` (audio file path or None; see :func:`read_audio`), ``output`` (WAV path or None),
     ``realtime`` (pace the input like a live microphone; off feeds it as fast
     as possible), ``tail`` (seconds of silence fed after the input so the
     last turn can end), ``mix_input`` (mix the user's audio into the output).
@@ -145,7 +192,7 @@ class FileTransport(Transport):
         self.input_finished = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._input_pieces: list[tuple[float, Any]] = []
-        self._audio = read_wav(settings.input) if settings.input else None
+        self._audio = read_audio(settings.input) if settings.input else None
         self._closed = False
 
     @property

@@ -99,6 +99,7 @@ def check(server: RealtimeServer, conv: Conversation, agent: Agent) -> None:
     assert ANSWER.startswith(turns[2]["text"])
     assert turns[3]["text"] == "Goodbye!" and not turns[3]["interrupted"]
     assert conv.agent_states() == [
+        "starting",
         "idle",
         "thinking",
         "speaking",

@@ -7,6 +7,10 @@ opens no connection; the HTTP client is made on the first chat.
 
 from __future__ import annotations
 
+from vocalis.log import quiet_library
 from vocalis_anthropic.llm import AnthropicLLM
 
 __all__ = ["AnthropicLLM"]
+
+# Quiet as a library: the application (or the vocalis CLI) enables this package's log.
+quiet_library(__name__)

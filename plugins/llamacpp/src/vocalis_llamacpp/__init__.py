@@ -7,6 +7,10 @@ on ``prewarm()`` or the first chat, once per process.
 
 from __future__ import annotations
 
+from vocalis.log import quiet_library
 from vocalis_llamacpp.llm import LlamaCppLLM
 
 __all__ = ["LlamaCppLLM"]
+
+# Quiet as a library: the application (or the vocalis CLI) enables this package's log.
+quiet_library(__name__)

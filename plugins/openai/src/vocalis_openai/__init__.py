@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from vocalis.log import quiet_library
+
 _EXPORTS = {
     "OpenAILLM": "vocalis_openai.llm",
     "OpenAISTT": "vocalis_openai.stt",
@@ -24,3 +26,7 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'vocalis_openai' has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)
+
+
+# Quiet as a library: the application (or the vocalis CLI) enables this package's log.
+quiet_library(__name__)

@@ -8,6 +8,10 @@ reaches. See :class:`RedisSessionStore`.
 
 from __future__ import annotations
 
+from vocalis.log import quiet_library
 from vocalis_redis.store import RedisSessionStore
 
 __all__ = ["RedisSessionStore"]
+
+# Quiet as a library: the application (or the vocalis CLI) enables this package's log.
+quiet_library(__name__)

@@ -9,7 +9,11 @@ JavaScript shipped in this package.
 
 from __future__ import annotations
 
+from vocalis.log import quiet_library
 from vocalis_webrtc.audio import AgentAudioTrack, InboundAudio, TrackAudioOutput
 from vocalis_webrtc.transport import OfferError, WebRTCTransport
 
 __all__ = ["AgentAudioTrack", "InboundAudio", "OfferError", "TrackAudioOutput", "WebRTCTransport"]
+
+# Quiet as a library: the application (or the vocalis CLI) enables this package's log.
+quiet_library(__name__)

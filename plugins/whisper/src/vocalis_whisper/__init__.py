@@ -7,6 +7,10 @@ package; importing this package loads nothing (the model loads on
 
 from __future__ import annotations
 
+from vocalis.log import quiet_library
 from vocalis_whisper.stt import WhisperSTT
 
 __all__ = ["WhisperSTT"]
+
+# Quiet as a library: the application (or the vocalis CLI) enables this package's log.
+quiet_library(__name__)

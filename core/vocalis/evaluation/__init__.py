@@ -1,0 +1,46 @@
+"""Evaluate agents end to end: scenarios, a fluent expectation API and judges.
+
+``vocalis eval SCENARIOS.yaml`` runs scenario files; in pytest, use
+:func:`evaluate` and each turn's ``expect``::
+
+    async with evaluate(agent, pipeline) as ev:
+        result = await ev.say("What's 2+2?")
+        result.expect.tool_call("calculate", expression="2+2")
+        result.expect.reply.contains("4")
+"""
+
+from vocalis.evaluation.judge import Judge, LLMJudge, Verdict
+from vocalis.evaluation.result import Expect, ExpectReply, ToolCall, TurnEvent, TurnResult, arguments_match
+from vocalis.evaluation.run import Evaluation, evaluate, run_turn, wait_until_idle
+from vocalis.evaluation.scenario import (
+    Expectations,
+    Scenario,
+    ScenarioError,
+    ToolCallExpectation,
+    UserTurn,
+    load_scenarios,
+    parse_scenarios,
+)
+
+__all__ = [
+    "Evaluation",
+    "Expect",
+    "ExpectReply",
+    "Expectations",
+    "Judge",
+    "LLMJudge",
+    "Scenario",
+    "ScenarioError",
+    "ToolCall",
+    "ToolCallExpectation",
+    "TurnEvent",
+    "TurnResult",
+    "UserTurn",
+    "Verdict",
+    "arguments_match",
+    "evaluate",
+    "load_scenarios",
+    "parse_scenarios",
+    "run_turn",
+    "wait_until_idle",
+]
