@@ -1,6 +1,6 @@
 """Run the benchmarks: Vocalis, Pipecat and LiveKit Agents in one invocation.
 
-    python bench/run.py [--quick] [--skip-peers] [--no-offline]
+    python bench/run.py [--quick] [--skip-peers] [--no-offline] [--p6]
 
 Peer environments are created under bench/.venvs/ on first use and reused.
 Scenarios are interleaved across frameworks (A B C A B C ...). Prints a
@@ -128,6 +128,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rounds (under 3 minutes once the venvs exist)")
     parser.add_argument("--skip-peers", action="store_true", help="Vocalis only")
     parser.add_argument("--no-offline", action="store_true", help="skip P4 (needs the offline plugins)")
+    parser.add_argument("--p6", action="store_true", help="then P6, serving sessions per core (bench/p6_serve.py)")
     args = parser.parse_args()
     frameworks = ["vocalis"] if args.skip_peers else ["vocalis", "pipecat", "livekit"]
     rounds, turns = (2, 25) if args.quick else (4, 50)  # P1 needs ≥ 50 turns
@@ -212,6 +213,9 @@ def main() -> None:
     if p4:
         print(f"\nP4 stages (median ms): {p4['stages_ms']}; first turn {meta['p4_first_turn_ms']} ms")
     print(f"Yardstick (bench/yardstick.py, before and after P4): {yard} ms")
+    if args.p6:  # Vocalis only, in its own processes; it writes bench/results/p6.json
+        print("\nP6: sessions per core through `vocalis serve` (about 6 minutes) ...", flush=True)
+        subprocess.run([sys.executable, str(BENCH / "p6_serve.py")], check=True, timeout=3600)
 
 
 if __name__ == "__main__":

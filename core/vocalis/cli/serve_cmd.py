@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import os
 import socket
 from typing import Any
@@ -142,6 +143,11 @@ async def _serve(options: dict[str, Any]) -> None:
         click.echo(f"Vocalis is serving ({names}). Open {url}", err=False)
         click.echo("Ctrl-C stops it (running sessions get --drain-timeout seconds to finish).")
 
+    # The models and imports live as long as the process: move them out of the
+    # collector's sight, so a full collection walks only what sessions make
+    # (P6 in docs/benchmarks.md: 200 -> 300 sessions per core held at real time).
+    gc.collect()
+    gc.freeze()
     try:
         await serve(server, transports, ready=ready, reuse_port=worker)
     except OSError as exc:  # taken between the check and the bind

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -104,6 +105,8 @@ async def _run(args: argparse.Namespace) -> None:
         tell_ready()
         print(f"serving {url}", flush=True)
 
+    gc.collect()
+    gc.freeze()  # as `vocalis serve` does once everything long-lived is loaded
     await serve(server, serving_transports(registry), ready=ready, reuse_port=worker)
 
 
