@@ -153,8 +153,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
         served.stop()
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
+def launch_chromium(tmp_path: Path, *extra_flags: str) -> Any:
+    """Headless Chromium whose microphone plays the fake utterance (quit it when done)."""
     wav = fake_microphone(tmp_path / "mic.wav")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
@@ -171,10 +171,16 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-audio-capture={wav}",
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        *extra_flags,
     ):
         options.add_argument(flag)
     # An explicit driver path: Selenium Manager never runs (nothing is downloaded).
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    return webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    driver = launch_chromium(tmp_path)
     try:
         yield driver
     finally:

@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from test_webrtc_browser import CHROMEDRIVER, CHROMIUM, Server, fake_microphone, webdriver
+from test_webrtc_browser import Server, launch_chromium
 
 pytestmark = pytest.mark.slow
 
@@ -41,26 +40,7 @@ def page_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture
 def chromium(tmp_path: Path) -> Iterator[Any]:
-    wav = fake_microphone(tmp_path / "mic.wav")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={wav}",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        f"--window-size={WIDTH},{HEIGHT}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver = launch_chromium(tmp_path, f"--window-size={WIDTH},{HEIGHT}")
     try:
         yield driver
     finally:
