@@ -40,6 +40,7 @@ import math
 import os
 import pstats
 import secrets
+import statistics
 import sys
 import tempfile
 import time
@@ -214,7 +215,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         c["ratio_to_one_worker"] = round(c["held"] / one, 2) if one else None
     return {
         "configs": configs,
-        "yardstick_ms": round(sorted(yard)[len(yard) // 2], 2) if yard else None,
+        "yardstick_ms": round(statistics.median(yard), 2) if yard else None,
         "yardstick_samples_ms": yard,
         "_meta": {
             "machine": f"{os.uname().machine}, {os.cpu_count()} cores, Python {sys.version.split()[0]}",
