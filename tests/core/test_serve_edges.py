@@ -105,6 +105,10 @@ async def close_all(writers: list[Writer]) -> None:
 
 
 # -- caps and deadlines ------------------------------------------------------------
+def _start_serving() -> None:
+    """Named like asyncio's listener retry, which shows in a handle's repr."""
+
+
 async def test_idle_sockets_over_the_pending_cap_get_a_503_with_retry_after() -> None:
     async with serving(max_pending_connections=20, max_connections_per_client=0, header_timeout=600.0) as (
         server,
@@ -191,8 +195,13 @@ def test_accept_failures_become_one_throttled_warning() -> None:
             now[0] = float(second)
             loop.call_exception_handler({"message": "socket.accept() out of system resource", "exception": error})
         loop.call_exception_handler({"message": "something else", "exception": RuntimeError("kept")})
+        # A retry asyncio scheduled before the listener closed, firing on its closed socket.
+        stale = loop.call_later(3600, _start_serving)
+        invalid = ValueError("Invalid file descriptor: -1")
+        loop.call_exception_handler({"message": "Exception in callback", "exception": invalid, "handle": stale})
+        stale.cancel()
     finally:
-        restore()
+        loop.run_until_complete(restore())
         loop.close()
         logger.remove(sink)
     accepts = [line for line in lines if line.startswith("accepting connections failed")]

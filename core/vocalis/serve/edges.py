@@ -25,7 +25,7 @@ import asyncio
 import resource
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from loguru import logger
@@ -35,6 +35,7 @@ _REFUSAL = (
     b"Content-Length: 29\r\nConnection: close\r\n\r\ntoo many connections, retry\r\n"
 )
 _FD_RESERVE = 32  # descriptors kept for models, logs, the store and health checks
+_ACCEPT_RETRY_DELAY = 1.0  # asyncio's own (base_events): how long it waits to accept again after EMFILE
 
 
 def fd_limit() -> int:
@@ -214,21 +215,29 @@ class _GuardedProtocol(asyncio.Protocol):
         self._inner.connection_lost(exc)
 
 
-def quiet_accept_errors(loop: asyncio.AbstractEventLoop, throttle: Throttle) -> Callable[[], None]:
+def quiet_accept_errors(loop: asyncio.AbstractEventLoop, throttle: Throttle) -> Callable[[], Awaitable[None]]:
     """Turn asyncio's accept() failure tracebacks into one throttled warning.
 
     When file descriptors run out, asyncio logs a full traceback for every
     failed accept(); under a connection flood that is megabytes a minute.
+    Each failure also schedules a retry of the listener one second later;
+    a retry that fires after the listener closed fails on its closed socket
+    ("Invalid file descriptor: -1"), and is quieted the same way.
 
     Returns:
-        A function that puts the previous exception handler back.
+        An async function that puts the previous exception handler back,
+        after the accept retries still pending have fired.
     """
     previous = loop.get_exception_handler()
+    failures = [0]
 
     def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
         message = str(context.get("message", ""))
-        if isinstance(exc, OSError) and ("accept" in message or "system resource" in message):
+        accept_failed = isinstance(exc, OSError) and ("accept" in message or "system resource" in message)
+        stale_retry = isinstance(exc, ValueError) and "_start_serving" in repr(context.get("handle", ""))
+        if accept_failed or stale_retry:
+            failures[0] += 1
             held = throttle.allow("accept")
             if held is not None:
                 logger.warning("accepting connections failed: {} ({} more since the last report)", exc, held)
@@ -238,5 +247,10 @@ def quiet_accept_errors(loop: asyncio.AbstractEventLoop, throttle: Throttle) -> 
         else:
             loop.default_exception_handler(context)
 
+    async def restore() -> None:
+        if failures[0]:
+            await asyncio.sleep(_ACCEPT_RETRY_DELAY + 0.2)  # asyncio's pending retries fire while quieted
+        loop.set_exception_handler(previous)
+
     loop.set_exception_handler(handler)
-    return lambda: loop.set_exception_handler(previous)
+    return restore

@@ -340,6 +340,6 @@ async def serve(
         await server.aclose()
         listener.close()
         await runner.cleanup()
-        restore_handler()
+        await restore_handler()
         for log in aiohttp_loggers:
             log.removeFilter(hide)
