@@ -145,7 +145,7 @@ async def _serve(options: dict[str, Any]) -> None:
 
     # The models and imports live as long as the process: move them out of the
     # collector's sight, so a full collection walks only what sessions make
-    # (P6 in docs/benchmarks.md: 200 -> 300 sessions per core held at real time).
+    # (P6 in docs/benchmarks.md: the 200-250 ms full collections of a worker are gone).
     gc.collect()
     gc.freeze()
     try:
