@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from vocalis.cli.run_cmd import build_pipeline, load_agent_source
-from vocalis.clock import run_virtual
-from vocalis.evaluation.report import format_outcome, format_summary, write_junit
-from vocalis.evaluation.runner import AgentFactory, ScenarioOutcome, run_scenarios
-from vocalis.evaluation.scenario import ScenarioError, load_scenarios
-from vocalis.pipeline.base import Pipeline
-from vocalis.session.agent import Agent
+
+if TYPE_CHECKING:
+    # The evaluation package, sessions and pipelines load when the command runs,
+    # not with every `vocalis` command (the CLI imports each command's module).
+    from vocalis.evaluation.runner import AgentFactory, ScenarioOutcome
+    from vocalis.pipeline.base import Pipeline
+    from vocalis.session.agent import Agent
 
 
 def _factory(spec: str | None) -> AgentFactory:
     """Builds, per scenario, the agent (``--agent``; the built-in assistant by
     default) and its pipeline (the factory's, or the configured providers)."""
+    from vocalis.pipeline.base import Pipeline
     from vocalis.pipeline.cascading import CascadingPipeline
+    from vocalis.session.agent import Agent
     from vocalis.session.assistant import DefaultAssistant
 
     source = None if spec is None else load_agent_source(spec)
@@ -67,6 +71,11 @@ def eval_command(scenarios_path: Path, agent: str | None, mode: str, junit: Path
     checked and failures are shown with what happened in the turn. Exits
     with status 1 when any scenario failed (see docs/evaluation.md).
     """
+    from vocalis.clock import run_virtual
+    from vocalis.evaluation.report import format_outcome, format_summary, write_junit
+    from vocalis.evaluation.runner import run_scenarios
+    from vocalis.evaluation.scenario import ScenarioError, load_scenarios
+
     try:
         scenarios = load_scenarios(scenarios_path)
     except ScenarioError as exc:

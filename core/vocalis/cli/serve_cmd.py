@@ -43,7 +43,15 @@ def agent_factory(spec: str | AgentSource | None) -> Any:
     return factory
 
 
-from vocalis.serve.plugins import serving_transports  # noqa: E402  (kept importable from here)
+def serving_transports(registry: Any) -> list[Any]:
+    """Transport classes that accept connections (:func:`vocalis.serve.plugins.serving_transports`).
+
+    Imported when serving starts: the serving package loads sessions and
+    pipelines, which every other `vocalis` command would pay for at start-up.
+    """
+    from vocalis.serve.plugins import serving_transports as find
+
+    return list(find(registry))
 
 
 def _port_in_use(host: str, port: int) -> str:
