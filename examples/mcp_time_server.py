@@ -37,7 +37,11 @@ def get_local_time(city: str) -> str:
     if zone is None:
         raise ToolError(f"unknown city {city!r}; known: {', '.join(sorted(CITIES))}")
     now = datetime.now(ZoneInfo(zone))
-    return f"It is {now:%H:%M} in {city.strip().title()} ({zone})."
+    # Said the way a voice says it ("2:05 PM"): the answer may be read out as
+    # it is, and "14:05 (Asia/Tokyo)" comes out of a TTS as "fourteen oh five,
+    # Asia slash Tokyo".
+    clock = now.strftime("%I:%M %p").lstrip("0")
+    return f"It is {clock} on {now:%A} in {city.strip().title()}."
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import click
 
@@ -13,7 +13,7 @@ from vocalis.cli.run_cmd import build_pipeline, load_agent_source
 if TYPE_CHECKING:
     # The evaluation package, sessions and pipelines load when the command runs,
     # not with every `vocalis` command (the CLI imports each command's module).
-    from vocalis.evaluation.runner import AgentFactory, ScenarioOutcome
+    from vocalis.evaluation.runner import AgentFactory, AudioSides, ScenarioOutcome
     from vocalis.pipeline.base import Pipeline
     from vocalis.session.agent import Agent
 
@@ -44,9 +44,30 @@ def _factory(spec: str | None) -> AgentFactory:
     return build
 
 
+def _sides(voice: str | None, listener: str | None) -> AudioSides:
+    """The voice and listener named on the command line (unnamed: the pipeline's own)."""
+    from vocalis.evaluation.runner import AudioSides
+    from vocalis.plugin.manager import make_plugin_manager
+    from vocalis.providers.stt import STT
+    from vocalis.providers.tts import TTS
+
+    if voice is None and listener is None:
+        return AudioSides()
+    registry = make_plugin_manager().registry
+    made_voice = None if voice is None else registry.create("tts", voice)
+    made_listener = None if listener is None else registry.create("stt", listener)
+    assert made_voice is None or isinstance(made_voice, TTS)
+    assert made_listener is None or isinstance(made_listener, STT)
+    return AudioSides(made_voice, made_listener)
+
+
 @click.command("eval")
 @click.argument(
-    "scenarios_path", metavar="SCENARIOS.yaml", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+    "scenarios_paths",
+    metavar="SCENARIOS.yaml...",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
 )
 @click.option(
     "--agent",
@@ -56,15 +77,28 @@ def _factory(spec: str | None) -> AgentFactory:
 )
 @click.option(
     "--mode",
-    type=click.Choice(["text"]),
+    type=click.Choice(["text", "audio"]),
     default="text",
     show_default=True,
-    help="text: each user turn is typed (no audio; fast).",
+    help="text: each user turn is typed (no audio; fast). audio: the whole stack: each user line is spoken "
+    "(or an audio: file played) into the session, and the agent's audio is transcribed back and checked.",
+)
+@click.option("--voice", metavar="TTS", help="Audio mode: the TTS that speaks the user's lines (default: the agent's).")
+@click.option(
+    "--listener", metavar="STT", help="Audio mode: the STT that transcribes the agent (default: the agent's)."
 )
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Also write a JUnit XML report here.")
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds each turn may take (models included).")
-def eval_command(scenarios_path: Path, agent: str | None, mode: str, junit: Path | None, timeout: float) -> None:
-    """Run the scenarios in SCENARIOS.yaml against an agent and check each turn.
+def eval_command(
+    scenarios_paths: tuple[Path, ...],
+    agent: str | None,
+    mode: Literal["text", "audio"],
+    voice: str | None,
+    listener: str | None,
+    junit: Path | None,
+    timeout: float,
+) -> None:
+    """Run the scenarios of one or more SCENARIOS.yaml files against an agent and check each turn.
 
     Each scenario runs on a fresh session; each user turn's expectations
     (tool calls, handoffs, text, an LLM judge, latency, no interruption) are
@@ -77,19 +111,30 @@ def eval_command(scenarios_path: Path, agent: str | None, mode: str, junit: Path
     from vocalis.evaluation.scenario import ScenarioError, load_scenarios
 
     try:
-        scenarios = load_scenarios(scenarios_path)
+        scenarios = [scenario for path in scenarios_paths for scenario in load_scenarios(path)]
     except ScenarioError as exc:
         raise click.ClickException(str(exc)) from None
     factory = _factory(agent)
+    if mode == "text" and (voice or listener):
+        raise click.UsageError("--voice and --listener are for --mode audio")
 
     def show(outcome: ScenarioOutcome) -> None:
         click.echo(format_outcome(outcome))
+
+    async def run() -> list[ScenarioOutcome]:
+        sides = _sides(voice, listener) if mode == "audio" else None
+        try:
+            return await run_scenarios(scenarios, factory, timeout=timeout, on_outcome=show, mode=mode, sides=sides)
+        finally:
+            for provider in (sides.voice, sides.listener) if sides else ():
+                if provider is not None:
+                    await provider.aclose()
 
     try:
         # Virtual time, real time only for sockets and pipes: waiting and
         # playback cost nothing while model work (in threads) takes its time.
         outcomes = run_virtual(
-            run_scenarios(scenarios, factory, timeout=timeout, on_outcome=show),
+            run(),
             max_virtual_time=None,
             real_time_io=True,
         )

@@ -7,8 +7,12 @@
         result = await ev.say("What's 2+2?")
         result.expect.tool_call("calculate", expression="2+2")
         result.expect.reply.contains("4")
+
+:func:`evaluate_audio` does the same with the whole stack: the user's lines
+are spoken into the session and the agent's audio is transcribed back.
 """
 
+from vocalis.evaluation.audio import AudioEvaluation, SpokenTurnsTransport, evaluate_audio
 from vocalis.evaluation.judge import Judge, LLMJudge, Verdict
 from vocalis.evaluation.result import Expect, ExpectReply, ToolCall, TurnEvent, TurnResult, arguments_match
 from vocalis.evaluation.run import Evaluation, evaluate, run_turn, wait_until_idle
@@ -23,6 +27,7 @@ from vocalis.evaluation.scenario import (
 )
 
 __all__ = [
+    "AudioEvaluation",
     "Evaluation",
     "Expect",
     "ExpectReply",
@@ -31,6 +36,7 @@ __all__ = [
     "LLMJudge",
     "Scenario",
     "ScenarioError",
+    "SpokenTurnsTransport",
     "ToolCall",
     "ToolCallExpectation",
     "TurnEvent",
@@ -39,6 +45,7 @@ __all__ = [
     "Verdict",
     "arguments_match",
     "evaluate",
+    "evaluate_audio",
     "load_scenarios",
     "parse_scenarios",
     "run_turn",

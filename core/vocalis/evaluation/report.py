@@ -23,6 +23,10 @@ def format_outcome(outcome: ScenarioOutcome) -> str:
     for number, turn in enumerate(outcome.turns, 1):
         if turn.passed:
             lines.append(f"  ok    turn {number}: {turn.turn.label}")
+            if turn.result is not None and turn.result.heard is not None:
+                # Audio mode: what each side made of the other is worth seeing on a pass too.
+                lines.append(f"          recognised: {turn.result.recognized!r}")
+                lines.append(f"          heard:      {turn.result.heard!r}")
             continue
         lines.append(f"  FAIL  turn {number}: {turn.turn.label}")
         lines.extend(f"    - {failure}" for failure in turn.failures)

@@ -79,6 +79,11 @@ class TurnResult:
         return [str(event.payload.get("text", "")) for event in self._named("agent_turn")]
 
     @property
+    def recognized(self) -> str:
+        """What the session recognised of the user in the turn (in audio mode, the STT's finals)."""
+        return " ".join(str(event.payload.get("text", "")) for event in self._named("user_turn")).strip()
+
+    @property
     def reply(self) -> str:
         """The agent's whole answer (utterances joined; in audio mode what was transcribed)."""
         if self.heard is not None:
@@ -136,7 +141,9 @@ class TurnResult:
         for event in self.events:
             payload = event.payload
             at = f"  +{event.time - self.started_at:.2f}s"
-            if event.name == "function_call":
+            if event.name == "user_turn" and self.heard is not None:
+                lines.append(f"{at} user (recognised): {payload.get('text')!r}")
+            elif event.name == "function_call":
                 mark = " (error)" if payload.get("is_error") else ""
                 lines.append(
                     f"{at} tool {payload.get('name')}({payload.get('arguments')}) -> {payload.get('output')!r}{mark}"

@@ -21,13 +21,13 @@ from vocalis.pipeline.base import Pipeline
 from vocalis.session.agent import Agent
 from vocalis.session.agent_session import AgentSession
 
-__all__ = ["Evaluation", "evaluate", "run_turn", "wait_until_idle"]
+__all__ = ["Evaluation", "SessionRecorder", "evaluate", "recorder_of", "run_turn", "wait_until_idle"]
 
 DEFAULT_TURN_TIMEOUT = 120.0
 """Loop seconds a turn may take before the run gives up on it (models included)."""
 
 
-class _Recorder:
+class SessionRecorder:
     """Keeps every event of a session and the conversation's lines."""
 
     def __init__(self, session: AgentSession) -> None:
@@ -44,13 +44,14 @@ class _Recorder:
             self.lines.append(f"agent: {payload['text']}")
 
 
-_recorders: weakref.WeakKeyDictionary[AgentSession, _Recorder] = weakref.WeakKeyDictionary()
+_recorders: weakref.WeakKeyDictionary[AgentSession, SessionRecorder] = weakref.WeakKeyDictionary()
 
 
-def _recorder(session: AgentSession) -> _Recorder:
+def recorder_of(session: AgentSession) -> SessionRecorder:
+    """The event recorder of ``session`` (made on first use; lives as long as the session)."""
     recorder = _recorders.get(session)
     if recorder is None:
-        recorder = _recorders[session] = _Recorder(session)
+        recorder = _recorders[session] = SessionRecorder(session)
     return recorder
 
 
@@ -76,7 +77,7 @@ async def run_turn(session: AgentSession, text: str, *, timeout: float = DEFAULT
     Raises:
         TimeoutError: The agent was still busy after ``timeout`` loop seconds.
     """
-    recorder = _recorder(session)
+    recorder = recorder_of(session)
     start = len(recorder.events)
     result = TurnResult(user=text, started_at=asyncio.get_running_loop().time())
     await session.send_text(text, wait_for_playback=False)
@@ -86,7 +87,7 @@ async def run_turn(session: AgentSession, text: str, *, timeout: float = DEFAULT
     return _finish(result, recorder, start)
 
 
-def _finish(result: TurnResult, recorder: _Recorder, start: int) -> TurnResult:
+def _finish(result: TurnResult, recorder: SessionRecorder, start: int) -> TurnResult:
     result.events = recorder.events[start:]
     result.conversation = "\n".join(recorder.lines)
     return result
@@ -135,7 +136,7 @@ async def evaluate(
         TimeoutError: The agent's opening did not finish within ``timeout``.
     """
     session = AgentSession(agent, pipeline, record_text=record_text)
-    recorder = _recorder(session)
+    recorder = recorder_of(session)
     await session.start()
     try:
         evaluation = Evaluation(session, timeout)

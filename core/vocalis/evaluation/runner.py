@@ -3,20 +3,50 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Literal
 
+from vocalis.evaluation.audio import evaluate_audio
 from vocalis.evaluation.judge import Judge, LLMJudge
 from vocalis.evaluation.result import Expect, TurnResult
-from vocalis.evaluation.run import DEFAULT_TURN_TIMEOUT, evaluate
+from vocalis.evaluation.run import DEFAULT_TURN_TIMEOUT, Evaluation, evaluate
 from vocalis.evaluation.scenario import Expectations, Scenario, UserTurn
 from vocalis.pipeline.base import Pipeline
+from vocalis.providers.stt import STT
+from vocalis.providers.tts import TTS
 from vocalis.session.agent import Agent
 
-__all__ = ["AgentFactory", "ScenarioOutcome", "TurnOutcome", "check_turn", "run_scenario", "run_scenarios"]
+__all__ = [
+    "AgentFactory",
+    "AudioSides",
+    "Mode",
+    "ScenarioOutcome",
+    "TurnOutcome",
+    "check_turn",
+    "run_scenario",
+    "run_scenarios",
+]
 
 AgentFactory = Callable[[], tuple[Agent, Pipeline]]
 """Builds a fresh agent and pipeline for each scenario (an agent runs one session)."""
+
+Mode = Literal["text", "audio"]
+"""text: each user line is typed into the session; audio: it is spoken into it."""
+
+
+@dataclass(frozen=True, slots=True)
+class AudioSides:
+    """The user's side in audio mode (unset: the pipeline's own TTS and STT).
+
+    Attributes:
+        voice: Speaks the user's lines.
+        listener: Transcribes the agent's audio.
+    """
+
+    voice: TTS | None = None
+    listener: STT | None = None
 
 
 @dataclass(slots=True)
@@ -90,36 +120,66 @@ def _default_judge(pipeline: Pipeline) -> Judge | None:
     return LLMJudge(llm) if isinstance(llm, LLM) else None
 
 
+@asynccontextmanager
+async def _session(
+    agent: Agent, pipeline: Pipeline, mode: Mode, sides: AudioSides, timeout: float
+) -> AsyncIterator[Evaluation]:
+    if mode == "audio":
+        async with evaluate_audio(
+            agent, pipeline, voice=sides.voice, listener=sides.listener, timeout=timeout
+        ) as spoken:
+            yield spoken
+    else:
+        async with evaluate(agent, pipeline, timeout=timeout) as typed:
+            yield typed
+
+
+async def _say(ev: Evaluation, turn: UserTurn) -> TurnResult:
+    if turn.audio is not None:
+        from vocalis.evaluation.audio import AudioEvaluation
+
+        assert isinstance(ev, AudioEvaluation)  # checked before the session started
+        return await ev.play(turn.audio)
+    assert turn.text is not None  # a turn has text or audio (scenario.py)
+    return await ev.say(turn.text)
+
+
 async def run_scenario(
     scenario: Scenario,
     factory: AgentFactory,
     *,
     judge: Judge | None = None,
     timeout: float = DEFAULT_TURN_TIMEOUT,
+    mode: Mode = "text",
+    sides: AudioSides | None = None,
 ) -> ScenarioOutcome:
-    """Run one scenario in text mode on a fresh agent and pipeline.
+    """Run one scenario on a fresh agent and pipeline.
 
     Args:
         scenario: The scenario.
         factory: Builds the agent and its pipeline.
         judge: Judges ``judge`` expectations (default: the pipeline's LLM).
         timeout: Loop seconds each turn may take.
+        mode: ``text`` types each line; ``audio`` speaks it (and plays
+            ``audio:`` turns), and the reply checked is the agent's audio
+            transcribed.
+        sides: The voice and listener of audio mode.
     """
     loop = asyncio.get_running_loop()
     outcome = ScenarioOutcome(scenario)
     began = loop.time()
-    for turn in scenario.turns:
-        if turn.text is None:
-            outcome.error = f"turn {turn.label!r} is a WAV file: it needs audio mode"
-            return outcome
+    if mode == "text":
+        for turn in scenario.turns:
+            if turn.audio is not None:
+                outcome.error = f"turn {turn.label!r} is an audio file: it needs audio mode (--mode audio)"
+                return outcome
     try:
         agent, pipeline = factory()
         judge = judge or _default_judge(pipeline)
-        async with evaluate(agent, pipeline, timeout=timeout) as ev:
+        async with _session(agent, pipeline, mode, sides or AudioSides(), timeout) as ev:
             for turn in scenario.turns:
-                assert turn.text is not None  # checked above
                 start = loop.time()
-                result = await ev.say(turn.text)
+                result = await _say(ev, turn)
                 failures = await check_turn(result, turn.expect, judge)
                 outcome.turns.append(TurnOutcome(turn, result, failures, loop.time() - start))
     except Exception as exc:  # a broken agent or provider fails the scenario, not the run
@@ -135,11 +195,13 @@ async def run_scenarios(
     judge: Judge | None = None,
     timeout: float = DEFAULT_TURN_TIMEOUT,
     on_outcome: Callable[[ScenarioOutcome], object] | None = None,
+    mode: Mode = "text",
+    sides: AudioSides | None = None,
 ) -> list[ScenarioOutcome]:
     """Run scenarios one after another; ``on_outcome`` sees each as it finishes."""
     outcomes = []
     for scenario in scenarios:
-        outcome = await run_scenario(scenario, factory, judge=judge, timeout=timeout)
+        outcome = await run_scenario(scenario, factory, judge=judge, timeout=timeout, mode=mode, sides=sides)
         if on_outcome is not None:
             on_outcome(outcome)
         outcomes.append(outcome)

@@ -151,6 +151,11 @@ class TimelineAudioOutput(AudioOutput):
         self._pieces = kept
         self._cursor = min(self._cursor, now)
 
+    @property
+    def pieces(self) -> list[tuple[float, Any]]:
+        """The audio that played: ``(start seconds after origin, float32 samples)``, in order."""
+        return list(self._pieces)
+
     def render(self, extra: list[tuple[float, Any]] | None = None) -> Any:
         """The timeline as int16 samples (agent audio, plus ``extra`` pieces)."""
         import numpy as np
