@@ -14,6 +14,21 @@ from vocalis.providers.streams import ProviderStream
 from vocalis.text import SentenceChunker, speakable
 
 
+@dataclass(frozen=True, slots=True)
+class WordTiming:
+    """When a word is heard within its segment's audio (from a TTS's alignment).
+
+    Attributes:
+        word: The word as the TTS spoke it.
+        start: Seconds from the segment's first audio to the word's start.
+        end: Seconds from the segment's first audio to the word's end.
+    """
+
+    word: str
+    start: float
+    end: float
+
+
 @dataclass(slots=True)
 class SynthesizedAudio:
     """A frame of synthesised speech.
@@ -26,11 +41,16 @@ class SynthesizedAudio:
             knows the segment's audio is complete; without it, a segment
             cut short (interruption, failure) is measured against its
             expected length before its words are kept in proportion.
+        words: Word timings of the current segment that the TTS reported
+            (alignment, timestamps), on any frame of it, in order. With
+            them an interrupted segment keeps exactly the words that played
+            instead of a share in proportion to its audio.
     """
 
     frame: AudioFrame
     text: str = ""
     segment_end: bool = False
+    words: tuple[WordTiming, ...] = ()
 
 
 class TTSStream(ProviderStream[SynthesizedAudio]):

@@ -194,6 +194,8 @@ async def _forward_audio(
         start = utterance.pushed
         if audio.text:
             utterance.start_segment(audio.text)
+        if audio.words:
+            utterance.add_timings(audio.words)
         deadline.wait_on("output", timeouts.audio_output, sink, "for the transport to take agent audio")
         try:
             await output.capture_frame(audio.frame)

@@ -3,8 +3,9 @@
 As text reaches the TTS it joins the reply's assistant message; as audio
 reaches the output each sentence is placed on the reply's audio timeline.
 When the reply is interrupted, or a provider fails, the messages are cut
-down to what the user heard: whole sentences played, and the last one in
-proportion to how much of its audio played.
+down to what the user heard: whole sentences played, and the last one to
+the words whose audio played (by the TTS's word timings when it gives them,
+otherwise in proportion to how much of its audio played).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vocalis.chat import ChatContext, ChatMessage, ChatRole
+from vocalis.providers.tts import WordTiming
 
 # Speaking rate assumed for a sentence whose audio was cut short before any
 # sentence of the reply was complete (about 14 characters a second).
@@ -31,6 +33,7 @@ class Utterance:
         self.messages: list[ChatMessage] = []
         self._open: ChatMessage | None = None
         self.segments: list[tuple[float, str]] = []  # (audio offset, sentence)
+        self.timings: list[list[WordTiming]] = []  # per segment: the TTS's word timings, if any
         self.last_complete = False  # whether the last segment's audio is all in
         self.pushed = 0.0
         self.heard: float | None = None  # seconds played, set when interrupted or failed
@@ -66,7 +69,13 @@ class Utterance:
     def start_segment(self, text: str) -> None:
         """The TTS's audio for a new sentence begins at the current offset."""
         self.segments.append((self.pushed, text))
+        self.timings.append([])
         self.last_complete = False
+
+    def add_timings(self, words: tuple[WordTiming, ...]) -> None:
+        """Word timings the TTS reported for the current segment."""
+        if self.timings:
+            self.timings[-1].extend(words)
 
     def _segment_end(self, index: int) -> float:
         """Where segment ``index``'s audio ends (or would have, for one cut short)."""
@@ -92,8 +101,17 @@ class Utterance:
             if start >= self.heard:
                 break
             end = self._segment_end(index)
+            timings = self.timings[index] if index < len(self.timings) else []
             if end <= self.heard + 1e-9 or end <= start:
                 parts.append(text)
+            elif timings:
+                played = self.heard - start
+                keep = sum(1 for timing in timings if timing.end <= played + 1e-9)
+                # The TTS's words may differ from the text's (normalised numbers):
+                # keep that many of the text's words, never more than it has.
+                words = text.split()
+                if keep:
+                    parts.append(" ".join(words[: min(keep, len(words))]))
             else:
                 words = text.split()
                 keep = int(len(words) * (self.heard - start) / (end - start))
