@@ -8,7 +8,7 @@ import functools
 import importlib
 import os
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anthropic
@@ -232,7 +232,7 @@ class AnthropicLLM(LLM):
             return True  # an SDK that keeps them elsewhere: let it decide
         return any(getattr(client, name) is not None for name in names)
 
-    async def _read(self, stream: anthropic.AsyncStream[Any]) -> AsyncIterator[ChatChunk]:
+    async def _read(self, stream: anthropic.AsyncStream[Any]) -> AsyncGenerator[ChatChunk, None]:
         assembler = StreamAssembler()
         while True:
             try:

@@ -97,8 +97,8 @@ class StreamAssembler:
         if block_type == "tool_use":
             call_id = getattr(block, "id", None) or f"toolu_{uuid.uuid4().hex[:24]}"
             self._calls[event.index] = _PendingCall(call_id, getattr(block, "name", None) or "")
-        elif block_type == "text" and getattr(block, "text", None):
-            return ChatChunk(text=block.text)
+        elif block_type == "text" and (text := getattr(block, "text", None)):
+            return ChatChunk(text=text)
         return None
 
     def _delta(self, event: Any) -> ChatChunk | None:

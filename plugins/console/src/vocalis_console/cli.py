@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from vocalis_console.devices import AudioDeviceError, list_devices
+
+if TYPE_CHECKING:
+    from vocalis.event_types import SpeechInEvent
 
 
 async def _make_agent(spec: str | None) -> Any:
@@ -38,7 +41,12 @@ async def _console(agent_spec: str | None, transport_options: dict[str, Any]) ->
     session = AgentSession(
         await _make_agent(agent_spec), CascadingPipeline(eou_config=EOUConfig(preemptive_generation=True))
     )
-    session.on("on_speech_in", lambda e: e["is_final"] and e["text"] and click.echo(f"you:   {e['text']}"))
+
+    def show_transcript(e: SpeechInEvent) -> None:
+        if e["is_final"] and e["text"]:
+            click.echo(f"you:   {e['text']}")
+
+    session.on("on_speech_in", show_transcript)
     session.on("agent_turn", lambda e: click.echo(f"agent: {e.get('text', '')}"))
     session.on("error", lambda e: click.echo(f"error: {e['source']}: {e['message']}", err=True))
     stop = asyncio.Event()

@@ -33,7 +33,9 @@ def to_messages(chat_ctx: ChatContext, *, native_tool_calls: bool) -> list[dict[
         native_tool_calls: The template renders ``tool_calls`` and ``tool``
             messages itself; otherwise they become text.
     """
-    messages = chat_ctx.to_openai(developer_role="system")
+    # The values are read as the OpenAI message shape ``to_openai`` renders
+    # (``tool_calls`` a list of call objects, ``role`` a string...).
+    messages: list[dict[str, Any]] = chat_ctx.to_openai(developer_role="system")
     if native_tool_calls:
         return messages
     calls: dict[str, str] = {}

@@ -68,7 +68,7 @@ class MCPServerHTTP(MCPServer):
         return self.endpoint_url.rstrip("/").endswith("/mcp")
 
     @asynccontextmanager
-    async def _transport(self) -> AsyncIterator[tuple[Any, Any]]:  # type: ignore[override]
+    async def _transport(self) -> AsyncIterator[tuple[Any, Any]]:
         if not self.endpoint_url:
             raise self.error("no endpoint_url given (or VOCALIS_TOOLS_MCP_URL)")
         if not self.streamable:
@@ -83,7 +83,8 @@ class MCPServerHTTP(MCPServer):
                 yield streams[0], streams[1]
             return
         import httpx2
-        from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
+        from mcp.client.streamable_http import streamable_http_client
+        from mcp.shared._httpx_utils import create_mcp_http_client  # where it is defined and exported
 
         timeout = httpx2.Timeout(self.settings.connection_timeout, read=self.settings.stream_read_timeout)
         async with create_mcp_http_client(headers=self.request_headers, timeout=timeout) as client:

@@ -53,7 +53,9 @@ class MCPServerStdio(MCPServer):
             command=self.executable_path,
             args=self.process_arguments,
             env={**os.environ, **self.environment_vars},
-            cwd=self.working_directory,
+            # The SDK takes ``str | Path`` (a pydantic field): any other os.PathLike
+            # would fail its validation, so the path goes as a string.
+            cwd=None if self.working_directory is None else os.fspath(self.working_directory),
             # Stray non-UTF-8 bytes on stdout must not kill the reader (and
             # with it every later call): they become U+FFFD, and the line is
             # dropped as invalid JSON-RPC.

@@ -318,7 +318,7 @@ def _cause(provider: Provider, exc: BaseException) -> str:
     return describe_cause(exc, secrets_of(provider))
 
 
-def _url_of(exc: Exception, word: str = " to") -> str:
+def _url_of(exc: BaseException, word: str = " to") -> str:
     """`` to <url>`` of the request an SDK error is about, if it has one."""
     try:
         return f"{word} {exc.request.url}"  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ import dataclasses
 import enum
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 MAX_DEPTH = 8
@@ -40,7 +41,7 @@ def jsonable(value: Any, depth: int = 0) -> Any:
     return str(value)
 
 
-def event_message(event: str, payload: dict[str, Any]) -> dict[str, Any]:
+def event_message(event: str, payload: Mapping[str, object]) -> dict[str, Any]:
     """The message for one session event.
 
     Args:
@@ -48,7 +49,7 @@ def event_message(event: str, payload: dict[str, Any]) -> dict[str, Any]:
         payload: Its payload, as the session emitted it.
     """
     message: dict[str, Any] = {"type": event}
-    body = jsonable(payload)
+    body = jsonable(dict(payload))
     if isinstance(body, dict):
         body.pop("type", None)  # the event name wins over a payload field
         message.update(body)

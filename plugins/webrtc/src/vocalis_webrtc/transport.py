@@ -59,9 +59,9 @@ class WebRTCTransport(Transport):
         ice_servers: list[str] = Field(default_factory=list)
         ice_username: str | None = None
         ice_credential: SecretStr | None = None
-        connect_timeout: float = Field(20.0, gt=0)
-        close_timeout: float = Field(1.0, ge=0)
-        max_pending_events: int = Field(256, ge=1)
+        connect_timeout: float = Field(default=20.0, gt=0)
+        close_timeout: float = Field(default=1.0, ge=0)
+        max_pending_events: int = Field(default=256, ge=1)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
