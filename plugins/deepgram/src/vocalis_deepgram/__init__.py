@@ -1,0 +1,30 @@
+"""Deepgram for Vocalis: live streaming STT over the WebSocket API and streaming TTS.
+
+Modules load on first use so that ``vocalis plugins`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from vocalis.log import quiet_library
+
+_EXPORTS = {
+    "DeepgramSTT": "vocalis_deepgram.stt",
+    "DeepgramTTS": "vocalis_deepgram.tts",
+    "DeepgramSettings": "vocalis_deepgram.client",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vocalis_deepgram' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+# Quiet as a library: the application (or the vocalis CLI) enables this package's log.
+quiet_library(__name__)
