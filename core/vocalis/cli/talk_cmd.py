@@ -7,6 +7,7 @@ import contextlib
 import inspect
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -191,8 +192,10 @@ async def _talk(options: dict[str, Any]) -> int:
         click.echo("\n" + _latency_table(session.metrics))
     if options["output"]:
         click.echo(f"\nagent audio written to {options['output']}")
-    for error in printer.errors:
-        click.echo(f"error: {error}", err=True)
+    # A provider that keeps failing the same way (a missing key: the session
+    # reopens the stream and fails again) is one line with a count, not a wall.
+    for error, times in Counter(printer.errors).items():
+        click.echo(f"error: {error}" + (f" ({times} times)" if times > 1 else ""), err=True)
     return 1 if printer.errors else 0
 
 
