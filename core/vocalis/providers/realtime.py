@@ -89,11 +89,16 @@ class RealtimeModel(Provider):
     """Base class of speech-to-speech models.
 
     Attributes:
-        sample_rate: Rate of the audio the model takes and produces.
+        sample_rate: Rate of the user audio the model takes (and of the
+            audio it speaks, unless ``output_sample_rate`` says otherwise).
+        output_sample_rate: The rate of the audio the model speaks; None:
+            the same as ``sample_rate``. Each ``AUDIO`` event's frame carries
+            its own rate as well; this is what a caller may expect up front.
     """
 
     kind: ClassVar[ProviderKind] = ProviderKind.REALTIME
     sample_rate: ClassVar[int] = 24_000
+    output_sample_rate: ClassVar[int | None] = None
 
     async def connect(
         self,

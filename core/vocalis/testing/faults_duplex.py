@@ -89,6 +89,7 @@ class FaultyRealtimeModel(Faulty, RealtimeModel):
     ) -> None:
         setup(self, inner, name, Injector(fault, after_chunks, delay, times, skip, error))
         self.sample_rate = inner.sample_rate  # type: ignore[misc]
+        self.output_sample_rate = inner.output_sample_rate  # type: ignore[misc]
         self.garbage = {"type": "response.created"} if garbage is DEFAULT else garbage
         self.connections: list[_FaultyRealtimeSession] = []
 

@@ -11,7 +11,7 @@ from gemini_rest_server import API_KEY, RestServer
 from vocalis_google import GeminiLLM
 
 # Variables the providers read for a key: a developer's own must not leak in.
-KEY_ENV = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
+KEY_ENV = ("GOOGLE_API_KEY", "GEMINI_API_KEY", "VOCALIS_LLM_GOOGLE_API_KEY", "VOCALIS_REALTIME_GOOGLE_API_KEY")
 
 
 @pytest.fixture(autouse=True)

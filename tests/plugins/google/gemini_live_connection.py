@@ -44,6 +44,8 @@ class LiveTurn:
         go_away_first: Send the ``goAway`` before the turn's first message.
         drop_after: Cut the TCP connection after this many audio chunks.
         hold_after: Stop after this many audio chunks until interrupted.
+        error: Send this ``error`` object (``code``, ``message``, ``status``)
+            instead of answering.
     """
 
     heard: str = ""
@@ -53,6 +55,7 @@ class LiveTurn:
     go_away_first: bool = False
     drop_after: int | None = None
     hold_after: int | None = None
+    error: dict[str, Any] | None = None
 
 
 class Connection:
@@ -241,6 +244,9 @@ class Connection:
             await asyncio.sleep(self.server.first_audio_delay)
         if turn.go_away is not None and turn.go_away_first:
             await self.go_away(turn.go_away)
+        if turn.error is not None:
+            await self.emit({"error": turn.error})
+            return
         if turn.tool_calls:
             calls = [{"id": self.server.new_id("fc"), "name": name, "args": args} for name, args in turn.tool_calls]
             self.open_calls.update({call["id"]: call["name"] for call in calls})

@@ -1,18 +1,55 @@
-"""The shared provider conformance suite for GeminiLive, and both providers' registration."""
+"""The realtime conformance suite for GeminiLive (against the Live server), and both providers' registration."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Iterator, Sequence
+
 import pytest
+from gemini_live_server import API_KEY, OUT_RATE, LiveServer, LiveTurn
 
 from vocalis import RealTimePipeline, make_plugin_manager
-from vocalis.testing.conformance import ProviderConformance
+from vocalis.testing.conformance import RealtimeConformance, ScriptedReply, serve_in_thread
 from vocalis_google import GeminiLive, GeminiLLM
 
 
-class TestGeminiLiveConformance(ProviderConformance):
+@pytest.fixture
+def backend() -> Iterator[LiveServer]:
+    """The Live protocol server on its own thread; fails the check on a malformed
+    client message or a socket the client left open."""
+    with serve_in_thread(LiveServer()) as server:
+        yield server
+
+        async def closed() -> None:
+            while any(not c.ws.closed for c in server.connections):
+                await asyncio.sleep(0.01)
+
+        asyncio.run(asyncio.wait_for(closed(), 10))  # bounded: the server sees the close frames
+    assert server.problems == [], "the client sent messages the Live API refuses"
+
+
+def live_turn(reply: ScriptedReply) -> LiveTurn:
+    if reply.fail:
+        return LiveTurn(error={"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"})
+    calls = [reply.tool_call] if reply.tool_call else []
+    return LiveTurn(reply=reply.text, tool_calls=calls, hold_after=2 if reply.hold else None)
+
+
+class TestGeminiLiveConformance(RealtimeConformance):
     @pytest.fixture
-    def provider(self) -> GeminiLive:
-        return GeminiLive(_env_file=None, api_key="AIza-conformance-0000000000000")
+    def model(self, backend: LiveServer) -> GeminiLive:
+        return GeminiLive(_env_file=None, api_key=API_KEY, base_url=backend.url)
+
+    @pytest.fixture
+    def script(self, backend: LiveServer) -> Callable[[Sequence[ScriptedReply]], None]:
+        def play(replies: Sequence[ScriptedReply]) -> None:
+            backend.turns = [live_turn(reply) for reply in replies]
+
+        return play
+
+    @pytest.fixture
+    def audio_received(self, backend: LiveServer) -> Callable[[], float]:
+        return lambda: sum(connection.audio_ms for connection in backend.connections) / 1000
 
 
 def test_registered_as_google_and_gemini(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,3 +83,8 @@ def test_one_thinking_setting_of_the_two_the_api_takes() -> None:
     for cls in (GeminiLLM, GeminiLive):
         with pytest.raises(ValueError, match="not both"):
             cls(_env_file=None, thinking_budget=0, thinking_level="low")
+
+
+def test_it_declares_both_audio_rates() -> None:
+    """It takes 16 kHz and speaks at 24 kHz: the contract's ``output_sample_rate`` says so."""
+    assert (GeminiLive.sample_rate, GeminiLive.output_sample_rate) == (16_000, OUT_RATE)

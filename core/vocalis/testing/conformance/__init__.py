@@ -24,13 +24,15 @@ thread waiting for jobs is not). ``stop_seconds`` bounds how long the last
 piece of work (a decode step, one sentence of synthesis) may take to finish.
 
 One module per provider kind (:mod:`.stt`, :mod:`.vad`, :mod:`.tts`,
-:mod:`.llm`, :mod:`.eou`), the shared checks in :mod:`.base` and the helpers
-they are made of in :mod:`.support`; everything is importable from here.
+:mod:`.llm`, :mod:`.eou`, :mod:`.realtime`), the shared checks in
+:mod:`.base` and the helpers they are made of in :mod:`.support`; everything
+is importable from here.
 """
 
 from vocalis.testing.conformance.base import SECRET, ProviderConformance
 from vocalis.testing.conformance.eou import EOUConformance
 from vocalis.testing.conformance.llm import LLMConformance
+from vocalis.testing.conformance.realtime import RealtimeConformance, ScriptedReply, serve_in_thread
 from vocalis.testing.conformance.stt import STTConformance
 from vocalis.testing.conformance.support import (
     StreamOutputs,
@@ -53,7 +55,9 @@ __all__ = [
     "EOUConformance",
     "LLMConformance",
     "ProviderConformance",
+    "RealtimeConformance",
     "STTConformance",
+    "ScriptedReply",
     "StreamOutputs",
     "TTSConformance",
     "VADConformance",
@@ -62,6 +66,7 @@ __all__ = [
     "frames_of",
     "push_after_close",
     "run",
+    "serve_in_thread",
     "silence",
     "until_idle",
     "until_started",

@@ -38,6 +38,7 @@ from vocalis_google.common import (
 )
 from vocalis_google.contents import function_declarations, history_turns
 from vocalis_google.errors import api_error, close_error, http_error, parse_error
+from vocalis_google.live_events import OUTPUT_RATE
 from vocalis_google.live_session import INPUT_RATE, GeminiLiveSession
 
 if TYPE_CHECKING:
@@ -57,12 +58,13 @@ class GeminiLive(RealtimeModel):
     The server detects the user's turns by default, answers on its own and
     stops when the user talks over it (``interrupted``). Conversations
     survive the server's ``goAway`` and dropped connections through session
-    resumption. ``sample_rate`` is the input rate (16 kHz); the model's
-    audio comes as 24 kHz frames.
+    resumption. ``sample_rate`` is the input rate (16 kHz);
+    ``output_sample_rate``, that of the model's audio (24 kHz).
     """
 
     name: ClassVar[str] = "google"
     sample_rate: ClassVar[int] = INPUT_RATE
+    output_sample_rate: ClassVar[int | None] = OUTPUT_RATE
 
     class Settings(GoogleSettings):
         """Settings, read from ``VOCALIS_REALTIME_GOOGLE_*``.
@@ -312,6 +314,19 @@ class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 
     def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
         if self.isEnabledFor(level):
-            args = tuple(redact(arg, self._secrets, limit=None) if isinstance(arg, str) else arg for arg in args)
+            msg, args = self._clean(msg), tuple(self._clean(arg) for arg in args)
             kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1  # the caller is websockets', one frame up
             super().log(level, msg, *args, **kwargs)
+
+    def _clean(self, arg: object) -> object:
+        """``arg``, or its text redacted when that shows a credential.
+
+        Values given for ``%s`` may be headers or bytes: their text is
+        checked too. Numbers pass as they are (``%d`` needs them).
+        """
+        if isinstance(arg, int | float) or arg is None:
+            return arg
+        text = arg if isinstance(arg, str) else str(arg)
+        if isinstance(arg, str) and "%" not in arg:
+            return redact(text, self._secrets, limit=None)  # a header value: also keys shaped like one
+        return redact(text, self._secrets, limit=None) if any(s in text for s in self._secrets) else arg

@@ -8,8 +8,9 @@ thinks it has been played), or cut by ``interrupted`` (the user spoke, or a
 client message came) and then ``turnComplete``. A ``toolCall`` ends what
 was said before it; after the ``toolResponse`` the model goes on in a new
 run. :class:`TurnTracker` turns that into RESPONSE_STARTED ... RESPONSE_DONE,
-with the user's barge-in (``interrupted``) as SPEECH_STARTED, and drops what
-comes for a turn that was already ended (cut short by a cancel).
+with the user's barge-in (an ``interrupted`` no message of ours caused) as
+SPEECH_STARTED, and drops what comes for a turn that was already ended (cut
+short by a cancel).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class TurnTracker:
         self._carry = b""
         self._generating = False  # the server may still send for the active response
         self._expecting = False  # an answer was asked for and has not started
+        self._own_interrupt = False  # a message of ours may stop the model's turn: its ``interrupted`` is no speech
         self.dropped = 0  # server messages dropped for an ended turn
 
     @property
@@ -110,7 +112,7 @@ class TurnTracker:
             if self._state is _State.ACTIVE:
                 self._finish(interrupted=False, then=_State.IDLE)
             self._state = _State.IDLE
-            self._expecting = False
+            self._expecting = self._own_interrupt = False  # the turn ours might have stopped is over
             self._final_input()  # a transcript that came after the answer
 
     def on_voice_activity(self, activity: JSONObject) -> None:
@@ -133,6 +135,19 @@ class TurnTracker:
         self._finish(interrupted=False, then=_State.IDLE)
 
     # -- the client's side ----------------------------------------------------------
+    def interrupting(self) -> None:
+        """A client message that stops the model's turn (the server's
+        ``interrupted`` answers it) is on its way: a ``clientContent``, or
+        the ``activityStart`` of a cancel with manual activity detection.
+
+        The ``interrupted`` then ends the response without SPEECH_STARTED:
+        the user did not speak. It is only expected while a turn is under
+        way; after its ``turnComplete`` the next ``interrupted`` is the
+        user's again.
+        """
+        if self._state is not _State.IDLE or self._expecting:
+            self._own_interrupt = True
+
     def cancel(self) -> bool:
         """End the active response for a barge-in the client saw.
 
@@ -150,7 +165,7 @@ class TurnTracker:
         if self._state is _State.ACTIVE:
             self._finish(interrupted=True, then=_State.IDLE)
         self._state = _State.IDLE
-        self._expecting = False
+        self._expecting = self._own_interrupt = False
 
     def heard(self, played_seconds: float) -> tuple[str, bool]:
         """``(words heard, whether that is all of them)`` of the latest response.
@@ -225,16 +240,19 @@ class TurnTracker:
 
     def _interrupted(self) -> None:
         active = self._state is _State.ACTIVE
+        own, self._own_interrupt = self._own_interrupt, False
         if active:
             self._final_input()  # what the user said before: the cut answer's question
-        if not self.user_speaking:
+        if not own and not self.user_speaking:
+            # The server's VAD heard the user over the model: a barge-in.
             self.user_speaking = True
             self._emit(RealtimeEvent(E.SPEECH_STARTED))
         if active:
             self._generating = False
             self._finish(interrupted=True, then=_State.DRAINING)
         # Otherwise the server stopped a turn not reported yet, or one whose
-        # audio is still playing here: the pipeline stops that on SPEECH_STARTED.
+        # audio is still playing here: the pipeline stops that on SPEECH_STARTED
+        # (or, when our message stopped it, already knows).
 
     def _final_input(self) -> None:
         text = "".join(self._input).strip()

@@ -103,6 +103,10 @@ class GeminiLiveSession(RealtimeSession):
         if self._closed or self._finished or self._closing:
             raise self._model.error("the realtime session has ended", recoverable=False)
         self._handle_fresh = False  # the conversation moved on from it
+        if "clientContent" in message or "activityStart" in message.get("realtimeInput", {}):
+            # It stops the model's turn (the API says so of both): the
+            # ``interrupted`` that answers it is ours, not the user's speech.
+            self._tracker.interrupting()
         self._outbox.put_nowait(message)
 
     def push_audio(self, frame: AudioFrame) -> None:
@@ -119,6 +123,7 @@ class GeminiLiveSession(RealtimeSession):
         self._backlog_warned = False
         if self._manual and not self._in_activity:
             self._in_activity = True
+            # Not through _post: the user's audio starting is what a barge-in is.
             self._outbox.put_nowait({"realtimeInput": {"activityStart": {}}})
         blob = {"data": base64.b64encode(converted.data).decode(), "mimeType": f"audio/pcm;rate={INPUT_RATE}"}
         self._outbox.put_nowait({"realtimeInput": {"audio": blob}})
@@ -151,7 +156,8 @@ class GeminiLiveSession(RealtimeSession):
         Gemini has no cancel message: with manual activity detection the
         start of the user's activity interrupts; otherwise any client
         message does, and the one sent says what the user actually heard
-        (the server's context holds all the model said).
+        (the server's context holds all the model said). The server's
+        ``interrupted`` in answer is not reported as the user's speech.
         """
         generating = self._tracker.cancel()
         if self._manual:
