@@ -55,3 +55,23 @@ async def test_an_echoed_key_is_taken_out_of_errors_events_and_logs(
     assert server.handshakes and server.bytes_requests, "the key was sent (and echoed)"
     assert any("Invalid API key" in e["message"] for e in conv.errors())
     capture.assert_absent(SECRETS)
+
+
+async def test_the_debug_log_of_a_working_turn_has_no_key(
+    server: CartesiaServer, make_tts: Callable[..., CartesiaTTS]
+) -> None:
+    """``logging.basicConfig(level=logging.DEBUG)``: a root handler at DEBUG, no logger's level touched."""
+    with OutputCapture() as capture:
+        tts = make_tts(api_key_in_query=True)  # the key in the handshake's URL and its headers
+        stream = tts.stream()
+        stream.push_text("Hello there. How are you?")
+        stream.end_input()
+        assert [audio async for audio in stream]
+        await stream.aclose()
+        assert [frame async for frame in tts.synthesize("Hello there.")]
+        await tts.aclose()
+    capture.assert_absent(SECRETS)
+    # The handshake was logged, with the key taken out: the check above is not vacuous.
+    logged = capture.outputs()["logging"]
+    assert "websockets.client > X-API-Key: [redacted]" in logged, logged[:2000]
+    assert "websockets.client > GET /tts/websocket?" in logged and "api_key=[redacted]" in logged

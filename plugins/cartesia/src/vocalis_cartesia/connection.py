@@ -297,24 +297,28 @@ class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
     """The ``websockets.client`` logger, minus the credentials.
 
     At DEBUG, websockets logs the handshake's headers (``Authorization``,
-    ``X-API-Key``) and URL: their secrets are redacted before any handler
-    sees them.
+    ``X-API-Key``), its URL (``?api_key=``) and each frame (a server's error
+    may echo the key): the arguments of every record are redacted before any
+    handler sees them (the format string is websockets' own text). Numbers
+    stay numbers (``%d`` formats them).
     """
 
     def __init__(self, secrets: list[str]) -> None:
         super().__init__(logging.getLogger("websockets.client"), {})
         self._secrets = secrets
 
-    def _clean(self, arg: Any) -> Any:
-        return redact(arg, self._secrets, limit=None) if isinstance(arg, str) else arg
+    def _clean(self, arg: object) -> object:
+        if isinstance(arg, int | float):
+            return arg
+        text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
+        return redact(text, self._secrets, limit=None)
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
         return msg, kwargs  # keep the caller's ``extra``
 
     def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
         if self.isEnabledFor(level):
-            args = tuple(
-                redact(str(arg), self._secrets, limit=None) if isinstance(arg, str | bytes) else arg for arg in args
-            )
+            args = tuple(self._clean(arg) for arg in args)
+            # The record's caller is websockets' code, one frame further up.
             kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
             super().log(level, msg, *args, **kwargs)

@@ -9,20 +9,19 @@ its raw PCM read as it streams in.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, ClassVar
 
 import aiohttp
 from loguru import logger
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from vocalis.audio import AudioFrame
 from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.providers.redact import provider_secrets, redact
 from vocalis.providers.tts import TTS
-from vocalis.settings import ProviderSettings, provider_settings_config
+from vocalis.settings import ProviderSettings, provider_env_prefix, provider_settings_config
 from vocalis.text import speakable
 from vocalis_cartesia.connection import CartesiaConnection, on_loop_shutdown
 from vocalis_cartesia.errors import body_detail, status_error, transport_error
@@ -45,6 +44,7 @@ DEFAULT_VERSION = "2025-04-16"
 """The API version the protocol was written against."""
 KEY_ENV = "CARTESIA_API_KEY"
 """Read when ``VOCALIS_TTS_CARTESIA_API_KEY`` is not set (the SDK's variable)."""
+_OWN_KEY_ENV = f"{provider_env_prefix('tts', 'cartesia')}API_KEY"
 
 # Formats a server may send when it ignored ``container: raw``; played as
 # PCM they would be loud noise.
@@ -72,7 +72,10 @@ class CartesiaTTS(TTS):
         """Settings, read from ``VOCALIS_TTS_CARTESIA_*``.
 
         Attributes:
-            api_key: The API key; falls back to ``CARTESIA_API_KEY``.
+            api_key: The API key: ``VOCALIS_TTS_CARTESIA_API_KEY``, else
+                ``CARTESIA_API_KEY``, each from the environment or ``.env``
+                (within one source the first name wins; the environment
+                wins over ``.env``, as for every setting).
             base_url: The API root (``https://`` or ``wss://``; the other
                 scheme is derived), e.g. a gateway's or a test server's.
             model_id: The model: ``sonic-3``, ``sonic-2``, ``sonic-turbo``...
@@ -98,9 +101,11 @@ class CartesiaTTS(TTS):
                 once it started, before the request fails.
         """
 
-        model_config = provider_settings_config("tts", "cartesia")
+        # Fields settable by name (``api_key=...``) too, not only by their env alias.
+        model_config = provider_settings_config("tts", "cartesia", populate_by_name=True)
 
-        api_key: SecretStr | None = None
+        # An alias replaces the env prefix: the provider's own name is spelled out.
+        api_key: SecretStr | None = Field(None, validation_alias=AliasChoices(_OWN_KEY_ENV, KEY_ENV))
         base_url: str = API_ROOT
         model_id: str = DEFAULT_MODEL
         voice_id: str = DEFAULT_VOICE
@@ -139,6 +144,10 @@ class CartesiaTTS(TTS):
     settings: Settings
 
     def __init__(self, *, settings: ProviderSettings | None = None, **overrides: Any) -> None:
+        # ``api_key=None`` (``api_key=os.getenv(...)`` of an unset variable)
+        # gives no key: the one of the environment or ``.env`` is used.
+        if "api_key" in overrides and overrides["api_key"] is None:
+            del overrides["api_key"]
         super().__init__(settings=settings, **overrides)
         self.sample_rate = self.settings.sample_rate  # type: ignore[misc]  # the rate the settings ask for
         self._connection: CartesiaConnection | None = None
@@ -153,8 +162,8 @@ class CartesiaTTS(TTS):
 
     # -- credentials and errors ----------------------------------------------
     def secret_values(self) -> list[str]:
-        """The credentials this provider sends (its key, from the settings or the environment)."""
-        return [*provider_secrets([self]), os.environ.get(KEY_ENV, "")]
+        """The credentials this provider sends (its key, from the environment, ``.env`` or code)."""
+        return provider_secrets([self])
 
     def error(self, message: str, *, recoverable: bool = True, kind: ErrorKind = ErrorKind.UNKNOWN) -> ProviderError:
         """Build a :class:`ProviderError` whose message has no credential in it.
@@ -171,9 +180,6 @@ class CartesiaTTS(TTS):
         """
         if self.settings.api_key is not None and self.settings.api_key.get_secret_value():
             return self.settings.api_key.get_secret_value()
-        key = os.environ.get(KEY_ENV, "")
-        if key:
-            return key
         prefix = self.settings.model_config.get("env_prefix", "")
         raise self.error(f"no API key: set {prefix}API_KEY (or {KEY_ENV})", recoverable=False, kind=ErrorKind.AUTH)
 

@@ -4,24 +4,31 @@ Deepgram authenticates every request, REST or WebSocket, with the header
 ``Authorization: Token <key>``. The WebSocket endpoints live at the same
 paths as the REST ones, on ``ws://``/``wss://``. A self-hosted Deepgram
 needs no key, so a missing key is an error only for the hosted API.
+
+The key is read, like every setting, from the environment or ``.env``: the
+provider's own ``VOCALIS_<KIND>_DEEPGRAM_API_KEY``, else ``DEEPGRAM_API_KEY``.
+``websockets`` logs each handshake header at DEBUG, ``Authorization``
+included: its connections get :meth:`DeepgramClientMixin.ws_logger`, which
+redacts the key before any handler sees it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import logging
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import aiohttp
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
 
 from vocalis.providers.base import ErrorKind, Provider, ProviderError
 from vocalis.providers.redact import provider_secrets, redact
-from vocalis.settings import ProviderSettings
+from vocalis.settings import ProviderSettings, provider_env_prefix, provider_settings_config
 
 HOSTED_URL = "https://api.deepgram.com"
-"""The hosted API, used when no ``base_url`` is set."""
+"""The hosted API: the default ``base_url``."""
 
 KEY_ENV = "DEEPGRAM_API_KEY"
 """The variable read when the provider's own ``..._API_KEY`` is not set."""
@@ -33,33 +40,59 @@ class DeepgramSettings(ProviderSettings):
     """Connection settings shared by the Deepgram providers.
 
     Each provider's ``Settings`` subclasses this with its own env prefix
-    (``VOCALIS_STT_DEEPGRAM_``, ``VOCALIS_TTS_DEEPGRAM_``).
+    (``VOCALIS_STT_DEEPGRAM_``, ``VOCALIS_TTS_DEEPGRAM_``), its config from
+    :func:`settings_config` and its ``api_key`` from :func:`api_key_field`.
 
     Attributes:
-        api_key: The API key; falls back to ``DEEPGRAM_API_KEY``.
+        api_key: The API key: ``VOCALIS_<KIND>_DEEPGRAM_API_KEY``, else
+            ``DEEPGRAM_API_KEY`` (from the environment or ``.env``).
         base_url: The API root (``http(s)://host[:port]``, with or without
-            ``/v1``); the hosted API when unset. WebSocket URLs are derived
+            ``/v1``), the hosted API by default. WebSocket URLs are derived
             from it.
         timeout: Seconds to connect, and to wait for each reply or chunk.
     """
 
     api_key: SecretStr | None = None
-    base_url: str | None = None
+    base_url: str = HOSTED_URL
     timeout: float = Field(10.0, gt=0)
 
-    @field_validator("base_url")
+    @field_validator("base_url", mode="before")
     @classmethod
-    def _url_with_scheme(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("http://", "https://", "ws://", "wss://")):
+    def _url_with_scheme(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return HOSTED_URL  # unset (an empty variable): the hosted API
+        if isinstance(value, str) and not value.startswith(("http://", "https://", "ws://", "wss://")):
             raise ValueError(f"base_url needs a scheme, e.g. https://{value}")
         return value
 
 
+def settings_config(kind: str) -> SettingsConfigDict:
+    """The ``model_config`` of a Deepgram provider's settings.
+
+    The core's config, plus fields settable by name (``api_key=...``) as
+    well as by their environment alias (see :func:`api_key_field`).
+    """
+    return provider_settings_config(kind, "deepgram", populate_by_name=True)
+
+
+def api_key_field(kind: str) -> Any:
+    """The ``api_key`` field of a Deepgram provider's settings.
+
+    Read from ``VOCALIS_<KIND>_DEEPGRAM_API_KEY``, else ``DEEPGRAM_API_KEY``,
+    each from the environment or the ``.env`` file. (An alias replaces the
+    env prefix, so the provider's own name is spelled out here.) Within one
+    source the provider's own name wins; a variable in the environment wins
+    over the ``.env`` file, as for every setting.
+    """
+    own = f"{provider_env_prefix(kind, 'deepgram')}API_KEY"
+    return Field(None, validation_alias=AliasChoices(own, KEY_ENV))
+
+
 def resolve_api_key(settings: DeepgramSettings) -> str | None:
-    """The key to send: the setting, else ``DEEPGRAM_API_KEY``, else None."""
+    """The key to send (the ``api_key`` setting), or None when there is none."""
     if settings.api_key is not None and settings.api_key.get_secret_value():
         return settings.api_key.get_secret_value()
-    return os.environ.get(KEY_ENV) or None
+    return None
 
 
 def query_string(params: dict[str, QueryValue | None]) -> str:
@@ -88,6 +121,13 @@ class DeepgramClientMixin:
     _session_loop: asyncio.AbstractEventLoop | None = None
     key_hint: ClassVar[str] = KEY_ENV
 
+    def __init__(self, *, settings: ProviderSettings | None = None, **overrides: Any) -> None:
+        # ``api_key=None`` (``api_key=os.getenv(...)`` of an unset variable)
+        # gives no key: the one of the environment or ``.env`` is used.
+        if "api_key" in overrides and overrides["api_key"] is None:
+            del overrides["api_key"]
+        super().__init__(settings=settings, **overrides)  # type: ignore[call-arg]  # Provider.__init__
+
     # -- credentials ------------------------------------------------------------
     def api_key(self) -> str | None:
         """The key to send, or None for a self-hosted server that needs none.
@@ -113,9 +153,11 @@ class DeepgramClientMixin:
 
     def secret_values(self) -> list[str]:
         """The credentials this provider may send, to keep out of messages."""
-        found = provider_secrets([self])
-        key = resolve_api_key(self.settings)
-        return [*found, key] if key else found
+        return provider_secrets([self])
+
+    def ws_logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """The ``websockets.client`` logger, redacting this provider's key (see :class:`RedactingLogger`)."""
+        return RedactingLogger(self.secret_values())
 
     def error(self, message: str, *, recoverable: bool = True, kind: ErrorKind = ErrorKind.UNKNOWN) -> ProviderError:
         """Build a :class:`ProviderError` whose message has no credential in it.
@@ -129,7 +171,7 @@ class DeepgramClientMixin:
     # -- URLs -------------------------------------------------------------------
     def root_url(self) -> str:
         """The API root without a trailing ``/`` or ``/v1``, as ``http(s)://``."""
-        url = (self.settings.base_url or HOSTED_URL).rstrip("/")
+        url = self.settings.base_url.rstrip("/")
         url = url.removesuffix("/v1")
         if url.startswith("ws://"):
             url = "http://" + url.removeprefix("ws://")
@@ -201,6 +243,38 @@ class DeepgramClientMixin:
             await session.close()
         else:
             session.detach()
+
+
+class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
+    """The ``websockets.client`` logger, minus the credentials.
+
+    At DEBUG, websockets logs each header of the handshake (``Authorization:
+    Token <key>``) and each frame (a server's error may echo the key): the
+    arguments of every record are redacted before any handler sees them
+    (its format string is websockets' own text). Numbers stay numbers
+    (``%d`` formats them).
+
+    Args:
+        secrets: The credentials to take out.
+    """
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__(logging.getLogger("websockets.client"), {})
+        self._secrets = secrets
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return msg, kwargs  # keep the caller's ``extra``
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            args = tuple(arg if isinstance(arg, int | float) else self._clean(arg) for arg in args)
+            # The record's caller is websockets' code, one frame further up.
+            kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
+            super().log(level, msg, *args, **kwargs)
+
+    def _clean(self, value: object) -> str:
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        return redact(text, self._secrets, limit=None)
 
 
 def describe(provider: Provider, data: Any) -> str:

@@ -55,9 +55,14 @@ def status_error(provider: Provider, status: int, body: str | bytes, headers: Ma
         kind = ErrorKind.BAD_REQUEST
     detail = _body_detail(body) or headers.get("dg-error", "")
     request_id = headers.get("dg-request-id", "")
-    message = f"HTTP {status}" + (f": {describe(provider, detail)}" if detail else "")
-    if request_id:
-        message += f" (request {describe(provider, request_id)})"
+    # The request id (for Deepgram's support) comes right after the status, so
+    # the message ends with what the user acts on: the server's words, a hint.
+    message = f"HTTP {status}" + (f" (request {describe(provider, request_id)})" if request_id else "")
+    if detail:
+        message += f": {describe(provider, detail).rstrip('. ')}"
+    if status == 401:
+        prefix = provider.settings.model_config.get("env_prefix", "")
+        message += f"; check {prefix}API_KEY or DEEPGRAM_API_KEY"
     return provider.error(message, recoverable=recoverable, kind=kind)
 
 

@@ -101,6 +101,7 @@ class SpeakConnections:
                 ping_interval=None,
                 compression=None,
                 max_size=4 * 1024 * 1024,
+                logger=tts.ws_logger(),  # its DEBUG log shows the Authorization header
             )
         except Exception as exc:
             raise exception_error(tts, exc, started=False, what="connection") from exc

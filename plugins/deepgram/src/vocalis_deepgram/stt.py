@@ -16,13 +16,18 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from loguru import logger
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from vocalis.audio import AudioFrame, AudioResampler, concat
 from vocalis.providers.base import ErrorKind
 from vocalis.providers.stt import STT, SpeechEvent, SpeechEventType, STTStream
-from vocalis.settings import provider_settings_config
-from vocalis_deepgram.client import DeepgramClientMixin, DeepgramSettings, QueryValue
+from vocalis_deepgram.client import (
+    DeepgramClientMixin,
+    DeepgramSettings,
+    QueryValue,
+    api_key_field,
+    settings_config,
+)
 from vocalis_deepgram.errors import exception_error, status_error
 
 MIN_SECONDS = 0.05
@@ -41,7 +46,11 @@ class DeepgramSTT(DeepgramClientMixin, STT):
     streaming: ClassVar[bool] = True
 
     class Settings(DeepgramSettings):
-        """Settings, read from ``VOCALIS_STT_DEEPGRAM_*``.
+        """Settings, read from ``VOCALIS_STT_DEEPGRAM_*`` (the environment or ``.env``).
+
+        The connection settings (``api_key``, also read from
+        ``DEEPGRAM_API_KEY``; ``base_url``; ``timeout``) are those of
+        :class:`~vocalis_deepgram.client.DeepgramSettings`.
 
         Attributes:
             model: The model (``nova-3``, ``nova-2``, ``nova-3-medical``, ...).
@@ -73,7 +82,9 @@ class DeepgramSTT(DeepgramClientMixin, STT):
             max_replay_seconds: Audio kept for a resend after a drop, at most.
         """
 
-        model_config = provider_settings_config("stt", "deepgram")
+        model_config = settings_config("stt")
+
+        api_key: SecretStr | None = api_key_field("stt")
 
         model: str = "nova-3"
         language: str | None = "en"

@@ -186,6 +186,7 @@ class DeepgramSTTStream(STTStream):
                 close_timeout=min(s.timeout, 2.0),
                 compression=None,
                 max_size=4 * 1024 * 1024,
+                logger=self._stt.ws_logger(),  # its DEBUG log shows the Authorization header
             )
         except Exception as exc:
             raise exception_error(self._stt, exc, started=False, what="connection") from exc

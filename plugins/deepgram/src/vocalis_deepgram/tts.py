@@ -14,14 +14,19 @@ from collections.abc import AsyncIterator
 from typing import ClassVar
 
 from loguru import logger
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from vocalis.audio import AudioFrame
 from vocalis.providers.base import ErrorKind
 from vocalis.providers.tts import TTS, TTSStream
-from vocalis.settings import provider_settings_config
 from vocalis.text import speakable
-from vocalis_deepgram.client import DeepgramClientMixin, DeepgramSettings, QueryValue
+from vocalis_deepgram.client import (
+    DeepgramClientMixin,
+    DeepgramSettings,
+    QueryValue,
+    api_key_field,
+    settings_config,
+)
 from vocalis_deepgram.errors import exception_error, status_error
 from vocalis_deepgram.speak_pool import SpeakConnections
 
@@ -40,7 +45,11 @@ class DeepgramTTS(DeepgramClientMixin, TTS):
     channels: ClassVar[int] = 1
 
     class Settings(DeepgramSettings):
-        """Settings, read from ``VOCALIS_TTS_DEEPGRAM_*``.
+        """Settings, read from ``VOCALIS_TTS_DEEPGRAM_*`` (the environment or ``.env``).
+
+        The connection settings (``api_key``, also read from
+        ``DEEPGRAM_API_KEY``; ``base_url``; ``timeout``) are those of
+        :class:`~vocalis_deepgram.client.DeepgramSettings`.
 
         Attributes:
             model: The voice (``aura-2-thalia-en``, ``aura-2-andromeda-en``,
@@ -55,7 +64,9 @@ class DeepgramTTS(DeepgramClientMixin, TTS):
             extra_params: Further query parameters, sent as given.
         """
 
-        model_config = provider_settings_config("tts", "deepgram")
+        model_config = settings_config("tts")
+
+        api_key: SecretStr | None = api_key_field("tts")
 
         model: str = "aura-2-thalia-en"
         websocket: bool = True
