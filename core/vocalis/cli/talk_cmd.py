@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import re
 import threading
 import time
 from collections import Counter
@@ -65,6 +66,7 @@ class _Printer:
         self.words_heard = False
         self.timed_out = False
         self.errors: list[str] = []
+        self.stt_failures: list[str] = []  # sources of speech-to-text errors
 
     def attach(self, session: Any) -> None:
         session.on("user_turn", self.on_user_turn)
@@ -94,6 +96,37 @@ class _Printer:
 
     def on_error(self, event: dict[str, Any]) -> None:
         self.errors.append(f"{event['source']}: {event['message']}")
+        if event["source"].startswith("stt:") and event["source"] not in self.stt_failures:
+            self.stt_failures.append(event["source"])
+
+    def no_words(self, path: Path) -> str:
+        """Why nothing was heard in ``path``: no speech in it, or a recogniser that failed."""
+        if self.stt_failures:
+            return f"talk: no words recognised in {path}: {', '.join(self.stt_failures)} failed (see above)"
+        return f"talk: no speech heard in {path}"
+
+
+# Ids that make each report of the same failure unique: a UUID, a request's id.
+_UUID = re.compile(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b", re.IGNORECASE)
+_LABELLED_ID = re.compile(r"\b((?:request|req|trace|id)(?:[ _-]?id)?[ :=#]+)([\w-]*\d[\w-]*)", re.IGNORECASE)
+_REQ_ID = re.compile(r"\breq_[A-Za-z0-9]+")
+
+
+def _without_ids(message: str) -> str:
+    message = _UUID.sub("…", message)
+    message = _LABELLED_ID.sub(lambda m: m.group(1) + "…", message)
+    return _REQ_ID.sub("req_…", message)
+
+
+def _merged(errors: list[str]) -> list[str]:
+    """``errors`` with repeats counted: messages that differ only by an id are one line."""
+    first: dict[str, str] = {}
+    counts: Counter[str] = Counter()
+    for error in errors:
+        key = _without_ids(error)
+        first.setdefault(key, error)
+        counts[key] += 1
+    return [f"{key} ({times} times)" if times > 1 else first[key] for key, times in counts.items()]
 
 
 class _Deadline(threading.Thread):
@@ -169,7 +202,10 @@ async def _talk(options: dict[str, Any]) -> int:
     timeout = options["timeout"]
 
     async def entrypoint(ctx: Any) -> None:
-        await ctx.start_session(session, transport)
+        try:
+            await ctx.start_session(session, transport)
+        except Exception:
+            return  # reported as an error event, and the session closed
         answered = True
         if options["text"] is not None:
             # A greeting from on_enter is spoken first; the typed turn follows it.
@@ -186,16 +222,16 @@ async def _talk(options: dict[str, Any]) -> int:
         await session.close()
 
     await run_job(entrypoint, metrics_path=options["metrics"])
-    if options["input"] is not None and not printer.words_heard:
-        printer.errors.append(f"talk: no speech heard in {options['input']}")
+    if options["input"] is not None and not printer.words_heard and session.start_error is None:
+        printer.errors.append(printer.no_words(options["input"]))
     if session.metrics:
         click.echo("\n" + _latency_table(session.metrics))
     if options["output"]:
         click.echo(f"\nagent audio written to {options['output']}")
     # A provider that keeps failing the same way (a missing key: the session
     # reopens the stream and fails again) is one line with a count, not a wall.
-    for error, times in Counter(printer.errors).items():
-        click.echo(f"error: {error}" + (f" ({times} times)" if times > 1 else ""), err=True)
+    for error in _merged(printer.errors):
+        click.echo(f"error: {error}", err=True)
     return 1 if printer.errors else 0
 
 

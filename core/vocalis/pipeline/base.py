@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from vocalis.audio import AudioFrame
@@ -14,17 +15,59 @@ if TYPE_CHECKING:
 # Attributes that name a pipeline's providers, in the order metrics list them.
 _COMPONENTS = ("stt", "llm", "tts", "vad", "turn_detector", "model")
 
+class ProviderClaims:
+    """The providers a pipeline runs on, claimed while its session runs.
+
+    A pipeline closes the providers it runs on when its session ends, but a
+    provider that another running session's pipeline also uses (one
+    instance shared by several pipelines) is left open: the last pipeline
+    to release it closes it. So a session's close leaves nothing open,
+    whoever made the providers, and sharing a provider stays safe. The
+    count lives on each provider (:meth:`Provider.use_started`), not in a
+    registry of this module, so nothing here is shared between sessions.
+    """
+
+    def __init__(self) -> None:
+        self._claimed: list[Provider] = []
+
+    @property
+    def claimed(self) -> list[Provider]:
+        """The providers claimed and not released yet."""
+        return list(self._claimed)
+
+    def claim(self, providers: Iterable[Provider]) -> None:
+        """Count this pipeline among the users of each of ``providers`` (once)."""
+        for provider in providers:
+            if any(provider is p for p in self._claimed):
+                continue
+            self._claimed.append(provider)
+            provider.use_started()
+
+    async def release(self, report: Callable[[Provider, BaseException], None]) -> None:
+        """Stop using them; close those no other pipeline uses (a failure goes to ``report``)."""
+        claimed, self._claimed = self._claimed, []
+        for provider in claimed:
+            if not provider.use_ended():
+                continue  # another running pipeline still uses it
+            try:
+                await provider.aclose()
+            except Exception as exc:
+                report(provider, exc)
+
 
 class Pipeline:
     """Base class of :class:`CascadingPipeline` and :class:`RealTimePipeline`.
 
     A pipeline serves one session: :meth:`attach` binds it and opens the
-    per-session streams; the providers themselves may be shared. It sees the
-    session only through a :class:`~vocalis.pipeline.ports.SessionPort`.
+    per-session streams; the providers themselves may be shared
+    (:class:`ProviderClaims`: each is closed when the last session running
+    on it ends). It sees the session only through a
+    :class:`~vocalis.pipeline.ports.SessionPort`.
     """
 
     def __init__(self) -> None:
         self.session: SessionPort | None = None
+        self.claims = ProviderClaims()
 
     async def attach(self, session: SessionPort) -> None:
         """Bind to ``session`` (the session's port) and open per-session streams."""
@@ -73,4 +116,4 @@ class Pipeline:
         """The session handed over to another agent (update instructions, tools)."""
 
     async def aclose(self) -> None:
-        """Close per-session streams and providers the pipeline created."""
+        """Close per-session streams, and the providers no other running session uses."""

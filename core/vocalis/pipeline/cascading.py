@@ -16,6 +16,7 @@ from vocalis.pipeline.config import EOUConfig, InterruptConfig, ProviderTimeouts
 from vocalis.pipeline.generation import Preemptive, Utterance, llm_text, speak
 from vocalis.pipeline.inputs import InputStreams
 from vocalis.pipeline.turn_taking import TurnController
+from vocalis.pipeline.warmup import prewarm_all
 from vocalis.providers.adapters import SegmentedSTTStream
 from vocalis.providers.base import Provider, ProviderKind
 from vocalis.providers.eou import EOU
@@ -158,21 +159,22 @@ class CascadingPipeline(InputStreams, Pipeline):
 
     # -- lifecycle ----------------------------------------------------------
     async def prewarm(self) -> None:
-        """Load every provider's model now, concurrently (cached per process)."""
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        providers = [p for p in (self.stt, self.llm, self.tts, self.vad, self.turn_detector) if p is not None]
-        results = await asyncio.gather(*(p.prewarm() for p in providers), return_exceptions=True)
-        for provider, result in zip(providers, results, strict=True):
-            if isinstance(result, BaseException):
-                if self.session is not None:
-                    self.session.report_error(provider.label, result)
-                else:
-                    logger.error("{} failed to load: {}", provider.label, result)
-        logger.debug("providers ready in {:.2f} s", loop.time() - started)
+        """Load every provider's model now, concurrently (cached per process).
+
+        No provider is cut short (a local model may load slowly), but one
+        still loading after a few seconds is named in a warning.
+        """
+        await prewarm_all(list(self.providers().values()), self._report_provider)
+
+    def _report_provider(self, provider: Provider, error: BaseException) -> None:
+        if self.session is not None:
+            self.session.report_error(provider.label, error)
+        else:
+            logger.error("{} failed: {}", provider.label, error)
 
     async def attach(self, session: SessionPort) -> None:
         await super().attach(session)
+        self.claims.claim(self.providers().values())  # closed by aclose(), unless another session uses them
         await self.prewarm()
         try:
             # The instructions' prompt, evaluated now: the first reply costs what later ones do.
@@ -214,12 +216,15 @@ class CascadingPipeline(InputStreams, Pipeline):
             task.cancel()
         await asyncio.gather(*self._tasks, *readers, return_exceptions=True)
         self._tasks.clear()
-        for provider in self._owned:
+        claimed = self.claims.claimed
+        await self.claims.release(self._report_provider)
+        for provider in self._owned:  # built from names: closed even if never attached
+            if any(provider is p for p in claimed):
+                continue
             try:
                 await provider.aclose()
             except Exception as exc:
-                if self.session is not None:
-                    self.session.report_error(provider.label, exc)
+                self._report_provider(provider, exc)
 
     @property
     def turn_pending(self) -> bool:

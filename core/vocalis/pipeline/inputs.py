@@ -2,7 +2,10 @@
 
 A stream that fails, closes early or yields garbage is reported (labelled
 with its provider) and replaced by a fresh one, at once the first time and
-backing off if it keeps failing. A stuck one is replaced too: a VAD whose
+backing off (to 5 s) if it keeps failing. A provider that refuses for good
+(a non-recoverable error: a bad key) is retried much less often, backing
+off to once a minute, so that a fixed key is still picked up without a
+refusal every few seconds for the rest of the session. A stuck one is replaced too: a VAD whose
 speech time stands still while it says the user speaks
 (``ProviderTimeouts.vad_stall``), an STT that owes a final transcript for
 too long (``ProviderTimeouts.stt_final``, timed by the turn controller).
@@ -26,6 +29,32 @@ if TYPE_CHECKING:
     from vocalis.pipeline.turn_taking import TurnController
     from vocalis.providers.stt import STT
     from vocalis.providers.vad import VAD
+
+
+REFUSED_CAP = 60.0
+"""Seconds between reopenings, at most, of a stream whose provider refuses for good."""
+
+
+class Pacing:
+    """When to reopen a failed stream: as :class:`Restarts` does, but a
+    non-recoverable failure backs off exponentially from 1 s to :data:`REFUSED_CAP`."""
+
+    def __init__(self) -> None:
+        self._restarts = Restarts()
+        self._refused = 0
+
+    def succeeded(self) -> None:
+        """The stream delivered something: the next failure restarts at once."""
+        self._restarts.succeeded()
+        self._refused = 0
+
+    async def pause(self, error: ProviderError) -> None:
+        """Wait before reopening after ``error``."""
+        if error.recoverable:
+            await self._restarts.pause()
+            return
+        self._refused += 1
+        await asyncio.sleep(min(REFUSED_CAP, 2.0 ** (self._refused - 1)))
 
 
 class InputStreams:
@@ -60,7 +89,7 @@ class InputStreams:
     async def _read_vad(self, stream: VADStream) -> None:
         """Read VAD events; a failed, garbled or closed stream is reported and reopened."""
         assert self.session is not None and self.vad is not None
-        session, label, restarts = self.session, self.vad.label, Restarts()
+        session, label, restarts = self.session, self.vad.label, Pacing()
         while True:
             try:
                 async for item in stream:
@@ -76,11 +105,12 @@ class InputStreams:
                     return
                 raise ProviderError("stream ended early: it closed while audio was still coming", provider=label)
             except Exception as exc:
-                session.report_error(label, as_provider_error(label, exc))
+                error = as_provider_error(label, exc)
+                session.report_error(label, error)
             if session.closed:
                 return
             stream = self._replace_vad_stream(stream)
-            await restarts.pause()
+            await restarts.pause(error)
 
     def _replace_vad_stream(self, old: VADStream) -> VADStream:
         """A fresh VAD stream; speech the old one had begun ends here."""
@@ -139,7 +169,7 @@ class InputStreams:
 
     async def _read_stt(self, stream: STTStream) -> None:
         assert self.session is not None and self.turns is not None
-        session, turns, label, restarts = self.session, self.turns, self.stt.label, Restarts()
+        session, turns, label, restarts = self.session, self.turns, self.stt.label, Pacing()
         while True:
             try:
                 async for item in stream:
@@ -157,7 +187,8 @@ class InputStreams:
                     return
                 raise ProviderError("stream ended early: it closed while audio was still coming", provider=label)
             except Exception as exc:
-                session.report_error(label, as_provider_error(label, exc))
+                error = as_provider_error(label, exc)
+                session.report_error(label, error)
             if session.closed:
                 return
             # The utterance in flight lost its transcript: release the turn
@@ -165,7 +196,7 @@ class InputStreams:
             # request does not leave the session deaf.
             turns.stt_failed()
             stream = self._reopen_stt(stream)
-            await restarts.pause()
+            await restarts.pause(error)
 
     def _reopen_stt(self, old: STTStream) -> STTStream:
         """A fresh STT stream; if the user is speaking, its segment starts now."""

@@ -100,6 +100,7 @@ class RealTimePipeline(Reconnecting, Pipeline):
 
     async def attach(self, session: SessionPort) -> None:
         await super().attach(session)
+        self.claims.claim([self.model])  # closed by aclose(), unless another session uses it
         await self._connect()
 
     async def _connect(self) -> None:
@@ -124,8 +125,16 @@ class RealTimePipeline(Reconnecting, Pipeline):
         if self._reader is not None:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
-        if self._owned:
+        claimed = bool(self.claims.claimed)
+        await self.claims.release(self._report_close)
+        if self._owned and not claimed:  # built from a name, never attached
             await self.model.aclose()
+
+    def _report_close(self, provider: object, error: BaseException) -> None:
+        if self.session is not None:
+            self.session.report_error(self.model.label, error)
+        else:
+            logger.error("{} failed to close: {}", self.model.label, error)
 
     def push_audio(self, frame: AudioFrame) -> None:
         converted = self._resampler.push(frame)

@@ -182,6 +182,17 @@ class Provider:
         value = getattr(self.settings, "model", None)
         return str(value) if value is not None else None
 
+    _pipelines = 0  # running pipelines that use this instance (see use_started)
+
+    def use_started(self) -> None:
+        """A pipeline starts running on this provider (one instance may serve several)."""
+        self._pipelines += 1
+
+    def use_ended(self) -> bool:
+        """A pipeline stops running on it; True when none uses it any more (it may be closed)."""
+        self._pipelines = max(0, self._pipelines - 1)
+        return self._pipelines == 0
+
     async def prewarm(self) -> None:
         """Load models or open connections ahead of the first use."""
 

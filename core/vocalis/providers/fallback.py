@@ -4,9 +4,11 @@
 like any other. A provider that raises, times out, returns garbage or
 ends its stream *before its first output* is skipped (with retries per
 :class:`ConnectOptions`) and marked unavailable; a background probe brings
-it back. Once output has started, a
+it back. So is one whose ``prewarm`` fails, or does not finish in time
+while another is ready. Once output has started, a
 failure is raised instead of retried: the user may already have heard part
-of the reply, and saying it twice is worse than stopping.
+of the reply, and saying it twice is worse than stopping. A fallback owns
+its providers: closing it closes them.
 
 The TTS and STT fallbacks stream through their providers' own streams, so a
 hosted streaming provider keeps streaming when wrapped:
@@ -41,7 +43,7 @@ from vocalis.providers.tts import TTS, TTSStream
 from vocalis.settings import ProviderSettings
 from vocalis.text import speakable
 
-__all__ = ["ConnectOptions", "FallbackChain", "FallbackLLM", "FallbackSTT", "FallbackTTS"]
+__all__ = ["ConnectOptions", "FallbackChain", "FallbackLLM", "FallbackProvider", "FallbackSTT", "FallbackTTS"]
 
 P = TypeVar("P", bound=Provider)
 
@@ -50,10 +52,16 @@ class _NoSettings(ProviderSettings):
     pass
 
 
-class _FallbackProvider(Generic[P]):
-    """What the three fallback providers share (their ``fallback`` bookkeeping)."""
+class FallbackProvider(Generic[P]):
+    """What the three fallback providers share (their ``fallback`` bookkeeping).
+
+    A fallback owns its providers: :meth:`aclose` stops its background
+    probes and closes them (a pipeline closes the fallback when the last
+    session running on it ends). It can be used again afterwards.
+    """
 
     fallback: FallbackChain[P]
+    _kind: ClassVar[str]
 
     @property
     def events(self) -> EventEmitter:
@@ -61,17 +69,23 @@ class _FallbackProvider(Generic[P]):
         return self.fallback.events
 
     async def prewarm(self) -> None:
-        await asyncio.gather(*(p.prewarm() for p in self.fallback.providers), return_exceptions=True)
+        """Prewarm the providers concurrently, each within ``connect.timeout`` unless none is ready yet.
+
+        A provider that fails or is not ready in time is marked down (its
+        probe brings it back); see :meth:`FallbackChain.prewarm`.
+        """
+        await self.fallback.prewarm(self._kind, self.label)  # type: ignore[attr-defined]
 
     async def aclose(self) -> None:
-        await self.fallback.close_probes()
+        """Stop the probes and close every provider of the chain. Idempotent."""
+        await self.fallback.aclose()
 
     def __repr__(self) -> str:
         labels = ", ".join(p.label for p in self.fallback.providers)
         return f"<{type(self).__name__} [{labels}] {self.fallback.connect}>"
 
 
-class FallbackLLM(_FallbackProvider[LLM], LLM):
+class FallbackLLM(FallbackProvider[LLM], LLM):
     """An LLM that tries ``providers`` in order (see the module docstring).
 
     Args:
@@ -81,6 +95,7 @@ class FallbackLLM(_FallbackProvider[LLM], LLM):
 
     name: ClassVar[str] = "fallback"
     Settings: ClassVar[type[ProviderSettings]] = _NoSettings
+    _kind: ClassVar[str] = "LLM"
 
     def __init__(self, providers: Sequence[LLM], *, connect: ConnectOptions | None = None) -> None:
         super().__init__(settings=_NoSettings())
@@ -98,7 +113,7 @@ class FallbackLLM(_FallbackProvider[LLM], LLM):
                 yield chunk
 
 
-class FallbackTTS(_FallbackProvider[TTS], TTS):
+class FallbackTTS(FallbackProvider[TTS], TTS):
     """A TTS that tries ``providers`` in order; never switches mid-sentence.
 
     :meth:`stream` speaks through the first available provider's own stream
@@ -114,6 +129,7 @@ class FallbackTTS(_FallbackProvider[TTS], TTS):
 
     name: ClassVar[str] = "fallback"
     Settings: ClassVar[type[ProviderSettings]] = _NoSettings
+    _kind: ClassVar[str] = "TTS"
 
     def __init__(self, providers: Sequence[TTS], *, connect: ConnectOptions | None = None) -> None:
         super().__init__(settings=_NoSettings())
@@ -137,7 +153,7 @@ class FallbackTTS(_FallbackProvider[TTS], TTS):
                 yield frame
 
 
-class FallbackSTT(_FallbackProvider[STT], STT):
+class FallbackSTT(FallbackProvider[STT], STT):
     """An STT that tries ``providers`` in order.
 
     It streams when its first provider does (``streaming`` is decided per
@@ -163,6 +179,7 @@ class FallbackSTT(_FallbackProvider[STT], STT):
 
     name: ClassVar[str] = "fallback"
     Settings: ClassVar[type[ProviderSettings]] = _NoSettings
+    _kind: ClassVar[str] = "STT"
 
     def __init__(
         self, providers: Sequence[STT], *, connect: ConnectOptions | None = None, max_replay: float = 30.0

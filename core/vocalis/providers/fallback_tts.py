@@ -142,6 +142,9 @@ class FallbackTTSStream(TTSStream):
         self._boundary = True  # no segment is open: the last audio relayed (if any) ended one
         self.provider: TTS | None = None
         """The provider whose stream is speaking (None between attempts)."""
+        self.on_new_attempt: Callable[[], None] | None = None
+        """Called when a provider (the next one, or the same again) is tried after a failure:
+        a reader that keeps its own deadline on the audio (the pipeline) restarts it then."""
         self.start_task(self._run())
 
     # -- input ----------------------------------------------------------------
@@ -191,11 +194,15 @@ class FallbackTTSStream(TTSStream):
     async def _run(self) -> None:
         connect = self._chain.connect
         errors: list[str] = []
+        first = True
         for provider in self._chain.candidates():
             last: Exception | None = None
             for attempt in range(connect.max_retry + 1):
                 if attempt:
                     await asyncio.sleep(connect.retry_interval)
+                if not first and self.on_new_attempt is not None:
+                    self.on_new_attempt()
+                first = False
                 try:
                     await self._speak_with(provider)
                     return

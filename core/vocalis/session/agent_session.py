@@ -48,15 +48,13 @@ _session_ids = itertools.count(1)
 class AgentSession(SessionEventEmitter):
     """Runs one conversation: an agent on a pipeline, over a transport.
 
-    Events (handlers get one ``dict`` payload): ``user_state_changed`` and
-    ``agent_state_changed`` (``{"state", "old_state"}``, only on change, but
-    for the first: ``starting`` when :meth:`start` begins, from ``starting``),
-    ``on_speech_in`` (user transcripts: ``{"text", "is_final", "language"}``),
-    ``on_speech_out`` (agent text as it starts playing: ``{"text",
-    "speech_id"}``), ``user_turn`` and ``agent_turn`` (committed turns),
-    ``function_call`` (``{"call_id", "name", "arguments", "output",
-    "is_error"}``), ``agent_handoff``, ``on_wake_up``, ``error`` (``{"source",
-    "message", "recoverable"}``) and ``close``.
+    Events (handlers get one ``dict`` payload): ``user_state_changed`` and ``agent_state_changed``
+    (``{"state", "old_state"}``, only on change, but for the first: ``starting`` when
+    :meth:`start` begins, from ``starting``), ``on_speech_in`` (user transcripts: ``{"text",
+    "is_final", "language"}``), ``on_speech_out`` (agent text as it starts playing: ``{"text",
+    "speech_id"}``), ``user_turn`` and ``agent_turn`` (committed turns), ``function_call``
+    (``{"call_id", "name", "arguments", "output", "is_error"}``), ``agent_handoff``,
+    ``on_wake_up``, ``error`` (``{"source", "message", "recoverable"}``) and ``close``.
 
     Args:
         agent: The agent to run.
@@ -126,6 +124,7 @@ class AgentSession(SessionEventEmitter):
         self.observers.add(self.recorder)
         self.tracer: SessionTracer | None = None
         self._started = False
+        self.start_error: Exception | None = None  # why start() failed (the session is closed then)
         self._closed = False
         self._close_task: asyncio.Task[None] | None = None
         agent.session = self
@@ -190,6 +189,8 @@ class AgentSession(SessionEventEmitter):
         Raises:
             RuntimeError: The session was started before.
             TypeError: The pipeline's ``attach`` does not take ``options``.
+            Exception: What failed the start (a key refused), reported first as a
+                non-recoverable ``error``; the session is closed then (``start_error``).
         """
         if self._started:
             raise RuntimeError("session already started")
@@ -219,9 +220,8 @@ class AgentSession(SessionEventEmitter):
     async def close(self, *, reason: str = "closed") -> None:
         """Stop everything and release resources. Safe to call many times.
 
-        Runs ``agent.on_exit()``, pipeline and flow cleanup, agent cleanup
-        and transport close once each; a failure in one does not skip the
-        others.
+        Runs ``agent.on_exit()``, pipeline and flow cleanup, agent cleanup and
+        transport close once each; a failure in one does not skip the others.
 
         Args:
             reason: Why, for the ``close`` event and the transport (e.g.

@@ -53,6 +53,7 @@ class SessionCore(SessionAPI, Protocol):
     on_wake_up: Callable[[], Any] | None
     error_message: str | None
     close_reason: str
+    start_error: Exception | None
 
     def on(self, event: Any, handler: Any = None) -> Any:
         """Add an event handler; usable as a decorator."""

@@ -119,6 +119,14 @@ class JobContext:
             provider.force_flush()
 
 
+def _log_failure(task: asyncio.Future[Any]) -> bool:
+    """Log the entrypoint's exception, if it raised one; returns whether it did."""
+    if not task.done() or task.cancelled() or task.exception() is None:
+        return False
+    logger.opt(exception=task.exception()).error("the entrypoint failed")
+    return True
+
+
 def _global_sdk_provider() -> Any:
     from vocalis.observability.telemetry import tracing_configured
 
@@ -160,16 +168,18 @@ async def run_job(
     stop = loop.create_task(ctx.wait_for_shutdown())
     try:
         await asyncio.wait([task, stop], return_when=asyncio.FIRST_COMPLETED)
+        logged = _log_failure(task)  # now, not once its sessions have closed
         if not stop.done():
-            # The entrypoint returned but sessions may still run: wait for them or a signal.
+            # The entrypoint ended but sessions may still run (a session that
+            # failed to start is closed): wait for them or a signal.
             sessions = loop.create_task(ctx.wait_for_sessions())
             await asyncio.wait([sessions, stop], return_when=asyncio.FIRST_COMPLETED)
             sessions.cancel()
         if not task.done():
             task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            logger.opt(exception=task.exception()).error("the entrypoint failed")
+        if not logged:
+            _log_failure(task)
     finally:
         stop.cancel()
         await ctx.aclose()

@@ -69,7 +69,28 @@ class SessionLifecycle:
         """Start the components, in order, and run the agent's ``on_enter`` (if ``enter``).
 
         ``options`` go to the pipeline's ``attach`` (see ``AgentSession.start``).
+        A component that fails to start is reported (a non-recoverable
+        ``error`` naming it), the session is closed, and the error raised.
         """
+        try:
+            await self._start(transport, options or {})
+        except Exception as exc:
+            session = self._session
+            session.start_error = exc
+            session.report_error("session start", exc, recoverable=False)
+            logger.error("the session could not start: closing it")
+            await session.close(reason="start failed")
+            raise
+        session = self._session
+        self._states.set_agent(AgentState.IDLE)
+        self._wake_up.arm()
+        if session.tracer is None and tracing_configured():
+            session.trace()
+        logger.info("session {} with agent {!r}", "started" if enter else "resumed", session.agent.name)
+        if enter:
+            await self.guarded(session.agent.on_enter(), "agent.on_enter")
+
+    async def _start(self, transport: Transport | None, options: Mapping[str, object]) -> None:
         session = self._session
         session.recorder.start()
         self._speech.open()
@@ -81,17 +102,10 @@ class SessionLifecycle:
                 self._start_background(transport.audio_output, session.background_audio)
         session.audio_output.max_ahead = session.limits.max_agent_audio_ahead
         await session.tools.start_sources(session.agent)
-        await attach_pipeline(session.pipeline, self._host, options or {})
+        await attach_pipeline(session.pipeline, self._host, options)
         self._speech.start()
         if session.transport is not None:
             await session.transport.start(session)
-        self._states.set_agent(AgentState.IDLE)
-        self._wake_up.arm()
-        if session.tracer is None and tracing_configured():
-            session.trace()
-        logger.info("session {} with agent {!r}", "started" if enter else "resumed", session.agent.name)
-        if enter:
-            await self.guarded(session.agent.on_enter(), "agent.on_enter")
 
     def _start_background(self, output: AudioOutput, config: BackgroundAudioConfig) -> None:
         from vocalis.session.background import BackgroundMixer
@@ -143,6 +157,7 @@ class SessionLifecycle:
         Args:
             started: Whether the session started (the agent's ``on_exit`` runs then).
         """
+        started = started and self._session.start_error is None  # on_exit only follows an on_enter
         session = self._session
         guarded = self.guarded
         self._states.set_agent(AgentState.CLOSING)
@@ -159,7 +174,8 @@ class SessionLifecycle:
         await guarded(session.tools.aclose(), "tool calls")
         if started:
             await guarded(session.agent.on_exit(), "agent.on_exit")
-        await guarded(session.pipeline.aclose(), "pipeline")
+        if session.pipeline.session in (None, self._host):  # not a pipeline another session runs on
+            await guarded(session.pipeline.aclose(), "pipeline")
         if session.conversation_flow is not None:
             await guarded(session.conversation_flow.cleanup(), "conversation_flow.cleanup")
         await guarded(session.agent.cleanup(), "agent.cleanup")

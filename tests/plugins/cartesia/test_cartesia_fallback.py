@@ -1,5 +1,10 @@
 """FallbackTTS([CartesiaTTS(), PiperTTS()]): when Cartesia fails before its first audio
-(a refused key, a dropped connection, no key at all), the offline voice speaks instead."""
+(a refused key, a dropped connection, no key at all), the offline voice speaks instead.
+
+Nothing here depends on timing: each failure is the server's on every
+request, the background probe that could bring Cartesia back never fires
+within a test, and the waits are on events with generous timeouts.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from vocalis_cartesia import CartesiaTTS
 from vocalis_piper import PiperTTS
 
 REPLY = "The offline voice still answers you."
+NO_PROBE = 3600.0  # a failed provider is probed back this often: never within a test
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +55,7 @@ async def test_the_offline_voice_takes_over(
 ) -> None:
     for name, value in failure.items():
         setattr(server, name, value)
-    tts = FallbackTTS([make_tts(), piper], connect=ConnectOptions(timeout=60, probe_interval=60))
+    tts = FallbackTTS([make_tts(), piper], connect=ConnectOptions(timeout=60, probe_interval=NO_PROBE))
     changes: list[dict[str, Any]] = []
     tts.events.on("availability_changed", changes.append)
     conv = await converse(tts)
@@ -59,18 +65,22 @@ async def test_the_offline_voice_takes_over(
     assert conv.errors() == []
     assert server.handshakes, "Cartesia was asked first (the fallback opens its stream)"
     assert [(c["provider"], c["available"]) for c in changes] == [("tts:cartesia", False)]
+    # Cartesia made no audio: every frame is the offline voice's.
+    assert not any(context.chunks for context in server.context_list())
     frames = conv.transport.audio_output.frames
     assert conv.agent_audio_seconds() > 1.0 and frames, "the offline voice spoke the reply"
+    assert {p.frame.sample_rate for p in frames} == {piper.sample_rate}
 
 
 async def test_no_key_falls_back_without_a_request(server: CartesiaServer, piper: PiperTTS) -> None:
     cartesia = CartesiaTTS(base_url=server.url, _env_file=None)
-    tts = FallbackTTS([cartesia, piper], connect=ConnectOptions(timeout=60, probe_interval=60))
+    tts = FallbackTTS([cartesia, piper], connect=ConnectOptions(timeout=60, probe_interval=NO_PROBE))
     changes: list[dict[str, Any]] = []
     tts.events.on("availability_changed", changes.append)
     conv = await converse(tts)
     await tts.aclose()
     await cartesia.aclose()
     assert conv.agent_turns() == [REPLY] and conv.agent_audio_seconds() > 1.0
+    assert {p.frame.sample_rate for p in conv.transport.audio_output.frames} == {piper.sample_rate}
     assert "VOCALIS_TTS_CARTESIA_API_KEY" in changes[0]["error"]
     assert server.bytes_requests == [] and server.handshakes == []

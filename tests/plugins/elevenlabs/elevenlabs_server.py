@@ -21,7 +21,9 @@ not serve is refused at the handshake with 403.
   body; streams raw PCM in irregular chunks.
 - ``GET /v1/voices/{voice_id}``: the voice (``prewarm``).
 
-Speech is a tone of ``MS_PER_CHAR`` per character of the text spoken. A
+Speech is a tone of ``MS_PER_CHAR`` per character of the text spoken (the
+alignment's characters, a leading space included), then ``trailing_ms`` of
+silence that no character covers. A
 malformed request is answered as the service would and recorded in
 :attr:`ElevenLabsServer.violations`, which the tests' fixture asserts empty.
 The server runs on its own loop in a thread, for ``asyncio.run`` tests too.
@@ -83,6 +85,7 @@ class Behaviour:
     durations_key: str = "charsDurationsMs"
     alignment: bool = True  # False: no alignment at all
     leading_space: bool = True  # alignment starts with a space, as the service's does
+    trailing_ms: int = 0  # silence after each generation's last character (the service's audio has some)
     endless: bool = False  # socket: audio until the client closes
     handshake_status: int | None = None
     close_after_messages: int | None = None  # close once this many client messages arrived
@@ -110,6 +113,7 @@ class SocketSession:
     audio: bytearray = field(default_factory=bytearray)
     ended: bool = False  # {"text": ""} arrived
     final_sent: bool = False
+    server_closing: bool = False  # the server began closing the socket (its end, or a failure it plays)
     closed_by_client: bool = False  # the client closed before the audio was all sent
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -226,7 +230,7 @@ class ElevenLabsServer:
                     await ws.close(code=1008, message=reason.encode()[:123])
                     return
                 if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
-                    session.closed_by_client = not session.final_sent
+                    session.closed_by_client = not (session.final_sent or session.server_closing)
                     return
                 if message.type is not WSMsgType.TEXT:
                     self.violations.append("socket: a binary frame (the API takes JSON text)")
@@ -274,7 +278,9 @@ class ElevenLabsServer:
                     jobs.put_nowait(buffer)
                     buffer, generated = "", generated + 1
         finally:
-            if not session.final_sent:
+            # Cancelling a close() half-way would drop the connection instead
+            # (and the client's unread messages with it, a race a real server does not have).
+            if not (session.final_sent or session.server_closing):
                 producer.cancel()
             await asyncio.wait([producer])
 
@@ -290,14 +296,14 @@ class ElevenLabsServer:
                 text = await jobs.get()
                 if text is None:
                     await ws.send_json({"audio": None, "isFinal": True, "normalizedAlignment": None, "alignment": None})
-                    session.final_sent = True
+                    session.final_sent = session.server_closing = True
                     await ws.close(code=1000)
                     return
                 session.generations.append(text)
                 spoken = " ".join(text.split())
                 chars = ([" "] if b.leading_space else []) + list(spoken)
                 per_char = rate * MS_PER_CHAR // 1000
-                pcm = _tone(len(chars) * per_char, rate)
+                pcm = _tone(len(chars) * per_char, rate) + bytes(2 * (rate * b.trailing_ms // 1000))
                 step = rate * b.chunk_ms // 1000
                 if b.first_audio_delay:
                     await asyncio.sleep(b.first_audio_delay)
@@ -324,6 +330,7 @@ class ElevenLabsServer:
                         session.audio += piece
                         sent += 1
                         if b.close_after_chunks == sent:
+                            session.server_closing = True
                             if b.error_message is not None:
                                 await ws.send_json(b.error_message)
                             await ws.close(code=b.close_code, message=b.close_reason.encode()[:123])

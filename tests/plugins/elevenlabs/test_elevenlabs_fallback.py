@@ -3,17 +3,24 @@
 ElevenLabs fails the way the service does (a refused key, an exhausted
 quota over HTTP or as a 1008 close of the socket, a server error, a host
 that cannot be reached) before any audio; FallbackTTS marks it down and
-Piper says the reply, which reaches the transcript whole.
+Piper says the reply, which reaches the transcript whole. A socket that
+drops between two sentences hands the rest of the reply to Piper.
+
+Nothing here depends on timing: the failures are the server's on every
+request, the address with no server is held by this test (so no other
+process can answer there), the background probe that could bring
+ElevenLabs back never fires within a test, and the waits are on events
+with generous timeouts.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from elevenlabs_server import ElevenLabsServer
+from elevenlabs_server import MS_PER_CHAR, ElevenLabsServer
 from elevenlabs_shapes import detail
 
 from vocalis import Agent, CascadingPipeline
@@ -32,10 +39,20 @@ def piper() -> PiperTTS:
     return PiperTTS()
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+# A failed provider is probed back every probe_interval: never within a test.
+NO_PROBE = 3600.0
+
+
+@pytest.fixture
+def dead_port() -> Iterator[int]:
+    """A local port that refuses connections for the whole test.
+
+    Bound but not listening, and held: a port merely closed could be taken
+    meanwhile by another test run's server, which would then answer.
+    """
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield int(held.getsockname()[1])
 
 
 # Each failure is set on both paths (the socket's handshake and the HTTP
@@ -72,14 +89,19 @@ FAILURES: list[Any] = [
 
 @pytest.mark.parametrize(("behaviour", "overrides"), FAILURES)
 async def test_piper_speaks_when_elevenlabs_fails(
-    make_tts: Make, server: ElevenLabsServer, piper: PiperTTS, behaviour: dict[str, Any], overrides: dict[str, Any]
+    make_tts: Make,
+    server: ElevenLabsServer,
+    piper: PiperTTS,
+    dead_port: int,
+    behaviour: dict[str, Any],
+    overrides: dict[str, Any],
 ) -> None:
     for name, value in behaviour.items():
         setattr(server.behaviour, name, value)
     if overrides.get("base_url") == "unreachable":
-        overrides = {"base_url": f"http://127.0.0.1:{_closed_port()}", "timeout": 5}
+        overrides = {"base_url": f"http://127.0.0.1:{dead_port}", "timeout": 30}
     eleven = make_tts(**overrides)
-    tts = FallbackTTS([eleven, piper], connect=ConnectOptions(timeout=30, probe_interval=600))
+    tts = FallbackTTS([eleven, piper], connect=ConnectOptions(timeout=60, probe_interval=NO_PROBE))
     changes: list[dict[str, Any]] = []
     tts.events.on("availability_changed", changes.append)
     llm = FakeLLM([REPLY])
@@ -89,9 +111,45 @@ async def test_piper_speaks_when_elevenlabs_fails(
         await conv.wait_for_agent_turn(timeout=60)
     await tts.aclose()
     assert conv.agent_turns() == [REPLY] and conv.errors() == []
-    frames = conv.transport.audio_output.frames
-    assert {p.frame.sample_rate for p in frames} == {piper.sample_rate}  # Piper's voice
-    assert conv.agent_audio_seconds() > 1.0
     assert [(c["provider"], c["available"]) for c in changes] == [("tts:elevenlabs", False)]
+    # ElevenLabs made no audio: every frame is Piper's voice.
+    assert all(not s.audio for s in server.sockets)
+    frames = conv.transport.audio_output.frames
+    assert {p.frame.sample_rate for p in frames} == {piper.sample_rate}
+    assert conv.agent_audio_seconds() > 1.0
     if "base_url" not in overrides:  # ElevenLabs was asked, and refused
         assert server.speeches or server.sockets
+
+
+async def test_piper_says_the_rest_when_elevenlabs_fails_between_sentences(
+    make_tts: Make, server: ElevenLabsServer, piper: PiperTTS
+) -> None:
+    # The socket drops (1011) right after the first sentence's audio, its
+    # trailing pause included: the first sentence ended, so Piper says the rest.
+    first = "Your table is booked."
+    server.behaviour.trailing_ms = 100
+    chunks = -(-((1 + len(first)) * MS_PER_CHAR + 100) // server.behaviour.chunk_ms)
+    server.behaviour.close_after_chunks, server.behaviour.close_code = chunks, 1011
+    eleven = make_tts(transport="websocket")
+    tts = FallbackTTS([eleven, piper], connect=ConnectOptions(timeout=60, probe_interval=NO_PROBE))
+    changes: list[dict[str, Any]] = []
+    tts.events.on("availability_changed", changes.append)
+    pipeline = CascadingPipeline(
+        stt=FakeSTT(["book a table"]), llm=FakeLLM([REPLY]), tts=tts, vad=FakeVAD(), turn_detector=None
+    )
+    async with Conversation(Agent("Be brief."), pipeline) as conv:
+        await conv.user_speaks(0.6)
+        await conv.wait_for_agent_turn(timeout=60)
+    await tts.aclose()
+    assert conv.agent_turns() == [REPLY] and conv.errors() == []
+    assert [(c["provider"], c["available"]) for c in changes] == [("tts:elevenlabs", False)]
+    (socket,) = server.sockets
+    assert [g.strip() for g in socket.generations] == [first]
+    # ElevenLabs' first sentence (its pause, which led into nothing, left out), then Piper's voice.
+    frames = [p.frame for p in conv.transport.audio_output.frames]
+    hosted = [f for f in frames if f.sample_rate == eleven.sample_rate]
+    assert frames[: len(hosted)] == hosted and {f.sample_rate for f in frames[len(hosted) :]} == {piper.sample_rate}
+    assert b"".join(f.data for f in hosted) == bytes(socket.audio)[: len(b"".join(f.data for f in hosted))]
+    assert sum(f.duration for f in hosted) == pytest.approx((1 + len(first)) * MS_PER_CHAR / 1000)
+    spoken = [e.payload["text"] for e in conv.events if e.name == "on_speech_out"]
+    assert spoken == [first, "See you at eight."]

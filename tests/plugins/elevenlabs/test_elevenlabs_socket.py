@@ -83,10 +83,10 @@ async def test_words_go_out_as_written_and_each_sentence_is_flushed(make_tts: Ma
     assert b"".join(a.frame.data for a in out) == bytes(socket.audio)
     assert {a.frame.sample_rate for a in out} == {16_000}
     assert texts(out) == ["Hello there, my friend.", "How are you today?"]
-    # The second sentence starts where the alignment puts its "H": after the
-    # first generation and the space the server's alignment begins with.
+    # The second sentence starts where the first one's last character ends
+    # (the alignment's): the space the second generation begins with leads into it.
     first_generation = (1 + len("Hello there, my friend.")) * MS_PER_CHAR / 1000
-    assert seconds_before(out, "How are you today?") == pytest.approx(first_generation + MS_PER_CHAR / 1000)
+    assert seconds_before(out, "How are you today?") == pytest.approx(first_generation)
     # The first sentence is marked complete where its last character ends.
     ends = [i for i, a in enumerate(out) if a.segment_end]
     assert ends[-1] == len(out) - 1
@@ -108,7 +108,7 @@ async def test_alignment_on_every_chunk_or_the_first_of_each_generation(
     assert server.sockets[0].query["sync_alignment"] == ("true" if sync_alignment else "false")
     assert texts(out) == ["Hello there, my friend.", "How are you today?"]
     first_generation = (1 + len("Hello there, my friend.")) * MS_PER_CHAR / 1000
-    assert seconds_before(out, "How are you today?") == pytest.approx(first_generation + MS_PER_CHAR / 1000)
+    assert seconds_before(out, "How are you today?") == pytest.approx(first_generation)
     assert stream.timings[-1].end == pytest.approx(sum(a.frame.duration for a in out))
 
 

@@ -116,16 +116,46 @@ def test_frames_start_a_new_label_where_the_alignment_puts_it() -> None:
     ledger.push("One two. Three four.")
     ledger.end()
     timeline = AudioTimeline(ledger, RATE, FRAME)
-    # One chunk for both sentences; "Three" starts at 90 ms (after "One two. ").
+    # One chunk for both sentences; "One two." ends with its "." at 80 ms.
     out = timeline.add(pcm(200), aligned("One two. Three four."))
     out += timeline.finish()
     assert [a.text for a in out if a.text] == ["One two.", "Three four."]
-    starts = [sum(round(a.frame.duration * 1000) for a in out[:i]) for i, a in enumerate(out) if a.text]
-    assert starts == [0, 90]
-    # "One two." ends with its "." at 80 ms: the frame ending there ends the segment.
+    # The frame ending at 80 ms ends the first segment; the pause after it
+    # leads into the second, whose first frame follows at once.
     first_end = next(i for i, a in enumerate(out) if a.segment_end)
     assert sum(round(a.frame.duration * 1000) for a in out[: first_end + 1]) == 80
-    assert b"".join(a.frame.data for a in out) == pcm(200) and out[-1].segment_end
+    assert out[first_end + 1].text == "Three four."
+    assert [i for i, a in enumerate(out) if a.segment_end] == [first_end, len(out) - 1]
+    assert b"".join(a.frame.data for a in out) == pcm(200)
+
+
+def test_a_pause_after_a_sentence_waits_for_the_next_one() -> None:
+    ledger = TextLedger()
+    ledger.push("One two. ")
+    ledger.flush()
+    timeline = AudioTimeline(ledger, RATE, FRAME)
+    # "One two." ends at 80 ms; 40 ms of pause follow, before any next text.
+    out = timeline.add(pcm(120), aligned("One two.", 0, 10))
+    assert out[-1].segment_end and sum(a.frame.duration for a in out) == pytest.approx(0.08)
+    # No frame of the ended sentence follows its end: the pause waits, and
+    # leads into the next sentence once its audio comes.
+    ledger.push("Three four.")
+    ledger.end()
+    more = timeline.add(pcm(110), aligned(" Three four.", 0, 10)) + timeline.finish()
+    assert more[0].text == "Three four." and [a.segment_end for a in more].count(True) == 1
+    assert b"".join(a.frame.data for a in out + more) == pcm(230)
+
+
+def test_audio_no_sentence_can_be_placed_on_does_not_stall() -> None:
+    ledger = TextLedger()
+    ledger.push("One two. ")
+    ledger.flush()
+    timeline = AudioTimeline(ledger, RATE, FRAME)
+    assert timeline.add(pcm(80), aligned("One two.", 0, 10))[-1].segment_end
+    # Audio the alignment cannot place goes out once it outgrows any pause (1 s), unlabelled.
+    assert timeline.add(pcm(900), None) == []
+    late = timeline.add(pcm(200), None)
+    assert not any(a.text for a in late) and sum(a.frame.duration for a in late) >= 1.0
 
 
 def test_a_character_the_server_leaves_out_does_not_shift_the_rest() -> None:

@@ -64,7 +64,7 @@ async def speak(chain: FallbackTTS) -> tuple[Conversation, list[tuple[str, bool]
 
 def chain(make_tts: Callable[..., ElevenLabsTTS], cartesia: CartesiaServer, piper: PiperTTS) -> FallbackTTS:
     hosted = CartesiaTTS(api_key=CARTESIA_KEY, base_url=cartesia.url, _env_file=None)
-    return FallbackTTS([make_tts(), hosted, piper], connect=ConnectOptions(timeout=60, probe_interval=600))
+    return FallbackTTS([make_tts(), hosted, piper], connect=ConnectOptions(timeout=60, probe_interval=3600))
 
 
 async def test_elevenlabs_speaks_first(
@@ -95,5 +95,7 @@ async def test_piper_speaks_when_both_hosted_services_fail(
     server.behaviour.http_status = 500
     cartesia.refuse_status = 401
     conv, changes = await speak(chain(make_tts, cartesia, piper))
-    assert changes == [("tts:elevenlabs", False), ("tts:cartesia", False)]
+    # Both are marked down; in which order depends on which failure shows first
+    # (Cartesia's prewarm already meets its refusal, ElevenLabs' voice lookup does not).
+    assert sorted(changes) == [("tts:cartesia", False), ("tts:elevenlabs", False)]
     assert {p.frame.sample_rate for p in conv.transport.audio_output.frames} == {piper.sample_rate}

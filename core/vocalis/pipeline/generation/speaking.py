@@ -21,6 +21,7 @@ from vocalis.pipeline.config import ProviderTimeouts
 from vocalis.pipeline.generation.utterance import Utterance
 from vocalis.pipeline.ports import output_label
 from vocalis.providers.base import ProviderError, as_provider_error
+from vocalis.providers.fallback_tts import FallbackTTSStream
 from vocalis.providers.guards import Deadline, check_audio
 from vocalis.stages import AgentAudioStarted, SynthesisEnded, SynthesisStarted
 from vocalis.text import speakable
@@ -116,6 +117,9 @@ async def _generate(
     deadline = Deadline()
     forward = loop.create_task(_forward_audio(session, tts.label, stream, utterance, deadline, timeouts))
     deadline.task = forward
+    if isinstance(stream, FallbackTTSStream):
+        # A fallback times each provider it tries itself: each gets the whole limit here too.
+        stream.on_new_attempt = lambda: deadline.restart("tts", _tts_limit(stream, utterance, timeouts))
     try:
         try:
             async for text in text_source:
@@ -154,6 +158,13 @@ async def _generate(
                 await aclose()
 
 
+def _tts_limit(stream: TTSStream, utterance: Utterance, timeouts: ProviderTimeouts) -> float | None:
+    """How long the TTS may take to produce its next audio now."""
+    if not stream.input_ended:
+        return None  # the LLM still writes: the TTS may be waiting for text
+    return timeouts.tts_first_audio if utterance.first_audio_at is None else timeouts.tts_next_audio
+
+
 def _announce_when_played(session: SessionPort, utterance: Utterance, start: float, text: str) -> None:
     """Emit ``on_speech_out`` when this sentence starts playing, not when it is
     synthesised (TTS runs ahead of playout): a mark at its offset on the audio
@@ -178,11 +189,7 @@ async def _forward_audio(
     sink = output_label(session)
     iterator = aiter(stream)
     while True:
-        # While the LLM still writes, the TTS may be waiting for text: no limit then.
-        limit = None
-        if stream.input_ended:
-            limit = timeouts.tts_first_audio if utterance.first_audio_at is None else timeouts.tts_next_audio
-        deadline.wait_on("tts", limit, label, "waiting for audio")
+        deadline.wait_on("tts", _tts_limit(stream, utterance, timeouts), label, "waiting for audio")
         try:
             item = await anext(iterator)
         except StopAsyncIteration:

@@ -62,9 +62,9 @@ class ElevenLabsStream(TTSStream):
     def timings(self) -> list[CharTiming]:
         """When each character was spoken, from the server's alignment (WebSocket only).
 
-        :class:`~vocalis.providers.tts.SynthesizedAudio` has no place for
-        timestamps, so they are kept here; times are seconds from the
-        stream's first audio sample.
+        Times are seconds from the stream's first audio sample. The frames
+        carry the same timings per word, from their sentence's first sample
+        (:attr:`SynthesizedAudio.words <vocalis.providers.tts.SynthesizedAudio.words>`).
         """
         return self._timeline.timings
 
@@ -164,6 +164,8 @@ class ElevenLabsStream(TTSStream):
         if not final and not self._ledger.ended:
             raise self._tts.error("the server closed the stream before the end of the text", kind=ErrorKind.CONNECTION)
         await self._deliver(self._timeline.finish())
+        if self._timeline.late_words:
+            logger.debug("{}: {} words were aligned after their audio", self.label, self._timeline.late_words)
 
     async def _deliver(self, items: list[SynthesizedAudio]) -> None:
         for item in items:
