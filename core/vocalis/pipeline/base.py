@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 # Attributes that name a pipeline's providers, in the order metrics list them.
 _COMPONENTS = ("stt", "llm", "tts", "vad", "turn_detector", "model")
 
+
 class ProviderClaims:
     """The providers a pipeline runs on, claimed while its session runs.
 
