@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -308,9 +309,17 @@ class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         self._secrets = secrets
 
     def _clean(self, arg: object) -> object:
+        from websockets.frames import Frame, Opcode
+
         if isinstance(arg, int | float):
             return arg
-        text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
+        value = arg
+        if isinstance(value, Frame) and value.opcode is Opcode.TEXT:
+            # A frame's rendering is cut short, maybe in the middle of an echoed
+            # key (which redacting the rendering would then miss): redact its text first.
+            data = redact(bytes(value.data).decode("utf-8", "replace"), self._secrets, limit=None)
+            value = dataclasses.replace(value, data=data.encode())
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
         return redact(text, self._secrets, limit=None)
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:

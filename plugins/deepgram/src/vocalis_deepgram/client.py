@@ -15,6 +15,7 @@ redacts the key before any handler sees it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -273,6 +274,13 @@ class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
             super().log(level, msg, *args, **kwargs)
 
     def _clean(self, value: object) -> str:
+        from websockets.frames import Frame, Opcode
+
+        if isinstance(value, Frame) and value.opcode is Opcode.TEXT:
+            # A frame's rendering is cut short, maybe in the middle of an echoed
+            # key (which redacting the rendering would then miss): redact its text first.
+            data = redact(bytes(value.data).decode("utf-8", "replace"), self._secrets, limit=None)
+            value = dataclasses.replace(value, data=data.encode())
         text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
         return redact(text, self._secrets, limit=None)
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 
-from vocalis.providers.base import ErrorKind, Provider, ProviderError
+import aiohttp
+
+from vocalis.providers.base import ErrorKind, Provider, ProviderError, describe_cause
 from vocalis.providers.redact import provider_secrets, redact
 
 # The API's error codes, by kind.
@@ -84,10 +86,28 @@ def secrets_of(provider: Provider) -> list[str]:
 def missing_key_error(provider: Provider) -> ProviderError:
     """The error for a provider without an API key (not recoverable)."""
     return provider.error(
-        "no API key: set VOCALIS_TTS_ELEVENLABS_API_KEY (or ELEVENLABS_API_KEY), or pass api_key=...",
+        # No "api_key=..." in the text: redaction would take it for a key.
+        "no API key: set VOCALIS_TTS_ELEVENLABS_API_KEY (or ELEVENLABS_API_KEY), or pass the api_key argument",
         recoverable=False,
         kind=ErrorKind.AUTH,
     )
+
+
+def network_error(provider: Provider, exc: BaseException, timeout: float, *, started: bool = False) -> ProviderError:
+    """The error of an HTTP request that failed in the network, not by its reply's status.
+
+    Args:
+        provider: The provider that failed.
+        exc: What ``aiohttp`` or the socket raised.
+        timeout: The seconds that ran out, for a timeout.
+        started: Whether audio had begun to arrive (a stall, a drop mid-audio).
+    """
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        if started:
+            return provider.error(f"the audio stalled: nothing arrived for {timeout:g} s", kind=ErrorKind.STALLED)
+        return provider.error(f"no answer within {timeout:g} s", kind=ErrorKind.TIMEOUT)
+    what = "connection lost mid-audio" if started else "connection failed"
+    return provider.error(f"{what}{describe_cause(exc, secrets_of(provider))}", kind=ErrorKind.CONNECTION)
 
 
 def code_error(provider: Provider, code: str, message: str, *, where: str) -> ProviderError:

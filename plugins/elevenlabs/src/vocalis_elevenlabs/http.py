@@ -16,8 +16,8 @@ import aiohttp
 from loguru import logger
 
 from vocalis.audio import AudioFrame
-from vocalis.providers.base import ErrorKind, ProviderError, describe_cause
-from vocalis_elevenlabs.errors import http_error, secrets_of
+from vocalis.providers.base import ErrorKind, ProviderError
+from vocalis_elevenlabs.errors import http_error, network_error
 
 if TYPE_CHECKING:
     from vocalis_elevenlabs.tts import ElevenLabsTTS
@@ -71,15 +71,8 @@ async def speak_http(
                 del pending[:frame_bytes]
     except ProviderError:
         raise
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        if started:
-            raise tts.error(
-                f"the audio stalled: nothing arrived for {settings.timeout:g} s", kind=ErrorKind.STALLED
-            ) from exc
-        raise tts.error(f"no answer within {settings.timeout:g} s", kind=ErrorKind.TIMEOUT) from exc
-    except (aiohttp.ClientError, OSError) as exc:
-        what = "connection lost mid-audio" if started else "connection failed"
-        raise tts.error(f"{what}{describe_cause(exc, secrets_of(tts))}", kind=ErrorKind.CONNECTION) from exc
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise network_error(tts, exc, settings.timeout, started=started) from exc
     finally:
         if response is not None:
             # close(), not release(): an unread body means the audio was not

@@ -4,27 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, ClassVar, Literal
 
 import aiohttp
 from loguru import logger
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from vocalis.audio import AudioFrame
 from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.providers.tts import TTS
-from vocalis.settings import ProviderSettings, provider_settings_config
+from vocalis.settings import ProviderSettings, provider_env_prefix, provider_settings_config
 from vocalis.text import speakable
 from vocalis_elevenlabs import protocol
-from vocalis_elevenlabs.errors import http_error, missing_key_error
+from vocalis_elevenlabs.errors import http_error, missing_key_error, network_error
 from vocalis_elevenlabs.http import error_body, speak_http
 from vocalis_elevenlabs.protocol import OutputFormat
 from vocalis_elevenlabs.stream import ElevenLabsStream
 
 DEFAULT_BASE_URL = "https://api.elevenlabs.io"
+KEY_ENV = "ELEVENLABS_API_KEY"
+"""The variable read when ``VOCALIS_TTS_ELEVENLABS_API_KEY`` is not set."""
 DEFAULT_VOICE = "JBFqnCBsd6RMkjVDRZzb"
 """A premade voice every account has ("George")."""
 
@@ -65,7 +66,9 @@ class ElevenLabsTTS(TTS):
         """Settings, read from ``VOCALIS_TTS_ELEVENLABS_*``.
 
         Attributes:
-            api_key: The API key; falls back to ``ELEVENLABS_API_KEY``.
+            api_key: The API key: ``VOCALIS_TTS_ELEVENLABS_API_KEY``, else
+                ``ELEVENLABS_API_KEY``, each from the environment or ``.env``
+                (the environment wins).
             base_url: The API root (``https://...``; the socket uses the
                 same host over ``wss://``).
             voice_id: The voice.
@@ -96,9 +99,14 @@ class ElevenLabsTTS(TTS):
             frame_ms: Length of the frames produced.
         """
 
-        model_config = provider_settings_config("tts", "elevenlabs")
+        # populate_by_name: ``api_key=...`` in code as well as the env aliases.
+        model_config = provider_settings_config("tts", "elevenlabs", populate_by_name=True)
 
-        api_key: SecretStr | None = None
+        # An alias replaces the env prefix, so the provider's own name is spelled
+        # out; it wins over the vendor's within one source (environment, .env).
+        api_key: SecretStr | None = Field(
+            None, validation_alias=AliasChoices(f"{provider_env_prefix('tts', 'elevenlabs')}API_KEY", KEY_ENV)
+        )
         base_url: str = DEFAULT_BASE_URL
         voice_id: str = Field(DEFAULT_VOICE, min_length=1)
         model: str = Field("eleven_flash_v2_5", min_length=1)
@@ -137,6 +145,10 @@ class ElevenLabsTTS(TTS):
     settings: Settings
 
     def __init__(self, *, settings: ProviderSettings | None = None, **overrides: Any) -> None:
+        # ``api_key=None`` (``os.getenv`` of an unset variable) gives no key:
+        # the environment's or the ``.env`` file's is used.
+        if "api_key" in overrides and overrides["api_key"] is None:
+            del overrides["api_key"]
         super().__init__(settings=settings, **overrides)
         self.sample_rate = protocol.sample_rate_of(self.settings.output_format)  # type: ignore[misc]
         self._session: aiohttp.ClientSession | None = None
@@ -150,12 +162,10 @@ class ElevenLabsTTS(TTS):
         Raises:
             ProviderError: None is set (not recoverable), naming the variables.
         """
-        if self.settings.api_key is not None and self.settings.api_key.get_secret_value():
-            return self.settings.api_key.get_secret_value()
-        key = os.environ.get("ELEVENLABS_API_KEY", "")
-        if not key:
+        key = self.settings.api_key
+        if key is None or not key.get_secret_value():
             raise missing_key_error(self)
-        return key
+        return key.get_secret_value()
 
     def voice_settings(self) -> dict[str, object] | None:
         """The ``voice_settings`` object, or None to keep the voice's own."""
@@ -316,7 +326,8 @@ class ElevenLabsTTS(TTS):
         except ProviderError:
             raise
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise self.error(f"cannot reach the API: {type(exc).__name__}", kind=ErrorKind.CONNECTION) from exc
+            # Mapped as a request's failure is, the host and reason included.
+            raise network_error(self, exc, timeout.total or s.timeout) from exc
 
     async def aclose(self) -> None:
         """Close the HTTP session. Idempotent."""
