@@ -243,3 +243,52 @@ def test_the_session_error_event_and_log_carry_no_key() -> None:
         capture.assert_absent([key, gateway.removeprefix("Bearer ")])
 
     run_virtual(main())
+
+
+# -- RedactingLogger: what a network library logs at DEBUG -------------------------
+import dataclasses
+import enum
+import logging
+
+from vocalis.providers.redact import RedactingLogger
+
+
+class _Opcode(enum.Enum):
+    TEXT = 1
+    BINARY = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class _Frame:
+    """Shaped like websockets' Frame: its rendering is cut short in the middle."""
+
+    opcode: _Opcode
+    data: bytes
+
+    def __str__(self) -> str:
+        text = self.data.decode()
+        return f"TEXT {text[:40]!r}...{text[-30:]!r} [{len(self.data)} bytes]"
+
+
+KEY = "sk-live-" + "Q7" * 20
+
+
+def test_the_logger_redacts_headers_bytes_and_messages_and_keeps_numbers(caplog: pytest.LogCaptureFixture) -> None:
+    log = RedactingLogger("websockets.client", [KEY])
+    with caplog.at_level(logging.DEBUG, logger="websockets.client"):
+        log.debug("> %s: %s", "Authorization", f"Token {KEY}")
+        log.debug("> TEXT %r [%d bytes]", KEY.encode(), 42)
+        log.debug(f"! failed with key {KEY}")
+    assert len(caplog.records) == 3 and "[42 bytes]" in caplog.text and "Authorization" in caplog.text
+    assert KEY not in caplog.text and "Q7Q7Q7Q7" not in caplog.text
+
+
+def test_a_long_text_frame_is_redacted_before_its_rendering_is_cut_short(caplog: pytest.LogCaptureFixture) -> None:
+    frame = _Frame(_Opcode.TEXT, ("x" * 60 + f'{{"error": "bad key {KEY}"}}').encode())
+    assert "Q7Q7Q7Q7" in str(frame)  # the shortened rendering keeps the key's tail, which exact matching misses
+    with caplog.at_level(logging.DEBUG, logger="websockets.client"):
+        RedactingLogger("websockets.client", [KEY]).debug("< %s", frame)
+    assert caplog.records and "Q7Q7Q7Q7" not in caplog.text and "[redacted]" in caplog.text
+    binary = _Frame(_Opcode.BINARY, b"\x00\x01")
+    with caplog.at_level(logging.DEBUG, logger="websockets.client"):
+        RedactingLogger("websockets.client", [KEY]).debug("< %s", binary)  # left as it is

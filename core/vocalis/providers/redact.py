@@ -14,7 +14,9 @@ length (an upstream body can be a whole HTML page)::
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -22,7 +24,7 @@ from urllib.parse import quote, quote_plus
 
 from pydantic import SecretStr
 
-__all__ = ["MARK", "MIN_SECRET_LENGTH", "provider_secrets", "redact", "settings_secrets"]
+__all__ = ["MARK", "MIN_SECRET_LENGTH", "RedactingLogger", "provider_secrets", "redact", "settings_secrets"]
 
 MARK = "[redacted]"
 """What a removed credential is replaced with."""
@@ -241,3 +243,57 @@ def _truncate(text: str, limit: int) -> str:
         while end and head[end - 1] in _TOKEN_CHARS:
             end -= 1
     return head[:end].rstrip() + _ELLIPSIS
+
+
+class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
+    """A standard-library logger whose records carry no credential.
+
+    Network libraries log at DEBUG what they send and receive: ``websockets``
+    logs each header of the handshake (the API key among them) and each frame
+    (a server's error may echo the key). Hand such a library this adapter as
+    its logger (``websockets.connect(..., logger=RedactingLogger(
+    "websockets.client", [key]))``): every argument of a record is redacted
+    before any handler sees it. Numbers stay numbers (``%d`` formats them).
+    A text frame is redacted before it is rendered, because its rendering is
+    cut short, perhaps in the middle of an echoed key that redacting the
+    shortened text would then miss.
+
+    Args:
+        name: The logger to wrap.
+        secrets: The credentials to take out.
+    """
+
+    def __init__(self, name: str, secrets: Iterable[str]) -> None:
+        super().__init__(logging.getLogger(name), {})
+        self._secrets = [secret for secret in secrets if secret]
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return msg, kwargs  # keep the caller's ``extra``
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            if isinstance(msg, str) and any(secret in msg for secret in self._secrets):
+                msg = redact(msg, self._secrets, limit=None)  # "[redacted]" holds no "%"
+            args = tuple(self._clean(arg) for arg in args)
+            # The record's caller is the library's code, one frame further up.
+            kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
+            super().log(level, msg, *args, **kwargs)
+
+    def _clean(self, value: object) -> object:
+        if value is None or isinstance(value, int | float):
+            return value
+        value = _redacted_frame(value, self._secrets)
+        text = bytes(value).decode("utf-8", "replace") if isinstance(value, bytes | bytearray) else str(value)
+        return redact(text, self._secrets, limit=None)
+
+
+def _redacted_frame(value: object, secrets: list[str]) -> object:
+    """A text frame (``websockets.frames.Frame``) with its payload redacted; anything else as it is."""
+    data = getattr(value, "data", None)
+    opcode = getattr(getattr(value, "opcode", None), "name", None)
+    if opcode != "TEXT" or not isinstance(data, bytes | bytearray) or not dataclasses.is_dataclass(value):
+        return value
+    if isinstance(value, type):
+        return value
+    cleaned = redact(bytes(data).decode("utf-8", "replace"), secrets, limit=None)
+    return dataclasses.replace(value, data=cleaned.encode())

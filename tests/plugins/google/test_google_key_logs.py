@@ -95,9 +95,9 @@ async def test_debug_logs_never_show_the_key(rest: RestServer, live: LiveServer,
 def test_the_websockets_logger_redacts_headers_bytes_and_keeps_numbers(caplog: pytest.LogCaptureFixture) -> None:
     from websockets.datastructures import Headers
 
-    from vocalis_google.live import _RedactingLogger
+    from vocalis.providers.redact import RedactingLogger
 
-    log = _RedactingLogger([WRONG_KEY])
+    log = RedactingLogger("websockets.client", [WRONG_KEY])
     with caplog.at_level(logging.DEBUG, logger="websockets.client"):
         log.debug("> %s: %s", "x-goog-api-key", WRONG_KEY)
         log.debug("> headers %s", Headers({"x-goog-api-key": WRONG_KEY}))

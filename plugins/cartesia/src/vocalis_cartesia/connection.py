@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
-import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from vocalis.providers.base import ErrorKind, Provider, ProviderError
-from vocalis.providers.redact import redact
+from vocalis.providers.redact import RedactingLogger
 from vocalis_cartesia.errors import closed_error, handshake_error
 
 if TYPE_CHECKING:
@@ -152,7 +150,7 @@ class CartesiaConnection:
                 ping_interval=None,
                 max_size=16 * 2**20,
                 max_queue=256,  # late chunks of a cancelled context wait here unread
-                logger=_RedactingLogger(secrets),
+                logger=RedactingLogger("websockets.client", secrets),
             )
         except Exception as exc:
             raise handshake_error(self._provider, exc, secrets, self._timeout) from exc
@@ -292,42 +290,3 @@ class CartesiaConnection:
         if ws is not None:
             with contextlib.suppress(Exception):
                 ws.transport.abort()
-
-
-class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """The ``websockets.client`` logger, minus the credentials.
-
-    At DEBUG, websockets logs the handshake's headers (``Authorization``,
-    ``X-API-Key``), its URL (``?api_key=``) and each frame (a server's error
-    may echo the key): the arguments of every record are redacted before any
-    handler sees them (the format string is websockets' own text). Numbers
-    stay numbers (``%d`` formats them).
-    """
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__(logging.getLogger("websockets.client"), {})
-        self._secrets = secrets
-
-    def _clean(self, arg: object) -> object:
-        from websockets.frames import Frame, Opcode
-
-        if isinstance(arg, int | float):
-            return arg
-        value = arg
-        if isinstance(value, Frame) and value.opcode is Opcode.TEXT:
-            # A frame's rendering is cut short, maybe in the middle of an echoed
-            # key (which redacting the rendering would then miss): redact its text first.
-            data = redact(bytes(value.data).decode("utf-8", "replace"), self._secrets, limit=None)
-            value = dataclasses.replace(value, data=data.encode())
-        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-        return redact(text, self._secrets, limit=None)
-
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return msg, kwargs  # keep the caller's ``extra``
-
-    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
-        if self.isEnabledFor(level):
-            args = tuple(self._clean(arg) for arg in args)
-            # The record's caller is websockets' code, one frame further up.
-            kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
-            super().log(level, msg, *args, **kwargs)

@@ -15,7 +15,6 @@ redacts the key before any handler sees it.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -25,7 +24,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from vocalis.providers.base import ErrorKind, Provider, ProviderError
-from vocalis.providers.redact import provider_secrets, redact
+from vocalis.providers.redact import RedactingLogger, provider_secrets, redact
 from vocalis.settings import ProviderSettings, provider_env_prefix, provider_settings_config
 
 HOSTED_URL = "https://api.deepgram.com"
@@ -158,7 +157,7 @@ class DeepgramClientMixin:
 
     def ws_logger(self) -> logging.LoggerAdapter[logging.Logger]:
         """The ``websockets.client`` logger, redacting this provider's key (see :class:`RedactingLogger`)."""
-        return RedactingLogger(self.secret_values())
+        return RedactingLogger("websockets.client", self.secret_values())
 
     def error(self, message: str, *, recoverable: bool = True, kind: ErrorKind = ErrorKind.UNKNOWN) -> ProviderError:
         """Build a :class:`ProviderError` whose message has no credential in it.
@@ -244,45 +243,6 @@ class DeepgramClientMixin:
             await session.close()
         else:
             session.detach()
-
-
-class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
-    """The ``websockets.client`` logger, minus the credentials.
-
-    At DEBUG, websockets logs each header of the handshake (``Authorization:
-    Token <key>``) and each frame (a server's error may echo the key): the
-    arguments of every record are redacted before any handler sees them
-    (its format string is websockets' own text). Numbers stay numbers
-    (``%d`` formats them).
-
-    Args:
-        secrets: The credentials to take out.
-    """
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__(logging.getLogger("websockets.client"), {})
-        self._secrets = secrets
-
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return msg, kwargs  # keep the caller's ``extra``
-
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        if self.isEnabledFor(level):
-            args = tuple(arg if isinstance(arg, int | float) else self._clean(arg) for arg in args)
-            # The record's caller is websockets' code, one frame further up.
-            kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
-            super().log(level, msg, *args, **kwargs)
-
-    def _clean(self, value: object) -> str:
-        from websockets.frames import Frame, Opcode
-
-        if isinstance(value, Frame) and value.opcode is Opcode.TEXT:
-            # A frame's rendering is cut short, maybe in the middle of an echoed
-            # key (which redacting the rendering would then miss): redact its text first.
-            data = redact(bytes(value.data).decode("utf-8", "replace"), self._secrets, limit=None)
-            value = dataclasses.replace(value, data=data.encode())
-        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-        return redact(text, self._secrets, limit=None)
 
 
 def describe(provider: Provider, data: Any) -> str:

@@ -14,16 +14,13 @@ key out before any handler sees the record.
 
 from __future__ import annotations
 
-import dataclasses
-import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
-from websockets.frames import Frame, Opcode
 
 from vocalis.providers.base import ErrorKind, ProviderError, describe_cause
-from vocalis.providers.redact import redact
+from vocalis.providers.redact import RedactingLogger
 from vocalis_elevenlabs.errors import handshake_error, secrets_of
 
 if TYPE_CHECKING:
@@ -63,7 +60,7 @@ async def open_socket(tts: ElevenLabsTTS, url: str) -> ClientConnection:
         return await connect(
             url,
             additional_headers={"xi-api-key": key},
-            logger=RedactingLogger([key, *secrets_of(tts)]),
+            logger=RedactingLogger("websockets.client", [key, *secrets_of(tts)]),
             open_timeout=timeout,
             # An interrupted reply closes its socket: never wait long for the
             # server's half of the closing handshake.
@@ -88,41 +85,3 @@ async def open_socket(tts: ElevenLabsTTS, url: str) -> ClientConnection:
         raise tts.error(f"WebSocket handshake timed out after {timeout:g} s", kind=ErrorKind.TIMEOUT) from exc
     except OSError as exc:
         raise tts.error(f"connection failed{describe_cause(exc, secrets_of(tts))}", kind=ErrorKind.CONNECTION) from exc
-
-
-class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
-    """The ``websockets.client`` logger, minus the credentials.
-
-    At DEBUG, websockets logs each header of the handshake (``xi-api-key:
-    <key>``) and each frame (a server's error may echo the key): the
-    arguments of every record (a text frame's payload, before websockets
-    shortens it) are redacted before any handler sees them
-    (its format string is websockets' own text). Numbers stay numbers
-    (``%d`` formats them).
-
-    Args:
-        secrets: The credentials to take out.
-    """
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__(logging.getLogger("websockets.client"), {})
-        self._secrets = secrets
-
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return msg, kwargs  # keep the caller's ``extra``
-
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        if self.isEnabledFor(level):
-            args = tuple(arg if isinstance(arg, int | float) else self._clean(arg) for arg in args)
-            # The record's caller is websockets' code, one frame further up.
-            kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
-            super().log(level, msg, *args, **kwargs)
-
-    def _clean(self, value: object) -> str:
-        if isinstance(value, Frame) and value.opcode is Opcode.TEXT:
-            # A frame's rendering is cut short, maybe in the middle of the key
-            # (which redacting the rendering would then miss): redact its text first.
-            data = redact(bytes(value.data).decode("utf-8", "replace"), self._secrets, limit=None)
-            value = dataclasses.replace(value, data=data.encode())
-        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-        return redact(text, self._secrets, limit=None)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -25,7 +24,7 @@ from vocalis.chat.formats import JSONObject
 from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.providers.llm import ToolSpec
 from vocalis.providers.realtime import RealtimeModel
-from vocalis.providers.redact import redact
+from vocalis.providers.redact import RedactingLogger, redact
 from vocalis.settings import ProviderSettings, provider_settings_config
 from vocalis_google.common import (
     GoogleSettings,
@@ -243,7 +242,7 @@ class GeminiLive(RealtimeModel):
                 close_timeout=_CLOSE_TIMEOUT,
                 max_size=_MAX_MESSAGE,
                 ssl=tls,
-                logger=_RedactingLogger(secrets_of(self)),
+                logger=RedactingLogger("websockets.client", secrets_of(self)),
             )
         except Exception as exc:
             raise self._handshake_error(exc) from exc
@@ -295,38 +294,3 @@ class GeminiLive(RealtimeModel):
         self._sessions.clear()
         for session in sessions:
             await session.aclose()
-
-
-class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """The ``websockets.client`` logger, minus the credentials.
-
-    At DEBUG, websockets logs each header of the handshake, the
-    ``x-goog-api-key`` one included: values are redacted before any handler
-    sees them.
-    """
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__(logging.getLogger("websockets.client"), {})
-        self._secrets = secrets
-
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return msg, kwargs  # keep the caller's ``extra``
-
-    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
-        if self.isEnabledFor(level):
-            msg, args = self._clean(msg), tuple(self._clean(arg) for arg in args)
-            kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1  # the caller is websockets', one frame up
-            super().log(level, msg, *args, **kwargs)
-
-    def _clean(self, arg: object) -> object:
-        """``arg``, or its text redacted when that shows a credential.
-
-        Values given for ``%s`` may be headers or bytes: their text is
-        checked too. Numbers pass as they are (``%d`` needs them).
-        """
-        if isinstance(arg, int | float) or arg is None:
-            return arg
-        text = arg if isinstance(arg, str) else str(arg)
-        if isinstance(arg, str) and "%" not in arg:
-            return redact(text, self._secrets, limit=None)  # a header value: also keys shaped like one
-        return redact(text, self._secrets, limit=None) if any(s in text for s in self._secrets) else arg

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -22,7 +21,7 @@ from pydantic import Field
 from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.providers.llm import ToolSpec
 from vocalis.providers.realtime import RealtimeModel
-from vocalis.providers.redact import redact
+from vocalis.providers.redact import RedactingLogger, redact
 from vocalis.settings import provider_settings_config
 from vocalis_openai.client import (
     OpenAIClientMixin,
@@ -140,7 +139,7 @@ class OpenAIRealtime(OpenAIClientMixin, RealtimeModel):
         options: Any = {
             "open_timeout": settings.timeout,
             "close_timeout": _CLOSE_TIMEOUT,
-            "logger": _RedactingLogger(self.secret_values()),
+            "logger": RedactingLogger("websockets.client", self.secret_values()),
         }
         manager = self.client.realtime.connect(model=settings.model, websocket_connection_options=options)
         try:
@@ -241,29 +240,6 @@ class OpenAIRealtime(OpenAIClientMixin, RealtimeModel):
         for session in sessions:
             await session.aclose()
         await super().aclose()
-
-
-class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """The ``websockets.client`` logger, minus the credentials.
-
-    At DEBUG, websockets logs each header of the handshake, ``Authorization:
-    Bearer <key>`` and the extra headers included: their values are redacted
-    before they reach any handler.
-    """
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__(logging.getLogger("websockets.client"), {})
-        self._secrets = secrets
-
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return msg, kwargs  # keep the caller's ``extra``
-
-    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
-        if self.isEnabledFor(level):
-            args = tuple(redact(arg, self._secrets, limit=None) if isinstance(arg, str) else arg for arg in args)
-            # The record's caller is websockets', one frame further up.
-            kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
-            super().log(level, msg, *args, **kwargs)
 
 
 def _caused_by_os_error(exc: BaseException) -> bool:
