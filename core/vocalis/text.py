@@ -139,3 +139,22 @@ def text_argument(value: object, method: str, name: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{method}() expects {name} as a str, not {type(value).__name__}")
     return clean_text(value)
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Cut ``text`` into speakable pieces of at most ``limit`` characters.
+
+    For APIs that cap one request's text (hosted TTS): cuts after the last
+    sentence end within the limit, else at the last space, else (one
+    enormous word) at the limit itself.
+    """
+    pieces: list[str] = []
+    while len(text) > limit:
+        window = text[:limit]
+        cut = max(window.rfind(mark) for mark in (". ", "! ", "? ", "\n")) + 1
+        if cut <= 0:
+            cut = window.rfind(" ") + 1 or limit
+        pieces.append(text[:cut].strip())
+        text = text[cut:].strip()
+    pieces.append(text)
+    return [piece for piece in pieces if speakable(piece)]

@@ -19,7 +19,7 @@ from pydantic import Field, SecretStr
 from vocalis.audio import AudioFrame
 from vocalis.providers.base import ErrorKind
 from vocalis.providers.tts import TTS, TTSStream
-from vocalis.text import speakable
+from vocalis.text import speakable, split_text
 from vocalis_deepgram.client import (
     DeepgramClientMixin,
     DeepgramSettings,
@@ -194,24 +194,6 @@ class DeepgramTTS(DeepgramClientMixin, TTS):
         """Close the kept Speak WebSocket and the HTTP session. Idempotent."""
         await self.speak_connections.aclose()
         await self.close_http()
-
-
-def split_text(text: str, limit: int) -> list[str]:
-    """Cut ``text`` into pieces of at most ``limit`` characters.
-
-    Cuts after the last sentence end within the limit, else at the last
-    space, else (one enormous word) at the limit itself.
-    """
-    pieces: list[str] = []
-    while len(text) > limit:
-        window = text[:limit]
-        cut = max(window.rfind(mark) for mark in (". ", "! ", "? ", "\n")) + 1
-        if cut <= 0:
-            cut = window.rfind(" ") + 1 or limit
-        pieces.append(text[:cut].strip())
-        text = text[cut:].strip()
-    pieces.append(text)
-    return [piece for piece in pieces if speakable(piece)]
 
 
 def _is_compressed(head: bytes, declared: str) -> bool:

@@ -30,11 +30,11 @@ from loguru import logger
 from vocalis.audio import AudioFrame
 from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.providers.tts import SynthesizedAudio, TTSStream
-from vocalis.text import SentenceChunker, speakable
+from vocalis.text import SentenceChunker, speakable, split_text
 from vocalis_deepgram.client import describe
 from vocalis_deepgram.errors import close_error
 from vocalis_deepgram.speak_pool import SpeakSocket
-from vocalis_deepgram.tts import MAX_INPUT_CHARS, split_text
+from vocalis_deepgram.tts import MAX_INPUT_CHARS
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection

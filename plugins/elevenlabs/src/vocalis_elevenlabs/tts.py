@@ -16,7 +16,7 @@ from vocalis.audio import AudioFrame
 from vocalis.providers.base import ErrorKind, ProviderError
 from vocalis.providers.tts import TTS
 from vocalis.settings import ProviderSettings, provider_env_prefix, provider_settings_config
-from vocalis.text import speakable
+from vocalis.text import speakable, split_text
 from vocalis_elevenlabs import protocol
 from vocalis_elevenlabs.errors import http_error, missing_key_error, network_error
 from vocalis_elevenlabs.http import error_body, speak_http
@@ -270,7 +270,7 @@ class ElevenLabsTTS(TTS):
                 await stream.aclose()
             return
         limit = _MAX_CHARS.get(self.settings.model, _DEFAULT_MAX_CHARS)
-        for piece in _split(text.strip(), limit):
+        for piece in split_text(text.strip(), limit):
             async with contextlib.aclosing(self.speak_http(piece)) as frames:
                 async for frame in frames:
                     yield frame
@@ -360,17 +360,3 @@ def _forget(session: aiohttp.ClientSession) -> None:
     except RuntimeError:
         pass
     closing.close()
-
-
-def _split(text: str, limit: int) -> list[str]:
-    """``text`` in pieces of at most ``limit`` characters, cut after a sentence end where one fits."""
-    pieces: list[str] = []
-    while len(text) > limit:
-        window = text[:limit]
-        cut = max(window.rfind(mark) for mark in (". ", "! ", "? ", "\n")) + 1
-        if cut <= 0:
-            cut = window.rfind(" ") + 1 or limit
-        pieces.append(text[:cut].strip())
-        text = text[cut:].strip()
-    pieces.append(text)
-    return [piece for piece in pieces if speakable(piece)]

@@ -17,7 +17,7 @@ from vocalis.audio import AudioFrame
 from vocalis.providers.base import ErrorKind
 from vocalis.providers.tts import TTS
 from vocalis.settings import provider_settings_config
-from vocalis.text import speakable
+from vocalis.text import speakable, split_text
 from vocalis_openai.client import OpenAIClientMixin, OpenAISettings, provider_error
 
 MAX_INPUT_CHARS = 4096
@@ -131,21 +131,3 @@ class OpenAITTS(OpenAIClientMixin, TTS):
                 recoverable=False,
                 kind=ErrorKind.BAD_REQUEST,
             )
-
-
-def split_text(text: str, limit: int) -> list[str]:
-    """Cut ``text`` into pieces of at most ``limit`` characters.
-
-    Cuts after the last sentence end within the limit, else at the last
-    space, else (one enormous word) at the limit itself.
-    """
-    pieces: list[str] = []
-    while len(text) > limit:
-        window = text[:limit]
-        cut = max(window.rfind(mark) for mark in (". ", "! ", "? ", "\n")) + 1
-        if cut <= 0:
-            cut = window.rfind(" ") + 1 or limit
-        pieces.append(text[:cut].strip())
-        text = text[cut:].strip()
-    pieces.append(text)
-    return [piece for piece in pieces if speakable(piece)]
