@@ -25,7 +25,7 @@ from typing import ClassVar, TypeVar
 
 from vocalis.audio import AudioFrame, concat, resample
 from vocalis.evaluation.result import TurnResult
-from vocalis.evaluation.run import DEFAULT_TURN_TIMEOUT, Evaluation, recorder_of, wait_until_idle
+from vocalis.evaluation.run import DEFAULT_TURN_TIMEOUT, Evaluation, finish_turn, recorder_of, wait_until_idle
 from vocalis.pipeline.base import Pipeline
 from vocalis.providers.stt import STT
 from vocalis.providers.transport import AudioSink, Transport
@@ -152,8 +152,7 @@ class AudioEvaluation(Evaluation):
         if not await wait_until_idle(session, self.timeout):
             result.events = recorder.events[first:]
             raise TimeoutError(f"the agent did not finish answering within {self.timeout:g}s\n{result.describe()}")
-        result.events = recorder.events[first:]
-        result.conversation = "\n".join(recorder.lines)
+        finish_turn(result, recorder, first)
         heard = self.transport.heard_since(begin)
         if heard is None:
             result.heard = ""
@@ -199,8 +198,7 @@ async def evaluate_audio(
         evaluation.opening.started_at = asyncio.get_running_loop().time()
         if not await wait_until_idle(session, timeout):
             raise TimeoutError(f"the agent's opening did not finish within {timeout:g}s")
-        evaluation.opening.events = list(recorder.events)
-        evaluation.opening.conversation = "\n".join(recorder.lines)
+        finish_turn(evaluation.opening, recorder, 0)
         yield evaluation
     finally:
         await session.close()

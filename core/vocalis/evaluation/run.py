@@ -21,7 +21,7 @@ from vocalis.pipeline.base import Pipeline
 from vocalis.session.agent import Agent
 from vocalis.session.agent_session import AgentSession
 
-__all__ = ["Evaluation", "SessionRecorder", "evaluate", "recorder_of", "run_turn", "wait_until_idle"]
+__all__ = ["Evaluation", "SessionRecorder", "evaluate", "finish_turn", "recorder_of", "run_turn", "wait_until_idle"]
 
 DEFAULT_TURN_TIMEOUT = 120.0
 """Loop seconds a turn may take before the run gives up on it (models included)."""
@@ -84,10 +84,11 @@ async def run_turn(session: AgentSession, text: str, *, timeout: float = DEFAULT
     if not await wait_until_idle(session, timeout):
         result.events = recorder.events[start:]
         raise TimeoutError(f"the agent did not finish answering within {timeout:g}s\n{result.describe()}")
-    return _finish(result, recorder, start)
+    return finish_turn(result, recorder, start)
 
 
-def _finish(result: TurnResult, recorder: SessionRecorder, start: int) -> TurnResult:
+def finish_turn(result: TurnResult, recorder: SessionRecorder, start: int) -> TurnResult:
+    """Give ``result`` the recorder's events from ``start`` on and the conversation so far."""
     result.events = recorder.events[start:]
     result.conversation = "\n".join(recorder.lines)
     return result
@@ -143,7 +144,7 @@ async def evaluate(
         evaluation.opening.started_at = asyncio.get_running_loop().time()
         if not await wait_until_idle(session, timeout):
             raise TimeoutError(f"the agent's opening did not finish within {timeout:g}s")
-        _finish(evaluation.opening, recorder, 0)
+        finish_turn(evaluation.opening, recorder, 0)
         yield evaluation
     finally:
         await session.close()
